@@ -1,0 +1,225 @@
+//! The command line, as clap derive types. Nothing here does I/O.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// Local key management and envelope encryption, modelled on AWS KMS and EBS.
+#[derive(Debug, Parser)]
+#[command(name = "cofre", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// Home folder of the keyring [env: COFRE_HOME] [default: $XDG_DATA_HOME/cofre]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub home: Option<PathBuf>,
+    /// Region [env: COFRE_REGION, AWS_REGION, AWS_DEFAULT_REGION] [default: us-east-1]
+    #[arg(long, global = true, value_name = "REGION")]
+    pub region: Option<String>,
+    /// Output format for results
+    #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
+    pub output: Format,
+    /// No progress bar
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Human-readable text
+    Text,
+    /// KMS-shaped JSON
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the home (done automatically on first use); choose the account id
+    Init {
+        /// 12-digit account id [default: random]
+        #[arg(long)]
+        account: Option<String>,
+    },
+    /// Manage master keys
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Manage aliases
+    #[command(subcommand)]
+    Alias(AliasCommand),
+    /// Encrypt a file or stream under one or more keys
+    Encrypt(EncryptArgs),
+    /// Decrypt a file or stream (the key comes from the header)
+    Decrypt(DecryptArgs),
+    /// Re-wrap a file's data key under other keys, without re-encrypting the data
+    Rewrap(RewrapArgs),
+    /// Print a file's header; needs no key
+    Inspect {
+        /// The encrypted file (- for stdin)
+        input: PathBuf,
+    },
+    /// Run the main job on a throwaway home: keys in two regions, a disk image encrypted,
+    /// decrypted, compared and re-wrapped into the second region
+    Demo {
+        /// Size of the generated disk image
+        #[arg(long, default_value = "256MiB", value_parser = parse_size)]
+        size: u64,
+        /// Folder for the throwaway home and image [default: /dev/shm if present, else temp]
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Create a symmetric key; prints its id
+    Create {
+        /// Also create this alias (alias/NAME) for the key
+        #[arg(long)]
+        alias: Option<String>,
+        /// Description
+        #[arg(long, default_value = "")]
+        description: String,
+        /// Tag (repeatable)
+        #[arg(long = "tag", value_name = "K=V")]
+        tags: Vec<String>,
+    },
+    /// List the region's keys
+    List,
+    /// Show a key's metadata
+    Describe {
+        /// Key id, key ARN, alias name or alias ARN
+        key: String,
+    },
+    /// Enable a key
+    Enable {
+        /// Key id or key ARN
+        key: String,
+    },
+    /// Disable a key: it refuses to encrypt and decrypt until enabled
+    Disable {
+        /// Key id or key ARN
+        key: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AliasCommand {
+    /// Create an alias for a key
+    Create {
+        /// alias/NAME
+        name: String,
+        /// Key id or key ARN
+        key: String,
+    },
+    /// Point an alias at another key
+    Update {
+        /// alias/NAME
+        name: String,
+        /// Key id or key ARN
+        key: String,
+    },
+    /// Delete an alias (the key stays)
+    Delete {
+        /// alias/NAME
+        name: String,
+    },
+    /// List the region's aliases
+    List,
+}
+
+#[derive(Debug, Args)]
+pub struct EncryptArgs {
+    /// Key to wrap the data key under (repeatable: any one decrypts)
+    #[arg(short = 'k', long = "key", value_name = "KEY", required = true)]
+    pub keys: Vec<String>,
+    /// Encryption context pair (repeatable)
+    #[arg(short = 'c', long = "context", value_name = "K=V")]
+    pub context: Vec<String>,
+    /// Chunk size: a power of two from 4KiB to 64MiB
+    #[arg(long, default_value = "1MiB", value_parser = parse_size)]
+    pub chunk_size: u64,
+    /// Output file [default: stdout]
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// Replace the output if it exists
+    #[arg(short, long)]
+    pub force: bool,
+    /// Input file [default: stdin; - for stdin]
+    pub input: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DecryptArgs {
+    /// Require this encryption context pair (repeatable)
+    #[arg(short = 'c', long = "context", value_name = "K=V")]
+    pub context: Vec<String>,
+    /// Output file [default: stdout]
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// Replace the output if it exists
+    #[arg(short, long)]
+    pub force: bool,
+    /// Input file [default: stdin; - for stdin]
+    pub input: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RewrapArgs {
+    /// The encrypted file
+    pub input: PathBuf,
+    /// Key to wrap the data key under (repeatable)
+    #[arg(short = 'k', long = "key", value_name = "KEY", required = true)]
+    pub keys: Vec<String>,
+    /// Region of the new keys [default: the current region]
+    #[arg(long, value_name = "REGION")]
+    pub to_region: Option<String>,
+    /// Output file [default: replace the input in place, atomically]
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// Replace the output if it exists
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+/// Parses a size such as `4096`, `64KiB`, `1MiB`, `4M`, `2GiB` (K/M/G are binary units).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("bad size {s:?}: write a number with an optional unit, e.g. 1MiB"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        _ => return Err(format!("bad size unit in {s:?}: use KiB, MiB, GiB or TiB")),
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("size {s:?} is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        assert_eq!(parse_size("64KiB").unwrap(), 65536);
+        assert_eq!(parse_size("1MiB").unwrap(), 1 << 20);
+        assert_eq!(parse_size("4M").unwrap(), 4 << 20);
+        assert_eq!(parse_size("2GiB").unwrap(), 2 << 30);
+        assert!(parse_size("1.5M").is_err());
+        assert!(parse_size("12Q").is_err());
+        assert!(parse_size("").is_err());
+    }
+}

@@ -1,0 +1,132 @@
+//! Printing results: text for people, KMS-shaped JSON for scripts.
+
+use crate::files::Inspection;
+use crate::keyring::{AliasEntry, Home, KeyMetadata};
+use crate::kms::KeyListing;
+use serde_json::json;
+
+fn print_json(v: &serde_json::Value) {
+    println!("{}", serde_json::to_string_pretty(v).expect("serializable"));
+}
+
+pub fn init(home: &Home, existed: bool, json: bool) {
+    if json {
+        print_json(&json!({"AccountId": home.account_id(), "Home": home.root(), "Created": !existed}));
+    } else {
+        let verb = if existed { "uses" } else { "created" };
+        println!("{} {verb} account {}", home.root().display(), home.account_id());
+    }
+}
+
+pub fn key_created(m: &KeyMetadata, json: bool) {
+    if json {
+        print_json(&json!({ "KeyMetadata": m }));
+    } else {
+        println!("{}", m.key_id);
+    }
+}
+
+pub fn key_metadata(m: &KeyMetadata, json: bool) {
+    if json {
+        print_json(&json!({ "KeyMetadata": m }));
+        return;
+    }
+    let v = serde_json::to_value(m).expect("serializable");
+    for (k, v) in v.as_object().expect("an object") {
+        let v = match v {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Array(a) => a
+                .iter()
+                .map(|x| x.as_str().unwrap_or_default().to_owned())
+                .collect::<Vec<_>>()
+                .join(", "),
+            other => other.to_string(),
+        };
+        println!("{k:<24} {v}");
+    }
+}
+
+pub fn key_state(m: &KeyMetadata, json: bool) {
+    if json {
+        print_json(&json!({ "KeyMetadata": m }));
+    } else {
+        println!("{} {:?}", m.key_id, m.key_state);
+    }
+}
+
+pub fn key_list(keys: &[KeyListing], json: bool) {
+    if json {
+        let keys: Vec<_> = keys.iter().map(|k| &k.metadata).collect();
+        print_json(&json!({ "Keys": keys }));
+        return;
+    }
+    for k in keys {
+        let m = &k.metadata;
+        println!(
+            "{}  {:<9} {:<24} {}",
+            m.key_id,
+            format!("{:?}", m.key_state),
+            k.aliases.join(","),
+            m.description
+        );
+    }
+}
+
+pub fn alias(a: &AliasEntry, json: bool) {
+    if json {
+        print_json(&json!({ "Alias": a }));
+    } else {
+        println!("{} -> {}", a.alias_name, a.target_key_id);
+    }
+}
+
+pub fn alias_list(aliases: &[AliasEntry], json: bool) {
+    if json {
+        print_json(&json!({ "Aliases": aliases }));
+        return;
+    }
+    for a in aliases {
+        println!("{:<32} {}", a.alias_name, a.target_key_id);
+    }
+}
+
+pub fn inspection(i: &Inspection, json: bool) {
+    let h = &i.header;
+    let wrapped: Vec<_> = h
+        .wrapped_keys()
+        .map(|w| json!({"KeyArn": w.key_arn, "KeyMaterialId": hex::encode(w.material_id)}))
+        .collect();
+    let unknown = h.recipients.len() - wrapped.len();
+    if json {
+        print_json(&json!({
+            "FormatVersion": crate::envelope::VERSION,
+            "Suite": "AES-256-GCM/HKDF-SHA256/committed",
+            "ChunkSize": h.chunk_size(),
+            "MessageId": hex::encode(h.message_id),
+            "EncryptionContext": h.context,
+            "WrappedKeys": wrapped,
+            "UnknownRecipients": unknown,
+            "HeaderLength": i.header_len,
+            "FileLength": i.file_len,
+            "PayloadLength": i.payload_len,
+            "ChunkCount": i.chunk_count,
+        }));
+        return;
+    }
+    println!("format        cofre v{} (AES-256-GCM chunks, HKDF-SHA256, committed key)", crate::envelope::VERSION);
+    println!("chunk size    {} bytes", h.chunk_size());
+    println!("message id    {}", hex::encode(h.message_id));
+    let ctx: Vec<String> = h.context.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    println!("context       {}", if ctx.is_empty() { "(none)".into() } else { ctx.join(", ") });
+    for w in h.wrapped_keys() {
+        println!("wrapped key   {} (material {})", w.key_arn, hex::encode(w.material_id));
+    }
+    if unknown > 0 {
+        println!("other         {unknown} recipient(s) of types this build does not know");
+    }
+    println!("header        {} bytes", i.header_len);
+    match (i.payload_len, i.chunk_count) {
+        (Some(p), Some(c)) => println!("payload       {p} bytes in {c} chunk(s)"),
+        _ => println!("payload       unknown (input is a stream)"),
+    }
+}

@@ -1,0 +1,339 @@
+//! The drivers that move a payload through the [`ChunkCipher`]: in parallel over memory maps
+//! for regular files, and through a bounded pipeline for pipes. Both write the same bytes.
+//!
+//! - [`seal_slice`] / [`open_slice`]: the input is a memory map (or any slice); rayon seals or
+//!   opens chunks in any order and writes each at its final offset with `pwrite`. Nothing is
+//!   buffered beyond one chunk per thread.
+//! - [`seal_stream`] / [`open_stream`]: a reader thread fills batches of chunk buffers, rayon
+//!   seals or opens a batch in parallel, a writer thread writes batches in order and hands the
+//!   buffers back. At most [`PIPE_BATCHES`] batches exist, so memory stays flat whatever the
+//!   input size.
+
+use super::header::read_full;
+use super::stream::{ChunkCipher, Layout};
+use crate::crypto::TAG_LEN;
+use crate::error::{Error, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
+use std::fs::File;
+use std::io::{IsTerminal, Read, Write};
+use std::os::unix::fs::FileExt;
+use std::sync::mpsc::{channel, sync_channel, Receiver, Sender};
+
+/// Batches in flight in the pipe drivers (reading, queued, sealing, queued, writing).
+pub const PIPE_BATCHES: usize = 5;
+/// Target bytes of one pipe batch.
+const PIPE_BATCH_BYTES: u64 = 4 << 20;
+
+/// A progress bar on stderr, shown only when stderr is a terminal, the caller did not ask for
+/// quiet, and the job is big enough to take more than a moment.
+#[derive(Clone)]
+pub struct Progress(Option<ProgressBar>);
+
+impl Progress {
+    /// No progress display.
+    pub fn hidden() -> Self {
+        Progress(None)
+    }
+
+    /// A bar for `total` bytes (unknown for pipes), labelled `what`.
+    pub fn new(what: &str, total: Option<u64>, quiet: bool) -> Self {
+        let big = total.is_none_or(|t| t >= 64 << 20);
+        if quiet || !big || !std::io::stderr().is_terminal() {
+            return Progress(None);
+        }
+        let bar = match total {
+            Some(t) => ProgressBar::new(t).with_style(
+                ProgressStyle::with_template(
+                    "{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+                )
+                .expect("a valid template")
+                .progress_chars("=> "),
+            ),
+            None => ProgressBar::new_spinner().with_style(
+                ProgressStyle::with_template("{msg} {bytes} {binary_bytes_per_sec}")
+                    .expect("a valid template"),
+            ),
+        };
+        bar.set_message(what.to_owned());
+        Progress(Some(bar))
+    }
+
+    fn inc(&self, n: u64) {
+        if let Some(b) = &self.0 {
+            b.inc(n);
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        if let Some(b) = &self.0 {
+            b.finish_and_clear();
+        }
+    }
+}
+
+fn write_at(out: &File, buf: &[u8], offset: u64) -> Result<()> {
+    out.write_all_at(buf, offset).map_err(|e| Error::Io {
+        what: "writing output".into(),
+        source: e,
+    })
+}
+
+/// Seals `input` as the payload after `header` into `out`, in parallel. `out` is written at
+/// absolute offsets and ends up exactly `layout.sealed_len(input.len())` bytes long.
+pub fn seal_slice(
+    cipher: &ChunkCipher,
+    layout: Layout,
+    header: &[u8],
+    input: &[u8],
+    out: &File,
+    progress: &Progress,
+) -> Result<()> {
+    let plain_len = input.len() as u64;
+    layout.check_plain_len(plain_len)?;
+    write_at(out, header, 0)?;
+    out.set_len(layout.sealed_len(plain_len))
+        .map_err(|e| Error::Io {
+            what: "sizing output".into(),
+            source: e,
+        })?;
+    let c = layout.chunk_size as usize;
+    let count = layout.chunk_count(plain_len);
+    (0..count).into_par_iter().try_for_each_init(
+        || vec![0u8; c + TAG_LEN],
+        |buf, i| {
+            let start = i as usize * c;
+            let end = (start + c).min(input.len());
+            let pt = &input[start..end];
+            let sealed = &mut buf[..pt.len() + TAG_LEN];
+            cipher.seal(i, i + 1 == count, pt, sealed);
+            write_at(out, sealed, layout.chunk_offset(i))?;
+            progress.inc(pt.len() as u64);
+            Ok(())
+        },
+    )
+}
+
+/// Opens the payload `sealed` (the whole file, header included, as laid out by `layout`) into
+/// `out`, in parallel. Returns the plaintext length. On error `out` holds garbage and must be
+/// discarded; the error names the lowest failing chunk found.
+pub fn open_slice(
+    cipher: &ChunkCipher,
+    layout: Layout,
+    sealed: &[u8],
+    out: &File,
+    progress: &Progress,
+) -> Result<u64> {
+    let plain_len = layout.plain_len(sealed.len() as u64)?;
+    out.set_len(plain_len).map_err(|e| Error::Io {
+        what: "sizing output".into(),
+        source: e,
+    })?;
+    let c = layout.chunk_size as usize;
+    let count = layout.chunk_count(plain_len);
+    let result = (0..count).into_par_iter().try_for_each_init(
+        || vec![0u8; c],
+        |buf, i| {
+            let start = layout.chunk_offset(i) as usize;
+            let end = (start + c + TAG_LEN).min(sealed.len());
+            let chunk = &sealed[start..end];
+            let pt = &mut buf[..chunk.len() - TAG_LEN];
+            cipher.open(i, i + 1 == count, chunk, pt)?;
+            write_at(out, pt, i * c as u64)?;
+            progress.inc(pt.len() as u64);
+            Ok(())
+        },
+    );
+    result.map(|()| plain_len)
+}
+
+/// One chunk in a pipe batch: its index, the bytes in use, whether it is the last.
+struct Slot {
+    index: u64,
+    len: usize,
+    last: bool,
+    buf: Vec<u8>,
+}
+
+type Batch = Vec<Slot>;
+
+fn batch_len(chunk: usize) -> usize {
+    ((PIPE_BATCH_BYTES as usize) / chunk).max(rayon::current_num_threads())
+}
+
+/// Reads batches of chunks of `read_size` bytes; a short read marks the last chunk.
+fn read_batches(
+    mut reader: impl Read,
+    read_size: usize,
+    buf_size: usize,
+    tx: std::sync::mpsc::SyncSender<Result<Batch>>,
+    free: Receiver<Vec<u8>>,
+) {
+    let per_batch = batch_len(read_size);
+    let mut index = 0u64;
+    loop {
+        let mut batch = Vec::with_capacity(per_batch);
+        let mut done = false;
+        while batch.len() < per_batch {
+            let mut buf = free.try_recv().unwrap_or_else(|_| vec![0u8; buf_size]);
+            let n = match read_full(&mut reader, &mut buf[..read_size]) {
+                Ok(n) => n,
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+            };
+            let last = n < read_size;
+            batch.push(Slot {
+                index,
+                len: n,
+                last,
+                buf,
+            });
+            index += 1;
+            if last {
+                done = true;
+                break;
+            }
+        }
+        if tx.send(Ok(batch)).is_err() || done {
+            return;
+        }
+    }
+}
+
+/// Writes batches in order, returning buffers to the pool. Stops at the first error.
+fn write_batches(
+    writer: &mut (impl Write + ?Sized),
+    rx: Receiver<Batch>,
+    free: Sender<Vec<u8>>,
+    progress: &Progress,
+) -> Result<()> {
+    for batch in rx {
+        for slot in batch {
+            writer
+                .write_all(&slot.buf[..slot.len])
+                .map_err(|e| Error::Io {
+                    what: "writing output".into(),
+                    source: e,
+                })?;
+            progress.inc(slot.len as u64);
+            let _ = free.send(slot.buf);
+        }
+    }
+    writer.flush().map_err(|e| Error::Io {
+        what: "writing output".into(),
+        source: e,
+    })
+}
+
+/// Runs the three-stage pipeline; `work` transforms one batch in place (in parallel) and may
+/// return an error, after which the slots before the failing one are still written.
+fn pipeline<R, W>(
+    reader: R,
+    writer: &mut W,
+    read_size: usize,
+    buf_size: usize,
+    progress: &Progress,
+    work: impl Fn(&mut Slot) -> Result<()> + Sync,
+) -> Result<()>
+where
+    R: Read + Send,
+    W: Write + Send + ?Sized,
+{
+    let (read_tx, read_rx) = sync_channel::<Result<Batch>>(1);
+    let (write_tx, write_rx) = sync_channel::<Batch>(1);
+    let (free_tx, free_rx) = channel::<Vec<u8>>();
+    std::thread::scope(|s| {
+        s.spawn(move || read_batches(reader, read_size, buf_size, read_tx, free_rx));
+        let writer_thread = s.spawn(move || write_batches(writer, write_rx, free_tx, progress));
+        let mut failure = None;
+        for batch in read_rx {
+            let mut batch = match batch {
+                Ok(b) => b,
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            };
+            let results: Vec<Result<()>> = batch.par_iter_mut().map(&work).collect();
+            if let Some(bad) = results.iter().position(Result::is_err) {
+                batch.truncate(bad);
+                let _ = write_tx.send(batch);
+                failure = results.into_iter().nth(bad).and_then(Result::err);
+                break;
+            }
+            if write_tx.send(batch).is_err() {
+                break;
+            }
+        }
+        drop(write_tx);
+        let written = writer_thread.join().expect("writer thread panicked");
+        match failure {
+            Some(e) => Err(e),
+            None => written,
+        }
+    })
+}
+
+/// Seals everything `reader` yields, writing `header` then the chunks to `writer` in order.
+pub fn seal_stream<R, W>(
+    cipher: &ChunkCipher,
+    layout: Layout,
+    header: &[u8],
+    reader: R,
+    writer: &mut W,
+    progress: &Progress,
+) -> Result<()>
+where
+    R: Read + Send,
+    W: Write + Send + ?Sized,
+{
+    writer.write_all(header).map_err(|e| Error::Io {
+        what: "writing output".into(),
+        source: e,
+    })?;
+    let c = layout.chunk_size as usize;
+    pipeline(reader, writer, c, c + TAG_LEN, progress, |slot| {
+        if slot.index >= super::stream::MAX_CHUNKS {
+            return Err(Error::usage(
+                "input needs more than 2^32 chunks; use a larger --chunk-size",
+            ));
+        }
+        let n = slot.len;
+        cipher.seal_in_place(slot.index, slot.last, &mut slot.buf[..n + TAG_LEN]);
+        slot.len = n + TAG_LEN;
+        Ok(())
+    })
+}
+
+/// Opens the chunks `reader` yields (positioned just after the header) and writes the
+/// plaintext to `writer` in order. Stops at the first chunk that fails, after writing every
+/// chunk before it.
+pub fn open_stream<R, W>(
+    cipher: &ChunkCipher,
+    layout: Layout,
+    reader: R,
+    writer: &mut W,
+    progress: &Progress,
+) -> Result<()>
+where
+    R: Read + Send,
+    W: Write + Send + ?Sized,
+{
+    let sealed = layout.sealed_chunk() as usize;
+    pipeline(reader, writer, sealed, sealed, progress, |slot| {
+        if slot.len < TAG_LEN {
+            return Err(Error::Truncated(if slot.len == 0 && slot.index > 0 {
+                format!("the final chunk (chunk {}) is missing", slot.index)
+            } else {
+                format!("chunk {} is cut short", slot.index)
+            }));
+        }
+        cipher.open_in_place(slot.index, slot.last, &mut slot.buf[..slot.len])?;
+        slot.len -= TAG_LEN;
+        Ok(())
+    })
+}

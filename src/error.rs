@@ -1,0 +1,150 @@
+//! One error type for the library, and the exit codes the CLI maps it to.
+//!
+//! Every message is one line that names what was wrong and says what to do next. KMS-shaped
+//! errors carry the exception name KMS uses (`NotFoundException`, `DisabledException`, …).
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Process exit codes, documented in README.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ExitCode {
+    /// Success.
+    Ok = 0,
+    /// An operating-system or other failure (I/O, disk full…).
+    Failure = 1,
+    /// Bad usage: arguments, names, an output that exists without `--force`.
+    Usage = 2,
+    /// A key or alias was not found, is disabled, lives in another region, or the caller may
+    /// not use it; or the encryption context does not match.
+    Access = 3,
+    /// The data failed its integrity checks: not a cofre file, unsupported version, corrupted,
+    /// truncated or extended.
+    Integrity = 4,
+    /// Interrupted by a signal (Ctrl-C); partial output was removed.
+    Interrupted = 130,
+}
+
+/// The KMS exception names cofre reports, as AWS KMS spells them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KmsCode {
+    NotFoundException,
+    DisabledException,
+    KMSInvalidStateException,
+    InvalidAliasNameException,
+    AlreadyExistsException,
+    InvalidArnException,
+    ValidationException,
+    InvalidCiphertextException,
+    LimitExceededException,
+    TagException,
+}
+
+impl fmt::Display for KmsCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// Everything that can go wrong in cofre.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Bad input from the caller; the message says which and how to fix it.
+    #[error("{0}")]
+    Usage(String),
+    /// A KMS request failed with the named KMS exception.
+    #[error("{code}: {message}")]
+    Kms { code: KmsCode, message: String },
+    /// The output path exists and `--force` was not given.
+    #[error("{} already exists; pass --force to overwrite it", .0.display())]
+    OutputExists(PathBuf),
+    /// Input and output are the same file.
+    #[error("{} is both the input and the output; write to another path", .0.display())]
+    SameFile(PathBuf),
+    /// The encryption context given does not match the file's.
+    #[error("encryption context mismatch: {0}; check the -c pairs (cofre inspect shows the file's context)")]
+    ContextMismatch(String),
+    /// The input does not start with the cofre magic.
+    #[error("not a cofre file (bad magic); check that this is the encrypted file")]
+    NotCofre,
+    /// The input is a cofre file of a version or suite this build does not read.
+    #[error("unsupported cofre format {0}; upgrade cofre to read it")]
+    Unsupported(String),
+    /// The header is malformed or failed authentication.
+    #[error("header corrupted: {0}; the file was damaged or tampered with")]
+    HeaderCorrupt(String),
+    /// A payload chunk failed authentication.
+    #[error("corrupted at chunk {chunk}: authentication failed; the file was damaged or tampered with")]
+    Corrupted { chunk: u64 },
+    /// The payload ends before its final chunk.
+    #[error("truncated: {0}; the file is incomplete")]
+    Truncated(String),
+    /// An I/O operation failed; `what` names it and the path.
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: io::Error,
+    },
+    /// Interrupted by Ctrl-C.
+    #[error("interrupted; partial output removed")]
+    Interrupted,
+}
+
+/// `Result` with cofre's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// The exit code a CLI should return for this error.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            Error::Usage(_) | Error::OutputExists(_) | Error::SameFile(_) => ExitCode::Usage,
+            Error::Kms { code, .. } => match code {
+                KmsCode::InvalidAliasNameException
+                | KmsCode::InvalidArnException
+                | KmsCode::ValidationException
+                | KmsCode::TagException
+                | KmsCode::AlreadyExistsException
+                | KmsCode::LimitExceededException => ExitCode::Usage,
+                KmsCode::InvalidCiphertextException => ExitCode::Integrity,
+                _ => ExitCode::Access,
+            },
+            Error::ContextMismatch(_) => ExitCode::Access,
+            Error::NotCofre
+            | Error::Unsupported(_)
+            | Error::HeaderCorrupt(_)
+            | Error::Corrupted { .. }
+            | Error::Truncated(_) => ExitCode::Integrity,
+            Error::Io { .. } => ExitCode::Failure,
+            Error::Interrupted => ExitCode::Interrupted,
+        }
+    }
+
+    /// A KMS-shaped error.
+    pub fn kms(code: KmsCode, message: impl Into<String>) -> Self {
+        Error::Kms {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// A usage error.
+    pub fn usage(message: impl Into<String>) -> Self {
+        Error::Usage(message.into())
+    }
+
+    /// An I/O error on `path` while doing `what` ("reading", "creating"…).
+    pub fn io(what: &str, path: &Path, source: io::Error) -> Self {
+        Error::Io {
+            what: format!("{what} {}", path.display()),
+            source,
+        }
+    }
+
+    /// True if this is a broken pipe on output (the reader went away: not a failure).
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, Error::Io { source, .. } if source.kind() == io::ErrorKind::BrokenPipe)
+    }
+}

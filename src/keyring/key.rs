@@ -1,0 +1,122 @@
+//! Key records: KMS-shaped metadata, tags, and the key's material versions sealed under the
+//! domain key.
+
+use serde::{Deserialize, Serialize};
+
+/// KMS `KeyState`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KeyState {
+    Creating,
+    Enabled,
+    Disabled,
+    PendingDeletion,
+    PendingImport,
+    PendingReplicaDeletion,
+    Unavailable,
+    Updating,
+}
+
+/// KMS `KeyManager`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum KeyManager {
+    Aws,
+    Customer,
+}
+
+/// KMS `KeySpec` (the symmetric one; asymmetric specs come later).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum KeySpec {
+    SymmetricDefault,
+}
+
+/// KMS `KeyUsage`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum KeyUsage {
+    EncryptDecrypt,
+}
+
+/// KMS `Origin`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Origin {
+    AwsKms,
+    External,
+}
+
+/// The fields of KMS `KeyMetadata` that cofre models, named and shaped as KMS returns them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct KeyMetadata {
+    pub aws_account_id: String,
+    pub key_id: String,
+    pub arn: String,
+    pub creation_date: String,
+    /// True exactly when `key_state` is `Enabled`.
+    pub enabled: bool,
+    pub description: String,
+    pub key_usage: KeyUsage,
+    pub key_state: KeyState,
+    pub key_manager: KeyManager,
+    pub key_spec: KeySpec,
+    /// Deprecated KMS twin of `KeySpec`, still returned by KMS.
+    pub customer_master_key_spec: KeySpec,
+    pub origin: Origin,
+    pub multi_region: bool,
+    pub encryption_algorithms: Vec<String>,
+    pub current_key_material_id: String,
+}
+
+/// A KMS tag.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Tag {
+    pub tag_key: String,
+    pub tag_value: String,
+}
+
+/// One version of a key's material, sealed under the domain key.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct MaterialVersion {
+    /// KMS `KeyMaterialId`: 64 lowercase hex characters.
+    pub key_material_id: String,
+    /// When this version was made.
+    pub creation_date: String,
+    /// Hex of nonce ‖ sealed material ‖ tag; see [`super::Home::seal_material`].
+    pub sealed: String,
+}
+
+impl std::fmt::Debug for MaterialVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MaterialVersion")
+            .field("key_material_id", &self.key_material_id)
+            .field("creation_date", &self.creation_date)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A key as stored in `regions/<region>/keys/<key-id>.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct KeyRecord {
+    pub key_metadata: KeyMetadata,
+    pub tags: Vec<Tag>,
+    /// Every material version, oldest first; the current one is named in the metadata.
+    pub materials: Vec<MaterialVersion>,
+}
+
+impl KeyRecord {
+    /// The material version with this id.
+    pub fn material(&self, id: &str) -> Option<&MaterialVersion> {
+        self.materials.iter().find(|m| m.key_material_id == id)
+    }
+
+    /// Sets the state and keeps `Enabled` in step with it.
+    pub fn set_state(&mut self, state: KeyState) {
+        self.key_metadata.key_state = state;
+        self.key_metadata.enabled = state == KeyState::Enabled;
+    }
+}

@@ -1,0 +1,402 @@
+//! The keyring: a home folder with an account id and a domain key, and one folder per region
+//! holding that region's keys and aliases.
+//!
+//! ```text
+//! HOME/
+//!   cofre.json            {"Version":1,"AccountId":"123456789012","CreationDate":…}
+//!   domain.key            32 random bytes, mode 0600: seals all key material at rest
+//!   .lock                 guards creating the home
+//!   regions/<region>/
+//!     .lock               guards this region's keys and aliases
+//!     keys/<key-id>.json  a KeyRecord: metadata, tags, sealed material versions
+//!     aliases.json        the region's AliasTable
+//! ```
+//!
+//! Key material is sealed with AES-256-GCM under a key derived from the domain key, with the
+//! key ARN and material id bound as AAD, so sealed material cannot be moved between keys.
+//! [`MasterKey`] is an opened material version; only the KMS layer hands them out.
+
+mod alias;
+mod key;
+mod region;
+
+pub use alias::{validate_alias_name, AliasEntry, AliasTable};
+pub use key::{
+    KeyManager, KeyMetadata, KeyRecord, KeySpec, KeyState, KeyUsage, MaterialVersion, Origin, Tag,
+};
+pub use region::{Region, DEFAULT_REGION};
+
+use crate::crypto::{self, AeadKey, Backend, SecretKey, NONCE_LEN};
+use crate::envelope::WrappedKey;
+use crate::error::{Error, KmsCode, Result};
+use crate::store;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use zeroize::Zeroize;
+
+const LABEL_SEAL: &[u8] = b"cofre v1 keyring seal";
+const LABEL_MATERIAL_AAD: &[u8] = b"cofre v1 key material\0";
+
+/// `cofre.json`: what identifies a home.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct HomeConfig {
+    version: u32,
+    account_id: String,
+    creation_date: String,
+}
+
+/// An opened home folder.
+pub struct Home {
+    root: PathBuf,
+    account_id: String,
+    seal_key: AeadKey,
+    backend: Backend,
+}
+
+impl std::fmt::Debug for Home {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Home")
+            .field("root", &self.root)
+            .field("account_id", &self.account_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Checks a 12-digit account id.
+pub fn validate_account_id(id: &str) -> Result<()> {
+    if id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(())
+    } else {
+        Err(Error::usage(format!(
+            "invalid account id {id:?}; use 12 digits, e.g. 111122223333"
+        )))
+    }
+}
+
+fn random_account_id() -> String {
+    let r: [u8; 8] = crypto::random_array();
+    // First digit 1–9 so the id reads as a 12-digit number.
+    format!("{}", 100_000_000_000 + u64::from_le_bytes(r) % 900_000_000_000)
+}
+
+impl Home {
+    /// Opens the home at `root`, creating it (with `account` or a random account id) if it
+    /// does not exist yet. Safe against concurrent first use by several processes.
+    pub fn open(root: &Path, account: Option<&str>) -> Result<Home> {
+        let config_path = root.join("cofre.json");
+        if !config_path.exists() {
+            Self::create(root, account)?;
+        }
+        let config: HomeConfig = serde_json::from_slice(&store::read(&config_path)?)
+            .map_err(|e| Error::usage(format!("{} is damaged: {e}", config_path.display())))?;
+        if let Some(want) = account {
+            if want != config.account_id {
+                return Err(Error::usage(format!(
+                    "home {} belongs to account {}, not {want}; use another --home",
+                    root.display(),
+                    config.account_id
+                )));
+            }
+        }
+        let key_path = root.join("domain.key");
+        let mut raw = store::read(&key_path)?;
+        let domain: [u8; 32] = raw.as_slice().try_into().map_err(|_| {
+            Error::usage(format!("{} is damaged: not 32 bytes", key_path.display()))
+        })?;
+        raw.zeroize();
+        let domain = SecretKey::from_bytes(domain);
+        let backend = Backend::default();
+        let seal = backend.derive_key(config.account_id.as_bytes(), &domain, LABEL_SEAL);
+        Ok(Home {
+            root: root.to_path_buf(),
+            account_id: config.account_id,
+            seal_key: backend.aead(&seal),
+            backend,
+        })
+    }
+
+    /// Creates the home under its lock, unless another process already has.
+    fn create(root: &Path, account: Option<&str>) -> Result<()> {
+        if let Some(a) = account {
+            validate_account_id(a)?;
+        }
+        store::create_dir(root)?;
+        let _guard = store::lock(&root.join(".lock"))?;
+        let config_path = root.join("cofre.json");
+        if config_path.exists() {
+            return Ok(());
+        }
+        let key_path = root.join("domain.key");
+        if !key_path.exists() {
+            let key = SecretKey::random();
+            store::create_atomic(&key_path, key.expose(), 0o600)?;
+        }
+        store::create_dir(&root.join("regions"))?;
+        let config = HomeConfig {
+            version: 1,
+            account_id: account.map_or_else(random_account_id, str::to_owned),
+            creation_date: store::format_time(store::now()),
+        };
+        let json = serde_json::to_vec_pretty(&config).expect("serializable");
+        store::create_atomic(&config_path, &json, 0o600)
+    }
+
+    /// The home folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The 12-digit account id.
+    pub fn account_id(&self) -> &str {
+        &self.account_id
+    }
+
+    /// The crypto backend used for key material.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The folder of `region` (not created).
+    pub fn region_dir(&self, region: &Region) -> PathBuf {
+        self.root.join("regions").join(region.as_str())
+    }
+
+    /// Regions that have a folder in this home.
+    pub fn regions(&self) -> Result<Vec<Region>> {
+        let dir = self.root.join("regions");
+        let mut out = Vec::new();
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(Error::io("listing", &dir, e)),
+        };
+        for e in entries.flatten() {
+            if let Some(r) = e.file_name().to_str().and_then(|n| Region::new(n).ok()) {
+                out.push(r);
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Opens (creating if needed) the store of one region.
+    pub fn region(&self, region: &Region) -> Result<RegionStore<'_>> {
+        let dir = self.region_dir(region);
+        store::create_dir(&dir.join("keys"))?;
+        Ok(RegionStore {
+            home: self,
+            region: region.clone(),
+            dir,
+        })
+    }
+
+    /// Seals one material version for storage: hex of nonce ‖ ciphertext ‖ tag.
+    pub fn seal_material(&self, arn: &str, material_id: &str, material: &SecretKey) -> String {
+        let nonce: [u8; NONCE_LEN] = crypto::random_array();
+        let sealed = self
+            .seal_key
+            .seal_to_vec(&nonce, &material_aad(arn, material_id), material.expose());
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&sealed);
+        hex::encode(out)
+    }
+
+    /// Opens a sealed material version.
+    pub fn open_material(&self, arn: &str, version: &MaterialVersion) -> Result<SecretKey> {
+        let damaged = || {
+            Error::kms(
+                KmsCode::KMSInvalidStateException,
+                format!(
+                    "the material of {arn} (version {}) does not open under this home's domain key; the keyring is damaged",
+                    version.key_material_id
+                ),
+            )
+        };
+        let raw = hex::decode(&version.sealed).map_err(|_| damaged())?;
+        if raw.len() < NONCE_LEN {
+            return Err(damaged());
+        }
+        let (nonce, sealed) = raw.split_at(NONCE_LEN);
+        let mut key = [0u8; 32];
+        self.seal_key
+            .open_from_slice(
+                nonce.try_into().expect("12 bytes"),
+                &material_aad(arn, &version.key_material_id),
+                sealed,
+                &mut key,
+            )
+            .map_err(|_| damaged())?;
+        let k = SecretKey::from_bytes(key);
+        key.zeroize();
+        Ok(k)
+    }
+}
+
+fn material_aad(arn: &str, material_id: &str) -> Vec<u8> {
+    let mut a = LABEL_MATERIAL_AAD.to_vec();
+    a.extend_from_slice(arn.as_bytes());
+    a.push(0);
+    a.extend_from_slice(material_id.as_bytes());
+    a
+}
+
+/// One region's keys and aliases.
+pub struct RegionStore<'h> {
+    home: &'h Home,
+    region: Region,
+    dir: PathBuf,
+}
+
+impl RegionStore<'_> {
+    /// The home this region belongs to.
+    pub fn home(&self) -> &Home {
+        self.home
+    }
+
+    /// The region.
+    pub fn region(&self) -> &Region {
+        &self.region
+    }
+
+    /// Takes the region's write lock.
+    pub fn lock(&self) -> Result<store::LockGuard> {
+        store::lock(&self.dir.join(".lock"))
+    }
+
+    fn key_path(&self, key_id: &str) -> PathBuf {
+        self.dir.join("keys").join(format!("{key_id}.json"))
+    }
+
+    /// Loads a key record, if the key exists here.
+    pub fn load_key(&self, key_id: &str) -> Result<Option<KeyRecord>> {
+        let path = self.key_path(key_id);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| Error::usage(format!("{} is damaged: {e}", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io("reading", &path, e)),
+        }
+    }
+
+    /// Writes a key record atomically. Callers hold the region lock.
+    pub fn save_key(&self, record: &KeyRecord) -> Result<()> {
+        let json = serde_json::to_vec_pretty(record).expect("serializable");
+        store::write_atomic(&self.key_path(&record.key_metadata.key_id), &json, 0o600)
+    }
+
+    /// Every key record in the region, by key id.
+    pub fn list_keys(&self) -> Result<Vec<KeyRecord>> {
+        let dir = self.dir.join("keys");
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(&dir).map_err(|e| Error::io("listing", &dir, e))? {
+            let e = e.map_err(|e| Error::io("listing", &dir, e))?;
+            let name = e.file_name();
+            let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".json")) else {
+                continue;
+            };
+            if let Some(r) = self.load_key(id)? {
+                out.push(r);
+            }
+        }
+        out.sort_by(|a, b| a.key_metadata.key_id.cmp(&b.key_metadata.key_id));
+        Ok(out)
+    }
+
+    /// The region's aliases.
+    pub fn aliases(&self) -> Result<AliasTable> {
+        let path = self.dir.join("aliases.json");
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| Error::usage(format!("{} is damaged: {e}", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(AliasTable::default()),
+            Err(e) => Err(Error::io("reading", &path, e)),
+        }
+    }
+
+    /// Writes the alias table atomically. Callers hold the region lock.
+    pub fn save_aliases(&self, table: &AliasTable) -> Result<()> {
+        let json = serde_json::to_vec_pretty(table).expect("serializable");
+        store::write_atomic(&self.dir.join("aliases.json"), &json, 0o600)
+    }
+
+    /// Opens one material version of a key as a [`MasterKey`].
+    pub fn master_key(&self, record: &KeyRecord, material_id: &str) -> Result<MasterKey> {
+        let arn = &record.key_metadata.arn;
+        let version = record.material(material_id).ok_or_else(|| {
+            Error::kms(
+                KmsCode::InvalidCiphertextException,
+                format!("{arn} has no key material version {material_id}; the file names a version this key never had"),
+            )
+        })?;
+        let material = self.home.open_material(arn, version)?;
+        let mut id = [0u8; 32];
+        hex::decode_to_slice(material_id, &mut id).map_err(|_| {
+            Error::kms(
+                KmsCode::KMSInvalidStateException,
+                format!("{arn} has a malformed key material id"),
+            )
+        })?;
+        Ok(MasterKey {
+            arn: arn.clone(),
+            material_id: id,
+            aead: self.home.backend.aead(&material),
+        })
+    }
+}
+
+/// One opened version of a master key: wraps and unwraps data keys.
+pub struct MasterKey {
+    arn: String,
+    material_id: [u8; 32],
+    aead: AeadKey,
+}
+
+impl std::fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MasterKey")
+            .field("arn", &self.arn)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MasterKey {
+    /// The key's ARN.
+    pub fn arn(&self) -> &str {
+        &self.arn
+    }
+
+    /// The material version's id.
+    pub fn material_id(&self) -> &[u8; 32] {
+        &self.material_id
+    }
+
+    /// Seals `data_key` with a random nonce and `aad`.
+    pub fn wrap(&self, data_key: &SecretKey, aad: &[u8]) -> WrappedKey {
+        let nonce: [u8; NONCE_LEN] = crypto::random_array();
+        let sealed = self.aead.seal_to_vec(&nonce, aad, data_key.expose());
+        WrappedKey {
+            key_arn: self.arn.clone(),
+            material_id: self.material_id,
+            nonce,
+            sealed: sealed.try_into().expect("48 bytes"),
+        }
+    }
+
+    /// Opens a wrapped data key; fails if the key, version or AAD differ.
+    pub fn unwrap(&self, wrapped: &WrappedKey, aad: &[u8]) -> Result<SecretKey> {
+        let mut key = [0u8; 32];
+        self.aead
+            .open_from_slice(&wrapped.nonce, aad, &wrapped.sealed, &mut key)
+            .map_err(|_| {
+                Error::kms(
+                    KmsCode::InvalidCiphertextException,
+                    format!("the data key wrapped under {} does not open: the header was damaged or tampered with, or the encryption context differs", self.arn),
+                )
+            })?;
+        let k = SecretKey::from_bytes(key);
+        key.zeroize();
+        Ok(k)
+    }
+}

@@ -1,0 +1,419 @@
+//! The KMS verbs, run against one region of a keyring.
+//!
+//! Every request resolves its key reference ([`KeyRef`]), checks the key's state as KMS does
+//! (errors carry the KMS exception name), and only then touches material. Data files never see
+//! a master key: [`Kms::encryption_key`] and [`Kms::decryption_key`] hand out an opened
+//! [`MasterKey`] version after those checks.
+
+mod keyref;
+
+pub use keyref::{alias_arn, is_key_id, key_arn, KeyRef};
+
+use crate::crypto::SecretKey;
+use crate::envelope::WrappedKey;
+use crate::error::{Error, KmsCode, Result};
+use crate::keyring::{
+    validate_alias_name, AliasEntry, Home, KeyManager, KeyMetadata, KeyRecord, KeySpec, KeyState,
+    KeyUsage, MasterKey, MaterialVersion, Origin, Region, RegionStore, Tag,
+};
+use crate::store;
+
+/// Longest key description KMS accepts.
+pub const MAX_DESCRIPTION: usize = 8192;
+/// Most aliases per key (KMS quota).
+pub const MAX_ALIASES_PER_KEY: usize = 50;
+
+/// What `CreateKey` takes.
+#[derive(Debug, Clone, Default)]
+pub struct CreateKeyRequest {
+    pub description: String,
+    pub tags: Vec<Tag>,
+    /// An alias to create for the new key in the same request.
+    pub alias: Option<String>,
+}
+
+/// A KMS endpoint for one region of a home.
+#[derive(Debug)]
+pub struct Kms {
+    home: Home,
+    region: Region,
+}
+
+/// A key with the aliases that point at it, as `key list` shows it.
+#[derive(Debug, Clone)]
+pub struct KeyListing {
+    pub metadata: KeyMetadata,
+    pub aliases: Vec<String>,
+}
+
+impl Kms {
+    /// A KMS for `region` of `home`.
+    pub fn new(home: Home, region: Region) -> Self {
+        Kms { home, region }
+    }
+
+    /// The home.
+    pub fn home(&self) -> &Home {
+        &self.home
+    }
+
+    /// The region requests go to.
+    pub fn region(&self) -> &Region {
+        &self.region
+    }
+
+    /// The same home, another region.
+    pub fn in_region(&self, region: Region) -> Result<Kms> {
+        Ok(Kms {
+            home: Home::open(self.home.root(), None)?,
+            region,
+        })
+    }
+
+    fn store(&self) -> Result<RegionStore<'_>> {
+        self.home.region(&self.region)
+    }
+
+    /// CreateKey: a symmetric customer managed key with one material version.
+    pub fn create_key(&self, req: &CreateKeyRequest) -> Result<KeyMetadata> {
+        if req.description.len() > MAX_DESCRIPTION {
+            return Err(Error::kms(
+                KmsCode::ValidationException,
+                format!("description is over {MAX_DESCRIPTION} characters; shorten it"),
+            ));
+        }
+        for t in &req.tags {
+            if t.tag_key.is_empty() || t.tag_key.len() > 128 || t.tag_value.len() > 256 {
+                return Err(Error::kms(
+                    KmsCode::TagException,
+                    format!("tag {:?}: keys are 1–128 characters, values 0–256", t.tag_key),
+                ));
+            }
+            if t.tag_key.starts_with("aws:") {
+                return Err(Error::kms(
+                    KmsCode::TagException,
+                    format!("tag key {:?}: the aws: prefix is reserved", t.tag_key),
+                ));
+            }
+        }
+        if let Some(a) = &req.alias {
+            validate_alias_name(a)?;
+        }
+        let store = self.store()?;
+        let id = uuid::Builder::from_random_bytes(crate::crypto::random_array())
+            .into_uuid()
+            .to_string();
+        let arn = key_arn(self.region.as_str(), self.home.account_id(), &id);
+        let now = store::format_time(store::now());
+        let material_id = hex::encode(crate::crypto::random_array::<32>());
+        let material = SecretKey::random();
+        let record = KeyRecord {
+            key_metadata: KeyMetadata {
+                aws_account_id: self.home.account_id().to_owned(),
+                key_id: id.clone(),
+                arn: arn.clone(),
+                creation_date: now.clone(),
+                enabled: true,
+                description: req.description.clone(),
+                key_usage: KeyUsage::EncryptDecrypt,
+                key_state: KeyState::Enabled,
+                key_manager: KeyManager::Customer,
+                key_spec: KeySpec::SymmetricDefault,
+                customer_master_key_spec: KeySpec::SymmetricDefault,
+                origin: Origin::AwsKms,
+                multi_region: false,
+                encryption_algorithms: vec!["SYMMETRIC_DEFAULT".into()],
+                current_key_material_id: material_id.clone(),
+            },
+            tags: req.tags.clone(),
+            materials: vec![MaterialVersion {
+                key_material_id: material_id.clone(),
+                creation_date: now.clone(),
+                sealed: self.home.seal_material(&arn, &material_id, &material),
+            }],
+        };
+        let _lock = store.lock()?;
+        let mut aliases = store.aliases()?;
+        if let Some(a) = &req.alias {
+            if aliases.0.contains_key(a) {
+                return Err(already_exists(a, &self.region));
+            }
+        }
+        store.save_key(&record)?;
+        if let Some(a) = &req.alias {
+            aliases.0.insert(a.clone(), self.alias_entry(a, &id, &now, &now));
+            store.save_aliases(&aliases)?;
+        }
+        Ok(record.key_metadata)
+    }
+
+    fn alias_entry(&self, name: &str, key_id: &str, created: &str, updated: &str) -> AliasEntry {
+        AliasEntry {
+            alias_name: name.to_owned(),
+            alias_arn: alias_arn(self.region.as_str(), self.home.account_id(), name),
+            target_key_id: key_id.to_owned(),
+            creation_date: created.to_owned(),
+            last_updated_date: updated.to_owned(),
+        }
+    }
+
+    /// Finds the key a reference names in this region. `aliases_ok` is false for the
+    /// operations KMS lets name a key only by id or ARN.
+    fn resolve(&self, store: &RegionStore<'_>, key: &KeyRef, aliases_ok: bool) -> Result<KeyRecord> {
+        let here = self.region.as_str();
+        let check_arn = |region: &str, account: &str| -> Result<()> {
+            if region != here {
+                return Err(Error::kms(
+                    KmsCode::NotFoundException,
+                    format!("{key} is in region {region}, but this request runs in {here}; keys are regional: run with --region {region}"),
+                ));
+            }
+            if account != self.home.account_id() {
+                return Err(Error::kms(
+                    KmsCode::NotFoundException,
+                    format!("{key} belongs to account {account}, not this home's account {}; name a key of this account", self.home.account_id()),
+                ));
+            }
+            Ok(())
+        };
+        let id = match key {
+            KeyRef::Id(id) => id.clone(),
+            KeyRef::Arn {
+                region,
+                account,
+                id,
+            } => {
+                check_arn(region, account)?;
+                id.clone()
+            }
+            KeyRef::Alias(name) | KeyRef::AliasArn { name, .. } => {
+                if let KeyRef::AliasArn {
+                    region, account, ..
+                } = key
+                {
+                    check_arn(region, account)?;
+                }
+                if !aliases_ok {
+                    return Err(Error::kms(
+                        KmsCode::ValidationException,
+                        format!("this operation takes a key id or key ARN, not an alias; `cofre key describe {name}` shows the key id"),
+                    ));
+                }
+                let aliases = store.aliases()?;
+                let entry = aliases.0.get(name).ok_or_else(|| {
+                    Error::kms(
+                        KmsCode::NotFoundException,
+                        format!("alias {name} does not exist in {here}; `cofre alias list` shows the aliases"),
+                    )
+                })?;
+                entry.target_key_id.clone()
+            }
+        };
+        match store.load_key(&id)? {
+            Some(r) => Ok(r),
+            None => Err(self.not_found(&id)),
+        }
+    }
+
+    /// A NotFoundException that points at the region holding the key, if another one does.
+    fn not_found(&self, id: &str) -> Error {
+        let elsewhere = self.home.regions().unwrap_or_default().into_iter().find(|r| {
+            r != &self.region
+                && self
+                    .home
+                    .region_dir(r)
+                    .join("keys")
+                    .join(format!("{id}.json"))
+                    .exists()
+        });
+        let here = &self.region;
+        match elsewhere {
+            Some(r) => Error::kms(
+                KmsCode::NotFoundException,
+                format!("key {id} is in region {r}, not {here}; keys are regional: run with --region {r}"),
+            ),
+            None => Error::kms(
+                KmsCode::NotFoundException,
+                format!("key {id} does not exist in {here}; `cofre key list` shows your keys"),
+            ),
+        }
+    }
+
+    /// DescribeKey.
+    pub fn describe_key(&self, key: &KeyRef) -> Result<KeyMetadata> {
+        let store = self.store()?;
+        Ok(self.resolve(&store, key, true)?.key_metadata)
+    }
+
+    /// ListKeys, with each key's aliases.
+    pub fn list_keys(&self) -> Result<Vec<KeyListing>> {
+        let store = self.store()?;
+        let aliases = store.aliases()?;
+        Ok(store
+            .list_keys()?
+            .into_iter()
+            .map(|r| KeyListing {
+                aliases: aliases
+                    .for_key(&r.key_metadata.key_id)
+                    .map(str::to_owned)
+                    .collect(),
+                metadata: r.key_metadata,
+            })
+            .collect())
+    }
+
+    fn set_enabled(&self, key: &KeyRef, enable: bool) -> Result<KeyMetadata> {
+        let store = self.store()?;
+        let _lock = store.lock()?;
+        let mut record = self.resolve(&store, key, false)?;
+        let state = record.key_metadata.key_state;
+        match state {
+            KeyState::Enabled | KeyState::Disabled => {}
+            _ => return Err(invalid_state(&record.key_metadata.arn, state)),
+        }
+        record.set_state(if enable {
+            KeyState::Enabled
+        } else {
+            KeyState::Disabled
+        });
+        if record.key_metadata.key_state != state {
+            store.save_key(&record)?;
+        }
+        Ok(record.key_metadata)
+    }
+
+    /// EnableKey.
+    pub fn enable_key(&self, key: &KeyRef) -> Result<KeyMetadata> {
+        self.set_enabled(key, true)
+    }
+
+    /// DisableKey.
+    pub fn disable_key(&self, key: &KeyRef) -> Result<KeyMetadata> {
+        self.set_enabled(key, false)
+    }
+
+    /// CreateAlias: `name` must be new in this region; the target is a key id or ARN.
+    pub fn create_alias(&self, name: &str, target: &KeyRef) -> Result<AliasEntry> {
+        validate_alias_name(name)?;
+        let store = self.store()?;
+        let _lock = store.lock()?;
+        let record = self.resolve(&store, target, false)?;
+        if record.key_metadata.key_state == KeyState::PendingDeletion {
+            return Err(invalid_state(&record.key_metadata.arn, KeyState::PendingDeletion));
+        }
+        let mut aliases = store.aliases()?;
+        if aliases.0.contains_key(name) {
+            return Err(already_exists(name, &self.region));
+        }
+        let id = &record.key_metadata.key_id;
+        if aliases.for_key(id).count() >= MAX_ALIASES_PER_KEY {
+            return Err(Error::kms(
+                KmsCode::LimitExceededException,
+                format!("key {id} already has {MAX_ALIASES_PER_KEY} aliases; delete one first"),
+            ));
+        }
+        let now = store::format_time(store::now());
+        let entry = self.alias_entry(name, id, &now, &now);
+        aliases.0.insert(name.to_owned(), entry.clone());
+        store.save_aliases(&aliases)?;
+        Ok(entry)
+    }
+
+    /// UpdateAlias: points an existing alias at another key of this region.
+    pub fn update_alias(&self, name: &str, target: &KeyRef) -> Result<AliasEntry> {
+        validate_alias_name(name)?;
+        let store = self.store()?;
+        let _lock = store.lock()?;
+        let record = self.resolve(&store, target, false)?;
+        if record.key_metadata.key_state == KeyState::PendingDeletion {
+            return Err(invalid_state(&record.key_metadata.arn, KeyState::PendingDeletion));
+        }
+        let mut aliases = store.aliases()?;
+        let Some(entry) = aliases.0.get_mut(name) else {
+            return Err(Error::kms(
+                KmsCode::NotFoundException,
+                format!("alias {name} does not exist in {}; create it with `cofre alias create`", self.region),
+            ));
+        };
+        entry.target_key_id = record.key_metadata.key_id.clone();
+        entry.last_updated_date = store::format_time(store::now());
+        let entry = entry.clone();
+        store.save_aliases(&aliases)?;
+        Ok(entry)
+    }
+
+    /// DeleteAlias.
+    pub fn delete_alias(&self, name: &str) -> Result<()> {
+        validate_alias_name(name)?;
+        let store = self.store()?;
+        let _lock = store.lock()?;
+        let mut aliases = store.aliases()?;
+        if aliases.0.remove(name).is_none() {
+            return Err(Error::kms(
+                KmsCode::NotFoundException,
+                format!("alias {name} does not exist in {}; `cofre alias list` shows the aliases", self.region),
+            ));
+        }
+        store.save_aliases(&aliases)
+    }
+
+    /// ListAliases.
+    pub fn list_aliases(&self) -> Result<Vec<AliasEntry>> {
+        Ok(self.store()?.aliases()?.0.into_values().collect())
+    }
+
+    /// The current material version of `key`, for wrapping new data keys (KMS Encrypt /
+    /// GenerateDataKey). Refuses keys that are not Enabled.
+    pub fn encryption_key(&self, key: &KeyRef) -> Result<MasterKey> {
+        let store = self.store()?;
+        let record = self.resolve(&store, key, true)?;
+        check_usable(&record)?;
+        store.master_key(&record, &record.key_metadata.current_key_material_id)
+    }
+
+    /// The material version that wrapped `wrapped`, for unwrapping it (KMS Decrypt). Refuses
+    /// keys that are not Enabled and keys of other regions.
+    pub fn decryption_key(&self, wrapped: &WrappedKey) -> Result<MasterKey> {
+        let key: KeyRef = wrapped.key_arn.parse()?;
+        if !matches!(key, KeyRef::Arn { .. }) {
+            return Err(Error::HeaderCorrupt(format!(
+                "recipient {:?} is not a key ARN",
+                wrapped.key_arn
+            )));
+        }
+        let store = self.store()?;
+        let record = self.resolve(&store, &key, false)?;
+        check_usable(&record)?;
+        store.master_key(&record, &hex::encode(wrapped.material_id))
+    }
+}
+
+/// The error KMS gives for an operation on a key in a state that forbids it.
+fn invalid_state(arn: &str, state: KeyState) -> Error {
+    let what = match state {
+        KeyState::PendingDeletion => "is pending deletion; cancel the deletion first".to_owned(),
+        KeyState::PendingImport => "is pending import; import its key material first".to_owned(),
+        s => format!("is in state {s:?}"),
+    };
+    Error::kms(KmsCode::KMSInvalidStateException, format!("{arn} {what}"))
+}
+
+/// Refuses cryptographic use of a key that is not Enabled.
+fn check_usable(record: &KeyRecord) -> Result<()> {
+    let m = &record.key_metadata;
+    match m.key_state {
+        KeyState::Enabled => Ok(()),
+        KeyState::Disabled => Err(Error::kms(
+            KmsCode::DisabledException,
+            format!("{} is disabled; enable it with `cofre key enable {}`", m.arn, m.key_id),
+        )),
+        s => Err(invalid_state(&m.arn, s)),
+    }
+}
+
+fn already_exists(alias: &str, region: &Region) -> Error {
+    Error::kms(
+        KmsCode::AlreadyExistsException,
+        format!("alias {alias} already exists in {region}; pick another name or use `cofre alias update`"),
+    )
+}

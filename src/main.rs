@@ -1,0 +1,13 @@
+//! The `cofre` binary: parse, dispatch, map errors to exit codes (see README).
+
+fn main() -> std::process::ExitCode {
+    match cofre::cli::run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        // The reader went away (`cofre decrypt x | head`): not a failure.
+        Err(e) if e.is_broken_pipe() => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("cofre: {e}");
+            std::process::ExitCode::from(e.exit_code() as u8)
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! The storage discipline every part of cofre follows, and the clock.
+//!
+//! - **Write new, then switch**: [`write_atomic`] and [`OutputFile`] write a temporary file in the
+//!   destination folder, fsync it, rename it into place and fsync the folder. A reader (or a crash,
+//!   or `kill -9`) sees the old state or the new, never half. Temporary names start with
+//!   `.cofre-tmp-`; on Ctrl-C the ones still pending are removed before the process exits.
+//! - **Locks**: [`lock`] takes an exclusive advisory lock on a lock file. The home's `.lock`
+//!   guards creating the home; each region's `.lock` guards that region's keys and aliases.
+//!   Readers do not lock: every file they read is replaced atomically.
+//! - **Clock**: [`now`] is the one source of time. `COFRE_NOW=2028-01-01T00:00:00Z` sets it, for
+//!   tests and simulations of every time-based rule.
+
+use crate::error::{Error, Result};
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, Once};
+use std::time::SystemTime;
+
+/// Prefix of every temporary file cofre creates.
+pub const TMP_PREFIX: &str = ".cofre-tmp-";
+
+/// Temporary files to remove if the process is interrupted.
+static PENDING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+static HANDLER: Once = Once::new();
+
+/// Installs the Ctrl-C handler that removes pending temporary files and exits with 130.
+pub fn install_interrupt_handler() {
+    HANDLER.call_once(|| {
+        let _ = ctrlc::set_handler(|| {
+            let pending = PENDING.lock().unwrap_or_else(|e| e.into_inner());
+            for p in pending.iter() {
+                let _ = fs::remove_file(p);
+            }
+            eprintln!("cofre: interrupted; partial output removed");
+            std::process::exit(crate::ExitCode::Interrupted as i32);
+        });
+    });
+}
+
+fn track(path: &Path) {
+    PENDING.lock().unwrap_or_else(|e| e.into_inner()).push(path.to_path_buf());
+}
+
+fn untrack(path: &Path) {
+    PENDING
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .retain(|p| p != path);
+}
+
+fn parent_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// Fsyncs a folder so that a rename inside it is durable.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io("syncing folder", dir, e))
+}
+
+/// A file being written to a temporary name beside its final path.
+///
+/// Nothing appears at the final path until [`OutputFile::commit`]; dropping it uncommitted
+/// (an error, a panic) removes the temporary file.
+pub struct OutputFile {
+    tmp: Option<tempfile::NamedTempFile>,
+    path: PathBuf,
+    force: bool,
+}
+
+impl OutputFile {
+    /// Starts writing `path`. Refuses at once if it exists and `force` is false.
+    pub fn create(path: &Path, force: bool) -> Result<Self> {
+        if !force && fs::symlink_metadata(path).is_ok() {
+            return Err(Error::OutputExists(path.to_path_buf()));
+        }
+        let dir = parent_of(path);
+        let tmp = tempfile::Builder::new()
+            .prefix(TMP_PREFIX)
+            .tempfile_in(dir)
+            .map_err(|e| Error::io("creating a temporary file in", dir, e))?;
+        track(tmp.path());
+        Ok(OutputFile {
+            tmp: Some(tmp),
+            path: path.to_path_buf(),
+            force,
+        })
+    }
+
+    /// The open temporary file.
+    pub fn file(&self) -> &File {
+        self.tmp.as_ref().expect("not committed").as_file()
+    }
+
+    /// The final path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Fsyncs the file, renames it into place and fsyncs the folder.
+    pub fn commit(mut self) -> Result<()> {
+        let tmp = self.tmp.take().expect("committed once");
+        let tmp_path = tmp.path().to_path_buf();
+        tmp.as_file()
+            .sync_all()
+            .map_err(|e| Error::io("syncing", &tmp_path, e))?;
+        let persisted = if self.force {
+            tmp.persist(&self.path).map(drop)
+        } else {
+            tmp.persist_noclobber(&self.path).map(drop)
+        };
+        untrack(&tmp_path);
+        if let Err(e) = persisted {
+            // `e.file` is dropped here, removing the temporary file.
+            if e.error.kind() == std::io::ErrorKind::AlreadyExists {
+                return Err(Error::OutputExists(self.path.clone()));
+            }
+            return Err(Error::io("renaming into place", &self.path, e.error));
+        }
+        sync_dir(parent_of(&self.path))
+    }
+}
+
+impl Drop for OutputFile {
+    fn drop(&mut self) {
+        if let Some(tmp) = &self.tmp {
+            untrack(tmp.path());
+        }
+    }
+}
+
+/// Replaces (or creates) `path` with `bytes` atomically, with the given Unix mode.
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    let out = OutputFile::create(path, true)?;
+    set_mode(out.file(), mode, out.path())?;
+    (&*out.file())
+        .write_all(bytes)
+        .map_err(|e| Error::io("writing", path, e))?;
+    out.commit()
+}
+
+/// Creates `path` with `bytes` atomically; fails with [`Error::OutputExists`] if it exists.
+pub fn create_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    let out = OutputFile::create(path, false)?;
+    set_mode(out.file(), mode, out.path())?;
+    (&*out.file())
+        .write_all(bytes)
+        .map_err(|e| Error::io("writing", path, e))?;
+    out.commit()
+}
+
+fn set_mode(file: &File, mode: u32, path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    file.set_permissions(fs::Permissions::from_mode(mode))
+        .map_err(|e| Error::io("setting permissions on", path, e))
+}
+
+/// Reads a whole file, naming it in the error.
+pub fn read(path: &Path) -> Result<Vec<u8>> {
+    fs::read(path).map_err(|e| Error::io("reading", path, e))
+}
+
+/// Creates a folder and its parents (mode 0700 for new ones).
+pub fn create_dir(path: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(|e| Error::io("creating folder", path, e))
+}
+
+/// An exclusive advisory lock, released on drop.
+#[must_use = "the lock is released when this is dropped"]
+pub struct LockGuard {
+    _file: File,
+}
+
+/// Takes an exclusive lock on `path` (created if missing), waiting for other holders.
+pub fn lock(path: &Path) -> Result<LockGuard> {
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::io("opening lock", path, e))?;
+    f.lock().map_err(|e| Error::io("locking", path, e))?;
+    Ok(LockGuard { _file: f })
+}
+
+/// The current time: `COFRE_NOW` if set (RFC 3339, e.g. `2028-01-01T00:00:00Z`), else the
+/// system clock.
+pub fn now() -> SystemTime {
+    match std::env::var("COFRE_NOW") {
+        Ok(s) => parse_time(&s).unwrap_or_else(|_| {
+            eprintln!("cofre: COFRE_NOW={s:?} is not an RFC 3339 time; using the system clock");
+            SystemTime::now()
+        }),
+        Err(_) => SystemTime::now(),
+    }
+}
+
+/// Formats a time as RFC 3339 UTC with seconds, as KMS prints dates.
+pub fn format_time(t: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+/// Parses an RFC 3339 time.
+pub fn parse_time(s: &str) -> Result<SystemTime> {
+    humantime::parse_rfc3339_weak(s)
+        .map_err(|e| Error::usage(format!("bad time {s:?}: {e}; use RFC 3339, e.g. 2028-01-01T00:00:00Z")))
+}
