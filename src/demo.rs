@@ -70,7 +70,10 @@ pub fn run(size: u64, dir: Option<&Path>, out: &mut dyn Write) -> Result<()> {
         let _ = writeln!(out, "{s}");
     };
     let root = tmp.path();
-    w(out, format!("cofre demo in {} (removed at the end)", root.display()));
+    w(
+        out,
+        format!("cofre demo in {} (removed at the end)", root.display()),
+    );
 
     let east = Region::new("us-east-1")?;
     let west = Region::new("eu-west-1")?;
@@ -86,8 +89,14 @@ pub fn run(size: u64, dir: Option<&Path>, out: &mut dyn Write) -> Result<()> {
         alias: Some("alias/demo-dr".into()),
         ..Default::default()
     })?;
-    w(out, format!("1. created key {} (alias/demo-disks) in {east}", k1.key_id));
-    w(out, format!("   created key {} (alias/demo-dr) in {west}", k2.key_id));
+    w(
+        out,
+        format!("1. created key {} (alias/demo-disks) in {east}", k1.key_id),
+    );
+    w(
+        out,
+        format!("   created key {} (alias/demo-dr) in {west}", k2.key_id),
+    );
 
     let image = root.join("disk.img");
     make_image(&image, size)?;
@@ -136,17 +145,31 @@ pub fn run(size: u64, dir: Option<&Path>, out: &mut dyn Write) -> Result<()> {
     )?;
     let dec = t.elapsed().as_secs_f64();
     let same = hash_file(&image)? == hash_file(&plain)?;
-    w(out, format!(
-        "4. decrypted it: {:.2} GB/s ({:.2} x copy); identical to the original: {}",
-        gbps(size, dec), dec / cp, if same { "yes" } else { "NO" }
-    ));
+    w(
+        out,
+        format!(
+            "4. decrypted it: {:.2} GB/s ({:.2} x copy); identical to the original: {}",
+            gbps(size, dec),
+            dec / cp,
+            if same { "yes" } else { "NO" }
+        ),
+    );
     if !same {
-        return Err(Error::usage("the demo's decrypted image differs from the original"));
+        return Err(Error::usage(
+            "the demo's decrypted image differs from the original",
+        ));
     }
 
     let moved = root.join("disk.img.eu-west-1.cofre");
     let t = Instant::now();
-    files::rewrap(&kms, &kms_west, &["alias/demo-dr".parse()?], &sealed, Some(&moved), false)?;
+    files::rewrap(
+        &kms,
+        &kms_west,
+        &["alias/demo-dr".parse()?],
+        &sealed,
+        Some(&moved),
+        false,
+    )?;
     let rw = t.elapsed().as_secs_f64();
     w(out, format!(
         "5. re-wrapped its data key under alias/demo-dr in {west} in {:.0} ms; the payload was copied, not re-encrypted",
@@ -164,7 +187,10 @@ pub fn run(size: u64, dir: Option<&Path>, out: &mut dyn Write) -> Result<()> {
         opts,
     );
     match refused {
-        Err(e) => w(out, format!("6. decrypting the re-wrapped copy from {east} is refused: {e}")),
+        Err(e) => w(
+            out,
+            format!("6. decrypting the re-wrapped copy from {east} is refused: {e}"),
+        ),
         Ok(_) => return Err(Error::usage("the demo expected a regional refusal")),
     }
 
@@ -180,12 +206,17 @@ pub fn run(size: u64, dir: Option<&Path>, out: &mut dyn Write) -> Result<()> {
         opts,
     )?;
     let same = hash_file(&image)? == hash_file(&plain)?;
-    w(out, format!(
-        "7. decrypted it in {west}; identical to the original: {}",
-        if same { "yes" } else { "NO" }
-    ));
+    w(
+        out,
+        format!(
+            "7. decrypted it in {west}; identical to the original: {}",
+            if same { "yes" } else { "NO" }
+        ),
+    );
     if !same {
-        return Err(Error::usage("the demo's re-wrapped image differs from the original"));
+        return Err(Error::usage(
+            "the demo's re-wrapped image differs from the original",
+        ));
     }
     w(out, "done; the throwaway home and files are removed".into());
     Ok(())

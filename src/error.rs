@@ -76,7 +76,9 @@ pub enum Error {
     #[error("header corrupted: {0}; the file was damaged or tampered with")]
     HeaderCorrupt(String),
     /// A payload chunk failed authentication.
-    #[error("corrupted at chunk {chunk}: authentication failed; the file was damaged or tampered with")]
+    #[error(
+        "corrupted at chunk {chunk}: authentication failed; the file was damaged or tampered with"
+    )]
     Corrupted { chunk: u64 },
     /// The payload ends before its final chunk.
     #[error("truncated: {0}; the file is incomplete")]

@@ -8,7 +8,7 @@
 use crate::crypto::{Backend, SecretKey};
 use crate::envelope::{
     engine, ChunkCipher, EncryptionContext, Header, HeaderKeys, Layout, Progress, Recipient,
-    WrappedKey,
+    WrappedKey, MAX_ALIGN,
 };
 use crate::error::{Error, KmsCode, Result};
 use crate::kms::{KeyRef, Kms};
@@ -36,6 +36,9 @@ pub enum Output {
     /// A file, replaced only with `force`.
     Path { path: PathBuf, force: bool },
 }
+
+/// Inputs of at least this many bytes (and streams) get a 4 KiB-aligned payload.
+pub const ALIGN_FROM: u64 = 1 << 20;
 
 /// Options shared by the data commands.
 #[derive(Debug, Clone, Copy)]
@@ -72,13 +75,13 @@ enum Source {
 
 impl Source {
     fn open(input: &Input) -> Result<Source> {
-        let file = match input {
+        let mut file = match input {
             Input::Stdin => {
                 let fd = std::io::stdin()
                     .as_fd()
                     .try_clone_to_owned()
                     .map_err(|e| Error::io("opening", Path::new("stdin"), e))?;
-                return Ok(Source::Stream(File::from(fd)));
+                File::from(fd)
             }
             Input::Path(p) => File::open(p).map_err(|e| Error::io("opening", p, e))?,
         };
@@ -86,7 +89,8 @@ impl Source {
             what: "reading input metadata".into(),
             source: e,
         })?;
-        if !meta.is_file() {
+        // Map regular files, including one redirected to stdin if it is read from its start.
+        if !meta.is_file() || file.stream_position().ok() != Some(0) {
             return Ok(Source::Stream(file));
         }
         let map = if meta.len() == 0 {
@@ -170,13 +174,14 @@ fn run_engine(
     progress: &Progress,
 ) -> Result<u64> {
     match (&source, sink) {
-        (Source::Mapped(_), Sink::File(out)) => {
+        (Source::Mapped(map), Sink::File(out)) => {
             let input = source.mapped().expect("mapped");
+            let map = map.as_ref();
             if seal {
-                engine::seal_slice(cipher, layout, header, input, out.file(), progress)?;
+                engine::seal_slice(cipher, layout, header, input, map, out.file(), progress)?;
                 Ok(layout.sealed_len(input.len() as u64))
             } else {
-                engine::open_slice(cipher, layout, input, out.file(), progress)
+                engine::open_slice(cipher, layout, input, map, out.file(), progress)
             }
         }
         _ => {
@@ -202,7 +207,14 @@ fn run_engine(
                     let data: &[u8] = map.as_deref().unwrap_or(&[]);
                     let reader = if seal { data } else { &data[header.len()..] };
                     if seal {
-                        engine::seal_stream(cipher, layout, header, reader, &mut counter, progress)?;
+                        engine::seal_stream(
+                            cipher,
+                            layout,
+                            header,
+                            reader,
+                            &mut counter,
+                            progress,
+                        )?;
                     } else {
                         engine::open_stream(cipher, layout, reader, &mut counter, progress)?;
                     }
@@ -249,7 +261,9 @@ fn wrap_for(kms: &Kms, keys: &[KeyRef], data_key: &SecretKey, header: &mut Heade
             &header.message_id,
             &header.context,
         );
-        header.recipients.push(Recipient::Kms(master.wrap(data_key, &aad)));
+        header
+            .recipients
+            .push(Recipient::Kms(master.wrap(data_key, &aad)));
     }
     Ok(())
 }
@@ -269,8 +283,13 @@ pub fn encrypt(
     let mut header = Header::new(chunk_log2, context.clone());
     wrap_for(kms, keys, &data_key, &mut header)?;
     let keys = HeaderKeys::derive(opts.backend, &data_key, &header.message_id);
-    let raw = header.seal(&keys)?;
     let source = Source::open(input)?;
+    // Page-align the payload of anything but small files (see Header::seal).
+    let align = match source.len() {
+        Some(n) if n < ALIGN_FROM => 1,
+        _ => MAX_ALIGN,
+    };
+    let raw = header.seal(&keys, align)?;
     let sink = Sink::open(output)?;
     let layout = Layout {
         header_len: raw.len() as u64,
@@ -319,7 +338,12 @@ fn open_header(
             regions.push(region.to_owned());
             continue;
         }
-        let aad = WrappedKey::aad(&w.key_arn, &w.material_id, &header.message_id, &header.context);
+        let aad = WrappedKey::aad(
+            &w.key_arn,
+            &w.material_id,
+            &header.message_id,
+            &header.context,
+        );
         match kms.decryption_key(w).and_then(|m| m.unwrap(w, &aad)) {
             Ok(dk) => {
                 let keys = HeaderKeys::derive(backend, &dk, &header.message_id);
@@ -411,7 +435,12 @@ pub fn rewrap(
         ..old.clone()
     };
     wrap_for(to, keys, &data_key, &mut header)?;
-    let new_raw = header.seal(&hkeys)?;
+    let align = if raw.len() % MAX_ALIGN == 0 {
+        MAX_ALIGN
+    } else {
+        1
+    };
+    let new_raw = header.seal(&hkeys, align)?;
     let total = file
         .metadata()
         .map_err(|e| Error::io("reading", input, e))?
@@ -423,13 +452,17 @@ pub fn rewrap(
     };
     layout.plain_len(total)?;
     let out = OutputFile::create(&out_path, force)?;
-    let mut w = out.file();
+    let mut w = out
+        .file()
+        .try_clone()
+        .map_err(|e| Error::io("opening", &out_path, e))?;
     w.write_all(&new_raw)
         .map_err(|e| Error::io("writing", &out_path, e))?;
     file.seek(SeekFrom::Start(raw.len() as u64))
         .map_err(|e| Error::io("reading", input, e))?;
     // std::io::copy between files uses copy_file_range: a reflink or in-kernel copy.
-    let copied = std::io::copy(&mut file, &mut w).map_err(|e| Error::io("copying payload of", input, e))?;
+    let copied =
+        std::io::copy(&mut file, &mut w).map_err(|e| Error::io("copying payload of", input, e))?;
     out.commit()?;
     Ok(Summary {
         bytes_in: total,

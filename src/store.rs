@@ -39,7 +39,10 @@ pub fn install_interrupt_handler() {
 }
 
 fn track(path: &Path) {
-    PENDING.lock().unwrap_or_else(|e| e.into_inner()).push(path.to_path_buf());
+    PENDING
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(path.to_path_buf());
 }
 
 fn untrack(path: &Path) {
@@ -136,19 +139,18 @@ impl Drop for OutputFile {
 
 /// Replaces (or creates) `path` with `bytes` atomically, with the given Unix mode.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
-    let out = OutputFile::create(path, true)?;
-    set_mode(out.file(), mode, out.path())?;
-    (&*out.file())
-        .write_all(bytes)
-        .map_err(|e| Error::io("writing", path, e))?;
-    out.commit()
+    write_file(path, bytes, mode, true)
 }
 
 /// Creates `path` with `bytes` atomically; fails with [`Error::OutputExists`] if it exists.
 pub fn create_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
-    let out = OutputFile::create(path, false)?;
+    write_file(path, bytes, mode, false)
+}
+
+fn write_file(path: &Path, bytes: &[u8], mode: u32, replace: bool) -> Result<()> {
+    let out = OutputFile::create(path, replace)?;
     set_mode(out.file(), mode, out.path())?;
-    (&*out.file())
+    out.file()
         .write_all(bytes)
         .map_err(|e| Error::io("writing", path, e))?;
     out.commit()
@@ -212,6 +214,9 @@ pub fn format_time(t: SystemTime) -> String {
 
 /// Parses an RFC 3339 time.
 pub fn parse_time(s: &str) -> Result<SystemTime> {
-    humantime::parse_rfc3339_weak(s)
-        .map_err(|e| Error::usage(format!("bad time {s:?}: {e}; use RFC 3339, e.g. 2028-01-01T00:00:00Z")))
+    humantime::parse_rfc3339_weak(s).map_err(|e| {
+        Error::usage(format!(
+            "bad time {s:?}: {e}; use RFC 3339, e.g. 2028-01-01T00:00:00Z"
+        ))
+    })
 }

@@ -139,8 +139,8 @@ pub struct EncryptArgs {
     #[arg(long, default_value = "1MiB", value_parser = parse_size)]
     pub chunk_size: u64,
     /// Output file [default: stdout]
-    #[arg(short, long)]
-    pub output: Option<PathBuf>,
+    #[arg(short = 'o', long = "out", value_name = "FILE")]
+    pub out: Option<PathBuf>,
     /// Replace the output if it exists
     #[arg(short, long)]
     pub force: bool,
@@ -154,8 +154,8 @@ pub struct DecryptArgs {
     #[arg(short = 'c', long = "context", value_name = "K=V")]
     pub context: Vec<String>,
     /// Output file [default: stdout]
-    #[arg(short, long)]
-    pub output: Option<PathBuf>,
+    #[arg(short = 'o', long = "out", value_name = "FILE")]
+    pub out: Option<PathBuf>,
     /// Replace the output if it exists
     #[arg(short, long)]
     pub force: bool,
@@ -174,8 +174,8 @@ pub struct RewrapArgs {
     #[arg(long, value_name = "REGION")]
     pub to_region: Option<String>,
     /// Output file [default: replace the input in place, atomically]
-    #[arg(short, long)]
-    pub output: Option<PathBuf>,
+    #[arg(short = 'o', long = "out", value_name = "FILE")]
+    pub out: Option<PathBuf>,
     /// Replace the output if it exists
     #[arg(short, long)]
     pub force: bool,

@@ -158,17 +158,29 @@ fn dispatch(cli: Cli) -> Result<()> {
             }
         }
         Command::Encrypt(a) => {
-            let keys = a.keys.iter().map(|k| key_ref(k)).collect::<Result<Vec<_>>>()?;
+            let keys = a
+                .keys
+                .iter()
+                .map(|k| key_ref(k))
+                .collect::<Result<Vec<_>>>()?;
             let context = EncryptionContext::from_pairs(&a.context)?;
             let log2 = chunk_log2(a.chunk_size)?;
-            let output = output_of(a.output, a.force);
+            let output = output_of(a.out, a.force);
             if output == Output::Stdout && std::io::stdout().is_terminal() {
                 return Err(Error::usage(
                     "refusing to write encrypted data to a terminal; use -o FILE or redirect stdout",
                 ));
             }
             let kms = open_kms(cli.home, cli.region)?;
-            files::encrypt(&kms, &keys, &context, log2, &input_of(a.input), &output, opts)?;
+            files::encrypt(
+                &kms,
+                &keys,
+                &context,
+                log2,
+                &input_of(a.input),
+                &output,
+                opts,
+            )?;
         }
         Command::Decrypt(a) => {
             let context = EncryptionContext::from_pairs(&a.context)?;
@@ -177,18 +189,22 @@ fn dispatch(cli: Cli) -> Result<()> {
                 &kms,
                 &context,
                 &input_of(a.input),
-                &output_of(a.output, a.force),
+                &output_of(a.out, a.force),
                 opts,
             )?;
         }
         Command::Rewrap(a) => {
-            let keys = a.keys.iter().map(|k| key_ref(k)).collect::<Result<Vec<_>>>()?;
+            let keys = a
+                .keys
+                .iter()
+                .map(|k| key_ref(k))
+                .collect::<Result<Vec<_>>>()?;
             let from = open_kms(cli.home, cli.region)?;
             let to = match a.to_region {
                 Some(r) => from.in_region(Region::new(&r)?)?,
                 None => from.in_region(from.region().clone())?,
             };
-            files::rewrap(&from, &to, &keys, &a.input, a.output.as_deref(), a.force)?;
+            files::rewrap(&from, &to, &keys, &a.input, a.out.as_deref(), a.force)?;
         }
         Command::Inspect { input } => {
             let i = files::inspect(&input_of(Some(input)))?;

@@ -11,10 +11,16 @@ fn print_json(v: &serde_json::Value) {
 
 pub fn init(home: &Home, existed: bool, json: bool) {
     if json {
-        print_json(&json!({"AccountId": home.account_id(), "Home": home.root(), "Created": !existed}));
+        print_json(
+            &json!({"AccountId": home.account_id(), "Home": home.root(), "Created": !existed}),
+        );
     } else {
         let verb = if existed { "uses" } else { "created" };
-        println!("{} {verb} account {}", home.root().display(), home.account_id());
+        println!(
+            "{} {verb} account {}",
+            home.root().display(),
+            home.account_id()
+        );
     }
 }
 
@@ -113,13 +119,27 @@ pub fn inspection(i: &Inspection, json: bool) {
         }));
         return;
     }
-    println!("format        cofre v{} (AES-256-GCM chunks, HKDF-SHA256, committed key)", crate::envelope::VERSION);
+    println!(
+        "format        cofre v{} (AES-256-GCM chunks, HKDF-SHA256, committed key)",
+        crate::envelope::VERSION
+    );
     println!("chunk size    {} bytes", h.chunk_size());
     println!("message id    {}", hex::encode(h.message_id));
     let ctx: Vec<String> = h.context.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    println!("context       {}", if ctx.is_empty() { "(none)".into() } else { ctx.join(", ") });
+    println!(
+        "context       {}",
+        if ctx.is_empty() {
+            "(none)".into()
+        } else {
+            ctx.join(", ")
+        }
+    );
     for w in h.wrapped_keys() {
-        println!("wrapped key   {} (material {})", w.key_arn, hex::encode(w.material_id));
+        println!(
+            "wrapped key   {} (material {})",
+            w.key_arn,
+            hex::encode(w.material_id)
+        );
     }
     if unknown > 0 {
         println!("other         {unknown} recipient(s) of types this build does not know");

@@ -82,7 +82,12 @@ pub(super) fn open_in_place(
     buf: &mut [u8],
     tag: &[u8; TAG_LEN],
 ) -> Result<(), AuthError> {
-    key.open_in_place_separate_tag(Nonce::assume_unique_for_key(*nonce), Aad::from(aad), tag, buf)
-        .map(drop)
-        .map_err(|_| AuthError)
+    key.open_in_place_separate_tag(
+        Nonce::assume_unique_for_key(*nonce),
+        Aad::from(aad),
+        tag,
+        buf,
+    )
+    .map(drop)
+    .map_err(|_| AuthError)
 }

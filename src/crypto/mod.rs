@@ -207,7 +207,12 @@ impl AeadKey {
     }
 
     /// Seals `buf` in place and returns the tag.
-    pub fn seal_in_place(&self, nonce: &[u8; NONCE_LEN], aad: &[u8], buf: &mut [u8]) -> [u8; TAG_LEN] {
+    pub fn seal_in_place(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        buf: &mut [u8],
+    ) -> [u8; TAG_LEN] {
         match self {
             #[cfg(feature = "aws-lc")]
             AeadKey::AwsLc(k) => aws_lc::seal_in_place(k, nonce, aad, buf),

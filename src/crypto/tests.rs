@@ -38,7 +38,10 @@ fn wycheproof_aes_256_gcm() {
             }
         }
     }
-    assert!(checked > 50 * Backend::ALL.len(), "only {checked} vectors applied");
+    assert!(
+        checked > 50 * Backend::ALL.len(),
+        "only {checked} vectors applied"
+    );
 }
 
 #[test]
@@ -60,7 +63,10 @@ fn wycheproof_hkdf_sha256() {
             }
         }
     }
-    assert!(checked > 50 * Backend::ALL.len(), "only {checked} vectors applied");
+    assert!(
+        checked > 50 * Backend::ALL.len(),
+        "only {checked} vectors applied"
+    );
 }
 
 fn unhex(s: &str) -> Vec<u8> {
@@ -115,10 +121,16 @@ fn backends_agree_and_reject_tampering() {
     for b in Backend::ALL {
         let aead = b.aead(&key);
         let mut out = vec![0u8; pt.len()];
-        aead.open_from_slice(&nonce, b"aad", &sealed[0], &mut out).unwrap();
+        aead.open_from_slice(&nonce, b"aad", &sealed[0], &mut out)
+            .unwrap();
         assert_eq!(out, pt);
-        assert!(aead.open_from_slice(&nonce, b"aaD", &sealed[0], &mut out).is_err());
-        assert!(out.iter().all(|&b| b == 0), "failed open must not leave plaintext");
+        assert!(aead
+            .open_from_slice(&nonce, b"aaD", &sealed[0], &mut out)
+            .is_err());
+        assert!(
+            out.iter().all(|&b| b == 0),
+            "failed open must not leave plaintext"
+        );
     }
 }
 

@@ -30,7 +30,9 @@ impl EncryptionContext {
         for p in pairs {
             let p = p.as_ref();
             let (k, v) = p.split_once('=').ok_or_else(|| {
-                Error::usage(format!("bad encryption context pair {p:?}: write it as KEY=VALUE"))
+                Error::usage(format!(
+                    "bad encryption context pair {p:?}: write it as KEY=VALUE"
+                ))
             })?;
             ctx.insert(k, v)?;
         }

@@ -21,6 +21,8 @@ pub const MAX_HEADER_LEN: usize = 1 << 20;
 pub const MAX_RECIPIENTS: usize = 32;
 /// Recipient type 1: a data key wrapped by a symmetric master key in a keyring.
 pub const RECIPIENT_KMS: u8 = 1;
+/// Largest header alignment: headers are padded to at most a 4 KiB boundary.
+pub const MAX_ALIGN: usize = 4096;
 /// Length of a sealed data key: 32 bytes of key and a 16-byte tag.
 pub const SEALED_KEY_LEN: usize = 32 + TAG_LEN;
 
@@ -132,8 +134,14 @@ impl Header {
         })
     }
 
-    /// Encodes the header with its commitment and authentication tag.
-    pub fn seal(&mut self, keys: &HeaderKeys) -> Result<Vec<u8>> {
+    /// Encodes the header with its commitment and authentication tag, padded with zeros so its
+    /// length is a multiple of `align` (1 for no padding, at most 4096). A 4 KiB-aligned payload
+    /// lets `rewrap` copy it with reflinks or page-aligned in-kernel copies.
+    pub fn seal(&mut self, keys: &HeaderKeys, align: usize) -> Result<Vec<u8>> {
+        assert!(
+            (1..=MAX_ALIGN).contains(&align),
+            "header alignment out of range"
+        );
         if self.recipients.is_empty() || self.recipients.len() > MAX_RECIPIENTS {
             return Err(Error::usage(format!(
                 "a file needs 1 to {MAX_RECIPIENTS} wrapping keys; give -k once per key"
@@ -165,10 +173,16 @@ impl Header {
             b.extend_from_slice(&(body.len() as u16).to_be_bytes());
             b.extend_from_slice(&body);
         }
+        let unpadded = b.len() + 2 + 32 + 32;
+        let pad = (align - unpadded % align) % align;
+        b.extend_from_slice(&(pad as u16).to_be_bytes());
+        b.resize(b.len() + pad, 0);
         b.extend_from_slice(&self.commitment);
         let len = b.len() + 32;
         if len > MAX_HEADER_LEN {
-            return Err(Error::usage("header too large: shorten the encryption context"));
+            return Err(Error::usage(
+                "header too large: shorten the encryption context",
+            ));
         }
         b[10..14].copy_from_slice(&(len as u32).to_be_bytes());
         let tag = blake3::keyed_hash(keys.mac.expose(), &b);
@@ -219,7 +233,9 @@ impl Header {
         };
         let chunk_log2 = c.u8()?;
         if !(MIN_CHUNK_LOG2..=MAX_CHUNK_LOG2).contains(&chunk_log2) {
-            return Err(Error::HeaderCorrupt(format!("chunk size 2^{chunk_log2} out of range")));
+            return Err(Error::HeaderCorrupt(format!(
+                "chunk size 2^{chunk_log2} out of range"
+            )));
         }
         let message_id = c.array::<32>()?;
         let pairs = c.u16()? as usize;
@@ -268,9 +284,15 @@ impl Header {
                 },
             });
         }
+        let pad = c.u16()? as usize;
+        if pad >= MAX_ALIGN || c.take(pad)?.iter().any(|&b| b != 0) {
+            return Err(Error::HeaderCorrupt("bad header padding".into()));
+        }
         let commitment = c.array::<32>()?;
         if c.pos != c.buf.len() {
-            return Err(Error::HeaderCorrupt("header length does not match its fields".into()));
+            return Err(Error::HeaderCorrupt(
+                "header length does not match its fields".into(),
+            ));
         }
         Ok(Header {
             chunk_log2,
@@ -298,7 +320,9 @@ pub fn check_prefix(raw: &[u8]) -> Result<usize> {
     }
     let len = u32::from_be_bytes(raw[10..14].try_into().expect("4 bytes")) as usize;
     if !(PREFIX_LEN + 32..=MAX_HEADER_LEN).contains(&len) {
-        return Err(Error::HeaderCorrupt(format!("header length {len} out of range")));
+        return Err(Error::HeaderCorrupt(format!(
+            "header length {len} out of range"
+        )));
     }
     Ok(len)
 }

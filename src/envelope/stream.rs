@@ -88,7 +88,9 @@ impl Layout {
             )));
         }
         if full + 1 > MAX_CHUNKS {
-            return Err(Error::HeaderCorrupt("more chunks than the format allows".into()));
+            return Err(Error::HeaderCorrupt(
+                "more chunks than the format allows".into(),
+            ));
         }
         Ok(full * self.chunk_size + rest - TAG_LEN as u64)
     }
@@ -115,7 +117,9 @@ impl ChunkCipher {
     /// Seals chunk `index` from `plaintext` into `out` (`plaintext.len() + 16` bytes).
     pub fn seal(&self, index: u64, last: bool, plaintext: &[u8], out: &mut [u8]) {
         let (ct, tag) = out.split_at_mut(plaintext.len());
-        let t = self.aead.seal(&chunk_nonce(index, last), &[], plaintext, ct);
+        let t = self
+            .aead
+            .seal(&chunk_nonce(index, last), &[], plaintext, ct);
         tag.copy_from_slice(&t);
     }
 
@@ -137,7 +141,9 @@ impl ChunkCipher {
     /// Opens sealed chunk `index` in place; the plaintext is `buf[..buf.len() - 16]`.
     pub fn open_in_place(&self, index: u64, last: bool, buf: &mut [u8]) -> Result<()> {
         if buf.len() < TAG_LEN {
-            return Err(Error::Truncated(format!("chunk {index} is shorter than its tag")));
+            return Err(Error::Truncated(format!(
+                "chunk {index} is shorter than its tag"
+            )));
         }
         let (ct, tag) = buf.split_at_mut(buf.len() - TAG_LEN);
         let tag: [u8; TAG_LEN] = (&*tag).try_into().expect("16 bytes");
@@ -149,7 +155,9 @@ impl ChunkCipher {
 
 fn split_tag(sealed: &[u8], index: u64) -> Result<(&[u8], &[u8; TAG_LEN])> {
     if sealed.len() < TAG_LEN {
-        return Err(Error::Truncated(format!("chunk {index} is shorter than its tag")));
+        return Err(Error::Truncated(format!(
+            "chunk {index} is shorter than its tag"
+        )));
     }
     let (ct, tag) = sealed.split_at(sealed.len() - TAG_LEN);
     Ok((ct, tag.try_into().expect("16 bytes")))

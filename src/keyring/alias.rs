@@ -71,9 +71,19 @@ mod tests {
             validate_alias_name(ok).unwrap();
         }
         let long = format!("alias/{}", "a".repeat(251));
-        for bad in ["backups", "alias/", "alias/aws/ebs", "alias/sp ace", "alias/é", long.as_str()] {
+        for bad in [
+            "backups",
+            "alias/",
+            "alias/aws/ebs",
+            "alias/sp ace",
+            "alias/é",
+            long.as_str(),
+        ] {
             let e = validate_alias_name(bad).unwrap_err();
-            assert!(e.to_string().starts_with("InvalidAliasNameException"), "{bad}: {e}");
+            assert!(
+                e.to_string().starts_with("InvalidAliasNameException"),
+                "{bad}: {e}"
+            );
         }
         validate_alias_name(&format!("alias/{}", "a".repeat(250))).unwrap();
     }

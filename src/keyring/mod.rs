@@ -77,7 +77,10 @@ pub fn validate_account_id(id: &str) -> Result<()> {
 fn random_account_id() -> String {
     let r: [u8; 8] = crypto::random_array();
     // First digit 1–9 so the id reads as a 12-digit number.
-    format!("{}", 100_000_000_000 + u64::from_le_bytes(r) % 900_000_000_000)
+    format!(
+        "{}",
+        100_000_000_000 + u64::from_le_bytes(r) % 900_000_000_000
+    )
 }
 
 impl Home {
@@ -194,9 +197,9 @@ impl Home {
     /// Seals one material version for storage: hex of nonce ‖ ciphertext ‖ tag.
     pub fn seal_material(&self, arn: &str, material_id: &str, material: &SecretKey) -> String {
         let nonce: [u8; NONCE_LEN] = crypto::random_array();
-        let sealed = self
-            .seal_key
-            .seal_to_vec(&nonce, &material_aad(arn, material_id), material.expose());
+        let sealed =
+            self.seal_key
+                .seal_to_vec(&nonce, &material_aad(arn, material_id), material.expose());
         let mut out = nonce.to_vec();
         out.extend_from_slice(&sealed);
         hex::encode(out)

@@ -52,7 +52,16 @@ mod tests {
         for ok in ["us-east-1", "eu-west-1", "ap-southeast-2", "us-gov-west-1"] {
             Region::new(ok).unwrap();
         }
-        for bad in ["", "us", "us-east", "US-east-1", "us-east-1a", "us--1", "a-b-c-d-1", "../x-y-1"] {
+        for bad in [
+            "",
+            "us",
+            "us-east",
+            "US-east-1",
+            "us-east-1a",
+            "us--1",
+            "a-b-c-d-1",
+            "../x-y-1",
+        ] {
             assert!(Region::new(bad).is_err(), "{bad}");
         }
     }

@@ -32,9 +32,10 @@ pub fn is_key_id(s: &str) -> bool {
     }
     let groups: Vec<&str> = s.split('-').collect();
     groups.len() == 5
-        && groups.iter().zip([8, 4, 4, 4, 12]).all(|(g, n)| {
-            g.len() == n && g.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-        })
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
 }
 
 /// The key ARN for a key id.
@@ -133,10 +134,21 @@ mod tests {
             KeyRef::Alias("alias/x".into())
         );
         let aarn = "arn:aws:kms:eu-west-1:111122223333:alias/x";
-        assert!(matches!(aarn.parse::<KeyRef>().unwrap(), KeyRef::AliasArn { .. }));
+        assert!(matches!(
+            aarn.parse::<KeyRef>().unwrap(),
+            KeyRef::AliasArn { .. }
+        ));
         assert_eq!(aarn.parse::<KeyRef>().unwrap().to_string(), aarn);
-        assert!("mrk-1234abcd12ab34cd56ef1234567890ab".parse::<KeyRef>().is_ok());
-        for bad in ["", "nope", "1234ABCD-12ab-34cd-56ef-1234567890ab", "arn:aws:s3:::x", "arn:aws:kms:us-east-1:1:key/zz"] {
+        assert!("mrk-1234abcd12ab34cd56ef1234567890ab"
+            .parse::<KeyRef>()
+            .is_ok());
+        for bad in [
+            "",
+            "nope",
+            "1234ABCD-12ab-34cd-56ef-1234567890ab",
+            "arn:aws:s3:::x",
+            "arn:aws:kms:us-east-1:1:key/zz",
+        ] {
             assert!(bad.parse::<KeyRef>().is_err(), "{bad}");
         }
     }

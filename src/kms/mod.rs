@@ -86,7 +86,10 @@ impl Kms {
             if t.tag_key.is_empty() || t.tag_key.len() > 128 || t.tag_value.len() > 256 {
                 return Err(Error::kms(
                     KmsCode::TagException,
-                    format!("tag {:?}: keys are 1–128 characters, values 0–256", t.tag_key),
+                    format!(
+                        "tag {:?}: keys are 1–128 characters, values 0–256",
+                        t.tag_key
+                    ),
                 ));
             }
             if t.tag_key.starts_with("aws:") {
@@ -141,7 +144,9 @@ impl Kms {
         }
         store.save_key(&record)?;
         if let Some(a) = &req.alias {
-            aliases.0.insert(a.clone(), self.alias_entry(a, &id, &now, &now));
+            aliases
+                .0
+                .insert(a.clone(), self.alias_entry(a, &id, &now, &now));
             store.save_aliases(&aliases)?;
         }
         Ok(record.key_metadata)
@@ -159,7 +164,12 @@ impl Kms {
 
     /// Finds the key a reference names in this region. `aliases_ok` is false for the
     /// operations KMS lets name a key only by id or ARN.
-    fn resolve(&self, store: &RegionStore<'_>, key: &KeyRef, aliases_ok: bool) -> Result<KeyRecord> {
+    fn resolve(
+        &self,
+        store: &RegionStore<'_>,
+        key: &KeyRef,
+        aliases_ok: bool,
+    ) -> Result<KeyRecord> {
         let here = self.region.as_str();
         let check_arn = |region: &str, account: &str| -> Result<()> {
             if region != here {
@@ -217,15 +227,20 @@ impl Kms {
 
     /// A NotFoundException that points at the region holding the key, if another one does.
     fn not_found(&self, id: &str) -> Error {
-        let elsewhere = self.home.regions().unwrap_or_default().into_iter().find(|r| {
-            r != &self.region
-                && self
-                    .home
-                    .region_dir(r)
-                    .join("keys")
-                    .join(format!("{id}.json"))
-                    .exists()
-        });
+        let elsewhere = self
+            .home
+            .regions()
+            .unwrap_or_default()
+            .into_iter()
+            .find(|r| {
+                r != &self.region
+                    && self
+                        .home
+                        .region_dir(r)
+                        .join("keys")
+                        .join(format!("{id}.json"))
+                        .exists()
+            });
         let here = &self.region;
         match elsewhere {
             Some(r) => Error::kms(
@@ -299,7 +314,10 @@ impl Kms {
         let _lock = store.lock()?;
         let record = self.resolve(&store, target, false)?;
         if record.key_metadata.key_state == KeyState::PendingDeletion {
-            return Err(invalid_state(&record.key_metadata.arn, KeyState::PendingDeletion));
+            return Err(invalid_state(
+                &record.key_metadata.arn,
+                KeyState::PendingDeletion,
+            ));
         }
         let mut aliases = store.aliases()?;
         if aliases.0.contains_key(name) {
@@ -326,13 +344,19 @@ impl Kms {
         let _lock = store.lock()?;
         let record = self.resolve(&store, target, false)?;
         if record.key_metadata.key_state == KeyState::PendingDeletion {
-            return Err(invalid_state(&record.key_metadata.arn, KeyState::PendingDeletion));
+            return Err(invalid_state(
+                &record.key_metadata.arn,
+                KeyState::PendingDeletion,
+            ));
         }
         let mut aliases = store.aliases()?;
         let Some(entry) = aliases.0.get_mut(name) else {
             return Err(Error::kms(
                 KmsCode::NotFoundException,
-                format!("alias {name} does not exist in {}; create it with `cofre alias create`", self.region),
+                format!(
+                    "alias {name} does not exist in {}; create it with `cofre alias create`",
+                    self.region
+                ),
             ));
         };
         entry.target_key_id = record.key_metadata.key_id.clone();
@@ -351,7 +375,10 @@ impl Kms {
         if aliases.0.remove(name).is_none() {
             return Err(Error::kms(
                 KmsCode::NotFoundException,
-                format!("alias {name} does not exist in {}; `cofre alias list` shows the aliases", self.region),
+                format!(
+                    "alias {name} does not exist in {}; `cofre alias list` shows the aliases",
+                    self.region
+                ),
             ));
         }
         store.save_aliases(&aliases)
@@ -405,7 +432,10 @@ fn check_usable(record: &KeyRecord) -> Result<()> {
         KeyState::Enabled => Ok(()),
         KeyState::Disabled => Err(Error::kms(
             KmsCode::DisabledException,
-            format!("{} is disabled; enable it with `cofre key enable {}`", m.arn, m.key_id),
+            format!(
+                "{} is disabled; enable it with `cofre key enable {}`",
+                m.arn, m.key_id
+            ),
         )),
         s => Err(invalid_state(&m.arn, s)),
     }
