@@ -121,13 +121,23 @@ impl Source {
     }
 }
 
-/// Refuses an output path that is the input file, even with `--force`.
+/// Refuses an output path that is the input file (named or redirected to stdin), even with
+/// `--force`.
 fn check_not_same(input: &Input, output: &Output) -> Result<()> {
-    if let (Input::Path(i), Output::Path { path: o, .. }) = (input, output) {
-        if let (Ok(a), Ok(b)) = (std::fs::metadata(i), std::fs::metadata(o)) {
-            if a.dev() == b.dev() && a.ino() == b.ino() {
-                return Err(Error::SameFile(o.clone()));
-            }
+    let Output::Path { path: o, .. } = output else {
+        return Ok(());
+    };
+    let input_meta = match input {
+        Input::Path(i) => std::fs::metadata(i).ok(),
+        Input::Stdin => std::io::stdin()
+            .as_fd()
+            .try_clone_to_owned()
+            .ok()
+            .and_then(|fd| File::from(fd).metadata().ok()),
+    };
+    if let (Some(a), Ok(b)) = (input_meta, std::fs::metadata(o)) {
+        if a.dev() == b.dev() && a.ino() == b.ino() {
+            return Err(Error::SameFile(o.clone()));
         }
     }
     Ok(())

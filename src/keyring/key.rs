@@ -50,6 +50,7 @@ pub enum Origin {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct KeyMetadata {
+    #[serde(rename = "AWSAccountId", alias = "AwsAccountId")]
     pub aws_account_id: String,
     pub key_id: String,
     pub arn: String,
