@@ -14,7 +14,7 @@ use crate::error::{Error, KmsCode, Result};
 use crate::kms::{KeyRef, Kms};
 use crate::store::OutputFile;
 use std::fs::File;
-use std::io::{Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -212,30 +212,17 @@ fn run_engine(
                 inner: &mut writer,
                 count: 0,
             };
-            match source {
-                Source::Mapped(map) => {
-                    let data: &[u8] = map.as_deref().unwrap_or(&[]);
-                    let reader = if seal { data } else { &data[header.len()..] };
-                    if seal {
-                        engine::seal_stream(
-                            cipher,
-                            layout,
-                            header,
-                            reader,
-                            &mut counter,
-                            progress,
-                        )?;
-                    } else {
-                        engine::open_stream(cipher, layout, reader, &mut counter, progress)?;
-                    }
+            let reader: Box<dyn Read + Send + '_> = match &source {
+                Source::Mapped(_) => {
+                    let data = source.mapped().expect("mapped");
+                    Box::new(if seal { data } else { &data[header.len()..] })
                 }
-                Source::Stream(file) => {
-                    if seal {
-                        engine::seal_stream(cipher, layout, header, file, &mut counter, progress)?;
-                    } else {
-                        engine::open_stream(cipher, layout, file, &mut counter, progress)?;
-                    }
-                }
+                Source::Stream(file) => Box::new(file),
+            };
+            if seal {
+                engine::seal_stream(cipher, layout, header, reader, &mut counter, progress)?;
+            } else {
+                engine::open_stream(cipher, layout, reader, &mut counter, progress)?;
             }
             Ok(counter.count)
         }
@@ -311,7 +298,8 @@ pub fn encrypt(
     let bytes_out = run_engine(source, &sink, true, &cipher, layout, &raw, &progress)?;
     sink.finish()?;
     Ok(Summary {
-        bytes_in: bytes_in.unwrap_or(bytes_out.saturating_sub(raw.len() as u64)),
+        // A stream's length is known only once sealed.
+        bytes_in: bytes_in.unwrap_or_else(|| layout.plain_len(bytes_out).unwrap_or(0)),
         bytes_out,
     })
 }
@@ -408,7 +396,7 @@ pub fn decrypt(
     let bytes_out = run_engine(source, &sink, false, &cipher, layout, &raw, &progress)?;
     sink.finish()?;
     Ok(Summary {
-        bytes_in: bytes_in.unwrap_or(0),
+        bytes_in: bytes_in.unwrap_or(layout.sealed_len(bytes_out)),
         bytes_out,
     })
 }
