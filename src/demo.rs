@@ -16,10 +16,14 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-/// Where the demo puts its throwaway folder when none is given: tmpfs if there is one.
-fn default_dir() -> PathBuf {
+/// Where the demo puts its throwaway folder when none is given: tmpfs if it has room for the
+/// image and its three copies, else the temporary folder.
+fn default_dir(size: u64) -> PathBuf {
     let shm = Path::new("/dev/shm");
-    if shm.is_dir() {
+    let room = rustix::fs::statvfs(shm)
+        .map(|s| s.f_bavail.saturating_mul(s.f_frsize))
+        .unwrap_or(0);
+    if room > 4 * size + (64 << 20) {
         shm.to_path_buf()
     } else {
         std::env::temp_dir()
@@ -61,15 +65,22 @@ fn gbps(bytes: u64, secs: f64) -> f64 {
 
 /// Runs the demo with an image of `size` bytes in a temporary folder under `dir`.
 pub fn run(size: u64, dir: Option<&Path>, out: &mut dyn Write) -> Result<()> {
-    let base = dir.map_or_else(default_dir, Path::to_path_buf);
+    let base = dir.map_or_else(|| default_dir(size), Path::to_path_buf);
     let tmp = tempfile::Builder::new()
         .prefix("cofre-demo-")
         .tempdir_in(&base)
         .map_err(|e| Error::io("creating a temporary folder in", &base, e))?;
+    crate::store::remove_on_interrupt(tmp.path());
+    let result = steps(size, tmp.path(), out);
+    crate::store::forget_on_interrupt(tmp.path());
+    result
+}
+
+/// The demo's steps, in the throwaway folder `root`.
+fn steps(size: u64, root: &Path, out: &mut dyn Write) -> Result<()> {
     let w = |out: &mut dyn Write, s: String| {
         let _ = writeln!(out, "{s}");
     };
-    let root = tmp.path();
     w(
         out,
         format!("cofre demo in {} (removed at the end)", root.display()),
@@ -155,8 +166,8 @@ pub fn run(size: u64, dir: Option<&Path>, out: &mut dyn Write) -> Result<()> {
         ),
     );
     if !same {
-        return Err(Error::usage(
-            "the demo's decrypted image differs from the original",
+        return Err(Error::Mismatch(
+            "the demo's decrypted image differs from the original".into(),
         ));
     }
 
@@ -191,7 +202,11 @@ pub fn run(size: u64, dir: Option<&Path>, out: &mut dyn Write) -> Result<()> {
             out,
             format!("6. decrypting the re-wrapped copy from {east} is refused: {e}"),
         ),
-        Ok(_) => return Err(Error::usage("the demo expected a regional refusal")),
+        Ok(_) => {
+            return Err(Error::Mismatch(
+                "the demo expected a regional refusal".into(),
+            ))
+        }
     }
 
     std::fs::remove_file(&plain).map_err(|e| Error::io("removing", &plain, e))?;
@@ -214,8 +229,8 @@ pub fn run(size: u64, dir: Option<&Path>, out: &mut dyn Write) -> Result<()> {
         ),
     );
     if !same {
-        return Err(Error::usage(
-            "the demo's re-wrapped image differs from the original",
+        return Err(Error::Mismatch(
+            "the demo's re-wrapped image differs from the original".into(),
         ));
     }
     w(out, "done; the throwaway home and files are removed".into());

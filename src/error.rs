@@ -83,6 +83,12 @@ pub enum Error {
     /// The payload ends before its final chunk.
     #[error("truncated: {0}; the file is incomplete")]
     Truncated(String),
+    /// Data that should be identical is not (the demo's own check).
+    #[error("{0}")]
+    Mismatch(String),
+    /// A keyring file is damaged; the message names it.
+    #[error("{0} is damaged; restore the home folder from a backup")]
+    Damaged(String),
     /// An I/O operation failed; `what` names it and the path.
     #[error("{what}: {source}")]
     Io {
@@ -90,9 +96,6 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
-    /// Interrupted by Ctrl-C.
-    #[error("interrupted; partial output removed")]
-    Interrupted,
 }
 
 /// `Result` with cofre's [`Error`].
@@ -118,9 +121,9 @@ impl Error {
             | Error::Unsupported(_)
             | Error::HeaderCorrupt(_)
             | Error::Corrupted { .. }
-            | Error::Truncated(_) => ExitCode::Integrity,
-            Error::Io { .. } => ExitCode::Failure,
-            Error::Interrupted => ExitCode::Interrupted,
+            | Error::Truncated(_)
+            | Error::Mismatch(_) => ExitCode::Integrity,
+            Error::Io { .. } | Error::Damaged(_) => ExitCode::Failure,
         }
     }
 

@@ -14,7 +14,7 @@ use crate::error::{Error, KmsCode, Result};
 use crate::kms::{KeyRef, Kms};
 use crate::store::OutputFile;
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Seek, SeekFrom, Write};
 use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -67,22 +67,25 @@ pub struct Summary {
     pub bytes_out: u64,
 }
 
-/// An opened input: a memory map of a regular file, or a stream.
+/// An opened input: a regular file with its memory map (none when empty), or a stream.
 enum Source {
-    Mapped(Option<memmap2::Mmap>),
+    Mapped {
+        map: Option<memmap2::Mmap>,
+        file: File,
+    },
     Stream(File),
+}
+
+fn dup_stdio(fd: std::os::fd::BorrowedFd<'_>, name: &str) -> Result<File> {
+    fd.try_clone_to_owned()
+        .map(File::from)
+        .map_err(|e| Error::io("opening", Path::new(name), e))
 }
 
 impl Source {
     fn open(input: &Input) -> Result<Source> {
         let mut file = match input {
-            Input::Stdin => {
-                let fd = std::io::stdin()
-                    .as_fd()
-                    .try_clone_to_owned()
-                    .map_err(|e| Error::io("opening", Path::new("stdin"), e))?;
-                File::from(fd)
-            }
+            Input::Stdin => dup_stdio(std::io::stdin().as_fd(), "stdin")?,
             Input::Path(p) => File::open(p).map_err(|e| Error::io("opening", p, e))?,
         };
         let meta = file.metadata().map_err(|e| Error::Io {
@@ -98,7 +101,8 @@ impl Source {
         } else {
             // SAFETY: the map is read-only and lives no longer than this Source. cofre does not
             // modify the file; if another process truncates it meanwhile, reads past the new end
-            // fault (SIGBUS) rather than return wrong data, which the user caused and will see.
+            // fault (SIGBUS) rather than return wrong data, and chunks are copied out of the map
+            // before they are authenticated, so a concurrent writer cannot slip bytes past a tag.
             let m = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::Io {
                 what: "mapping input".into(),
                 source: e,
@@ -106,12 +110,12 @@ impl Source {
             let _ = m.advise(memmap2::Advice::Sequential);
             Some(m)
         };
-        Ok(Source::Mapped(map))
+        Ok(Source::Mapped { map, file })
     }
 
     fn mapped(&self) -> Option<&[u8]> {
         match self {
-            Source::Mapped(map) => Some(map.as_deref().unwrap_or(&[])),
+            Source::Mapped { map, .. } => Some(map.as_deref().unwrap_or(&[])),
             Source::Stream(_) => None,
         }
     }
@@ -119,56 +123,103 @@ impl Source {
     fn len(&self) -> Option<u64> {
         self.mapped().map(|m| m.len() as u64)
     }
+
+    /// The input as a stream starting at byte `offset` (already consumed for a stream).
+    fn into_reader(self, offset: u64) -> Result<File> {
+        match self {
+            Source::Mapped { mut file, .. } => {
+                file.seek(SeekFrom::Start(offset)).map_err(|e| Error::Io {
+                    what: "reading input".into(),
+                    source: e,
+                })?;
+                Ok(file)
+            }
+            Source::Stream(file) => Ok(file),
+        }
+    }
 }
 
-/// Refuses an output path that is the input file (named or redirected to stdin), even with
-/// `--force`.
+/// (device, inode) of a regular file, to recognise the same file under two names.
+fn file_id(meta: Option<std::fs::Metadata>) -> Option<(u64, u64)> {
+    meta.filter(|m| m.is_file()).map(|m| (m.dev(), m.ino()))
+}
+
+/// Refuses an output that is the input file — named, redirected to stdin, or stdout redirected
+/// onto it — even with `--force`.
 fn check_not_same(input: &Input, output: &Output) -> Result<()> {
-    let Output::Path { path: o, .. } = output else {
-        return Ok(());
-    };
-    let input_meta = match input {
+    let input_id = file_id(match input {
         Input::Path(i) => std::fs::metadata(i).ok(),
-        Input::Stdin => std::io::stdin()
-            .as_fd()
-            .try_clone_to_owned()
-            .ok()
-            .and_then(|fd| File::from(fd).metadata().ok()),
+        Input::Stdin => dup_stdio(std::io::stdin().as_fd(), "stdin")?
+            .metadata()
+            .ok(),
+    });
+    let (output_id, name) = match output {
+        Output::Path { path, .. } => (file_id(std::fs::metadata(path).ok()), path.clone()),
+        Output::Stdout => (
+            file_id(
+                dup_stdio(std::io::stdout().as_fd(), "stdout")?
+                    .metadata()
+                    .ok(),
+            ),
+            PathBuf::from("stdout"),
+        ),
     };
-    if let (Some(a), Ok(b)) = (input_meta, std::fs::metadata(o)) {
-        if a.dev() == b.dev() && a.ino() == b.ino() {
-            return Err(Error::SameFile(o.clone()));
-        }
+    if input_id.is_some() && input_id == output_id {
+        return Err(Error::SameFile(name));
     }
     Ok(())
 }
 
-fn stdout_file() -> Result<File> {
-    let fd = std::io::stdout()
-        .as_fd()
-        .try_clone_to_owned()
-        .map_err(|e| Error::io("opening", Path::new("stdout"), e))?;
-    Ok(File::from(fd))
-}
-
-/// A destination opened for writing: a temporary file to commit, or stdout.
+/// A destination opened for writing: a temporary file to commit, or a stream (stdout, a device,
+/// a FIFO) written in order.
 enum Sink {
     File(OutputFile),
-    Stdout(File),
+    Stream(File),
 }
 
 impl Sink {
     fn open(output: &Output) -> Result<Sink> {
-        match output {
-            Output::Stdout => Ok(Sink::Stdout(stdout_file()?)),
-            Output::Path { path, force } => Ok(Sink::File(OutputFile::create(path, *force)?)),
+        let (path, force) = match output {
+            Output::Stdout => {
+                return Ok(Sink::Stream(dup_stdio(
+                    std::io::stdout().as_fd(),
+                    "stdout",
+                )?))
+            }
+            Output::Path { path, force } => (path, *force),
+        };
+        match std::fs::metadata(path) {
+            // Devices and FIFOs are written in place, never replaced by a file. A block device
+            // holds data, so overwriting it needs --force like a file.
+            Ok(m) if !m.is_file() && !m.is_dir() => {
+                use std::os::unix::fs::FileTypeExt;
+                if m.file_type().is_block_device() && !force {
+                    return Err(Error::OutputExists(path.clone()));
+                }
+                let f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(path)
+                    .map_err(|e| Error::io("opening", path, e))?;
+                Ok(Sink::Stream(f))
+            }
+            _ => Ok(Sink::File(OutputFile::create(path, force)?)),
         }
     }
 
     fn finish(self) -> Result<()> {
         match self {
             Sink::File(f) => f.commit(),
-            Sink::Stdout(_) => Ok(()),
+            Sink::Stream(f) => f.sync_data().or_else(|e| {
+                // Pipes and terminals cannot be synced; that is not a failure.
+                if e.raw_os_error() == Some(22) {
+                    Ok(())
+                } else {
+                    Err(Error::Io {
+                        what: "syncing output".into(),
+                        source: e,
+                    })
+                }
+            }),
         }
     }
 }
@@ -183,50 +234,35 @@ fn run_engine(
     header: &[u8],
     progress: &Progress,
 ) -> Result<u64> {
-    match (&source, sink) {
-        (Source::Mapped(map), Sink::File(out)) => {
-            let input = source.mapped().expect("mapped");
-            let map = map.as_ref();
-            if seal {
-                engine::seal_slice(cipher, layout, header, input, map, out.file(), progress)?;
-                Ok(layout.sealed_len(input.len() as u64))
-            } else {
-                engine::open_slice(cipher, layout, input, map, out.file(), progress)
-            }
-        }
-        _ => {
-            let mut writer: Box<dyn Write + Send> = match sink {
-                Sink::File(out) => Box::new(std::io::BufWriter::with_capacity(
-                    1 << 20,
-                    out.file().try_clone().map_err(|e| Error::Io {
-                        what: "opening output".into(),
-                        source: e,
-                    })?,
-                )),
-                Sink::Stdout(f) => Box::new(f.try_clone().map_err(|e| Error::Io {
-                    what: "opening stdout".into(),
-                    source: e,
-                })?),
-            };
-            let mut counter = CountingWriter {
-                inner: &mut writer,
-                count: 0,
-            };
-            let reader: Box<dyn Read + Send + '_> = match &source {
-                Source::Mapped(_) => {
-                    let data = source.mapped().expect("mapped");
-                    Box::new(if seal { data } else { &data[header.len()..] })
-                }
-                Source::Stream(file) => Box::new(file),
-            };
-            if seal {
-                engine::seal_stream(cipher, layout, header, reader, &mut counter, progress)?;
-            } else {
-                engine::open_stream(cipher, layout, reader, &mut counter, progress)?;
-            }
-            Ok(counter.count)
-        }
+    if let (Source::Mapped { map, .. }, Sink::File(out)) = (&source, sink) {
+        let input = source.mapped().expect("mapped");
+        let map = map.as_ref();
+        return if seal {
+            engine::seal_slice(cipher, layout, header, input, map, out.file(), progress)?;
+            Ok(layout.sealed_len(input.len() as u64))
+        } else {
+            engine::open_slice(cipher, layout, input, map, out.file(), progress)
+        };
     }
+    if let (false, Some(len)) = (seal, source.len()) {
+        // A truncated file is refused before any plaintext is streamed out.
+        layout.plain_len(len)?;
+    }
+    let reader = source.into_reader(if seal { 0 } else { header.len() as u64 })?;
+    let file = match sink {
+        Sink::File(out) => out.file(),
+        Sink::Stream(f) => f,
+    };
+    let mut counter = CountingWriter {
+        inner: std::io::BufWriter::with_capacity(1 << 20, file),
+        count: 0,
+    };
+    if seal {
+        engine::seal_stream(cipher, layout, header, reader, &mut counter, progress)?;
+    } else {
+        engine::open_stream(cipher, layout, reader, &mut counter, progress)?;
+    }
+    Ok(counter.count)
 }
 
 struct CountingWriter<W> {
@@ -307,13 +343,12 @@ pub fn encrypt(
 /// Reads the header of `source`; for a stream, consumes it.
 fn read_header(source: &mut Source) -> Result<(Header, Vec<u8>)> {
     match source {
-        Source::Mapped(_) => {
+        Source::Mapped { .. } => {
             let data = source.mapped().expect("mapped");
+            let header = Header::decode(data)?;
+            // decode checked the prefix and that the whole header is present.
             let len = crate::envelope::check_prefix(data)?;
-            if data.len() < len {
-                return Err(Error::Truncated("the header is incomplete".into()));
-            }
-            Ok((Header::decode(data)?, data[..len].to_vec()))
+            Ok((header, data[..len].to_vec()))
         }
         Source::Stream(f) => Header::read_from(f),
     }

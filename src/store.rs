@@ -24,18 +24,30 @@ pub const TMP_PREFIX: &str = ".cofre-tmp-";
 static PENDING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 static HANDLER: Once = Once::new();
 
-/// Installs the Ctrl-C handler that removes pending temporary files and exits with 130.
+/// Installs the handler for Ctrl-C, SIGTERM and SIGHUP that removes pending temporary files and
+/// exits with 130.
 pub fn install_interrupt_handler() {
     HANDLER.call_once(|| {
         let _ = ctrlc::set_handler(|| {
             let pending = PENDING.lock().unwrap_or_else(|e| e.into_inner());
             for p in pending.iter() {
-                let _ = fs::remove_file(p);
+                let _ = fs::remove_file(p).or_else(|_| fs::remove_dir_all(p));
             }
             eprintln!("cofre: interrupted; partial output removed");
             std::process::exit(crate::ExitCode::Interrupted as i32);
         });
     });
+}
+
+/// Removes `path` (a file or a whole folder) if the process is interrupted before
+/// [`forget_on_interrupt`] is called for it.
+pub fn remove_on_interrupt(path: &Path) {
+    track(path);
+}
+
+/// Stops [`remove_on_interrupt`] from removing `path`.
+pub fn forget_on_interrupt(path: &Path) {
+    untrack(path);
 }
 
 fn track(path: &Path) {

@@ -1296,7 +1296,19 @@ fn five_chunks(fx: &Fx) -> (Vec<u8>, Vec<u8>) {
 /// mentions `needles`: no file output at all, and on stdout only plaintext chunks that
 /// authenticated — the first `good_chunks` of them when given.
 fn assert_refused(fx: &Fx, bad: &[u8], plain: &[u8], good_chunks: Option<usize>, needles: &[&str]) {
+    assert_refused_via(fx, bad, plain, |_| good_chunks, needles);
+}
+
+/// Like [`assert_refused`], with the number of good chunks depending on the input's route.
+fn assert_refused_via(
+    fx: &Fx,
+    bad: &[u8],
+    plain: &[u8],
+    good: impl Fn(Via) -> Option<usize>,
+    needles: &[&str],
+) {
     for (from, to) in VIAS {
+        let good_chunks = good(from);
         let out = run(&mut *fx.data_cmd(&["decrypt"], bad, from, to), INTEGRITY);
         assert_error(&out, needles);
         fx.assert_gone("out");
@@ -1341,9 +1353,11 @@ fn a_truncated_file_is_refused() {
     let (plain, sealed) = five_chunks(&fx);
     fx.write("sealed", &sealed);
     let header = fx.header_len("sealed");
-    // The last chunk dropped whole: the file ends on a chunk boundary.
+    // The last chunk dropped whole: the file ends on a chunk boundary. A regular file's length
+    // gives it away before any plaintext is written; a pipe shows it only at the end.
     let last = sealed.len() - (100 + TAG);
-    assert_refused(&fx, &sealed[..last], &plain, Some(4), &["truncated"]);
+    let good = |from| Some(if from == Via::Pipe { 4 } else { 0 });
+    assert_refused_via(&fx, &sealed[..last], &plain, good, &["truncated"]);
     // Cut inside the last chunk (fewer bytes left than a tag), and inside the header.
     assert_refused(
         &fx,
@@ -1399,7 +1413,13 @@ fn not_a_cofre_file_and_unsupported_versions_are_refused() {
 }
 
 #[test]
-fn ctrl_c_removes_the_partial_output() {
+fn ctrl_c_and_sigterm_remove_the_partial_output() {
+    for signal in ["-INT", "-TERM"] {
+        interrupt_removes_the_partial_output(signal);
+    }
+}
+
+fn interrupt_removes_the_partial_output(signal: &str) {
     let fx = Fx::init();
     let k = fx.key(&[]);
     let mut child = fx
@@ -1422,7 +1442,7 @@ fn ctrl_c_removes_the_partial_output() {
     }
     let pid = child.id().to_string();
     let kill = std::process::Command::new("kill")
-        .args(["-INT", &pid])
+        .args([signal, &pid])
         .status();
     assert!(kill.unwrap().success());
     let out = child.wait_with_output().unwrap();
@@ -1430,6 +1450,62 @@ fn ctrl_c_removes_the_partial_output() {
     assert_eq!(out.status.code(), Some(130));
     assert_error(&out, &["interrupted", "partial output removed"]);
     fx.assert_gone("out");
+}
+
+#[test]
+fn a_failure_is_reported_at_once_while_the_input_pipe_stays_open() {
+    let fx = Fx::init();
+    let (_, sealed) = five_chunks(&fx);
+    let header = fx.header_len("p.cofre");
+    let bad = flipped(&sealed, header + 10);
+    let mut child = fx
+        .std_cmd(&["decrypt"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The bad file, then silence: the producer never closes the pipe (like `tail -f`).
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&bad).unwrap();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "cofre hung waiting for input after a corrupted chunk"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    drop(stdin);
+    assert_eq!(status.code(), Some(INTEGRITY));
+}
+
+#[test]
+fn devices_are_written_in_place_and_stdout_onto_the_input_is_refused() {
+    let fx = Fx::init();
+    let k = fx.key(&[]);
+    let sealed = fx.seal("p", &data(3 * CHUNK), &["-k", &k]);
+    // /dev/null is written, not replaced by a file, and needs no --force.
+    fx.ok(&["decrypt", "-o", "/dev/null", &sealed]);
+    use std::os::unix::fs::FileTypeExt;
+    assert!(fs::metadata("/dev/null")
+        .unwrap()
+        .file_type()
+        .is_char_device());
+    // `cofre encrypt p >> p`: stdout is the input file.
+    let before = fx.read("p");
+    let mut c = fx.std_cmd(&["encrypt", "-k", &k, "p"]);
+    c.stdout(
+        fs::OpenOptions::new()
+            .append(true)
+            .open(fx.path("p"))
+            .unwrap(),
+    );
+    assert_error(&run(&mut c, USAGE), &["both the input and the output"]);
+    assert_eq!(fx.read("p"), before);
 }
 
 // ── Concurrency and the demo ──────────────────────────────────────────────────────────────

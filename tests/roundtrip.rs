@@ -11,6 +11,7 @@ use cofre::files::{self, Input, Options, Output};
 use cofre::{CreateKeyRequest, EncryptionContext, Home, KeyRef, Kms, Region};
 use proptest::prelude::*;
 use std::fs::{File, OpenOptions};
+use std::io::Cursor;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -177,7 +178,7 @@ fn seal_both_drivers(cipher: &ChunkCipher, layout: Layout, header: &[u8], pt: &[
         cipher,
         layout,
         header,
-        pt,
+        Cursor::new(pt.to_vec()),
         &mut from_stream,
         &Progress::hidden(),
     )
@@ -208,7 +209,7 @@ fn open_both_drivers(cipher: &ChunkCipher, layout: Layout, sealed: &[u8], pt: &[
     engine::open_stream(
         cipher,
         layout,
-        payload,
+        Cursor::new(payload.to_vec()),
         &mut from_stream,
         &Progress::hidden(),
     )

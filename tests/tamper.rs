@@ -11,6 +11,7 @@ use cofre::envelope::{engine, ChunkCipher, Header, HeaderKeys, Layout, Progress,
 use cofre::files::{self, Input, Options, Output};
 use cofre::{CreateKeyRequest, EncryptionContext, Error, Home, KeyRef, Kms, KmsCode, Region};
 use std::fs::OpenOptions;
+use std::io::Cursor;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -250,7 +251,7 @@ impl Fixture {
             let r = engine::open_stream(
                 &self.cipher(b),
                 self.layout,
-                &bytes[self.hlen()..],
+                Cursor::new(bytes[self.hlen()..].to_vec()),
                 &mut sink,
                 &Progress::hidden(),
             );
@@ -692,11 +693,19 @@ fn pipe_engine_stops_at_bad_chunk_across_batches() {
     let cipher = ChunkCipher::new(Backend::default(), &SecretKey::from_bytes([0x42; 32]));
     let mut sealed = Vec::new();
     let none = Progress::hidden();
-    engine::seal_stream(&cipher, layout, &[], &plain[..], &mut sealed, &none).unwrap();
+    engine::seal_stream(
+        &cipher,
+        layout,
+        &[],
+        Cursor::new(plain.clone()),
+        &mut sealed,
+        &none,
+    )
+    .unwrap();
     for &bad in bad_chunks {
         let v = flipped(&sealed, layout.chunk_offset(bad) as usize + 3);
         let mut sink = Vec::new();
-        let r = engine::open_stream(&cipher, layout, &v[..], &mut sink, &none);
+        let r = engine::open_stream(&cipher, layout, Cursor::new(v), &mut sink, &none);
         assert!(
             matches!(r, Err(Error::Corrupted { chunk }) if chunk == bad),
             "bad chunk {bad}: {r:?}"
@@ -711,7 +720,13 @@ fn pipe_engine_stops_at_bad_chunk_across_batches() {
     // Truncated at a chunk boundary far in.
     let cut = layout.chunk_offset(cut_at) as usize;
     let mut sink = Vec::new();
-    let r = engine::open_stream(&cipher, layout, &sealed[..cut], &mut sink, &none);
+    let r = engine::open_stream(
+        &cipher,
+        layout,
+        Cursor::new(sealed[..cut].to_vec()),
+        &mut sink,
+        &none,
+    );
     assert!(matches!(r, Err(Error::Truncated(_))), "{r:?}");
     assert!(sink[..] == plain[..cut_at as usize * C]);
 }

@@ -200,11 +200,12 @@ fn dispatch(cli: Cli) -> Result<()> {
                 .map(|k| key_ref(k))
                 .collect::<Result<Vec<_>>>()?;
             let from = open_kms(cli.home, cli.region)?;
-            let to = match a.to_region {
-                Some(r) => from.in_region(Region::new(&r)?)?,
-                None => from.in_region(from.region().clone())?,
+            let other = match a.to_region {
+                Some(r) => Some(from.in_region(Region::new(&r)?)?),
+                None => None,
             };
-            files::rewrap(&from, &to, &keys, &a.input, a.out.as_deref(), a.force)?;
+            let to = other.as_ref().unwrap_or(&from);
+            files::rewrap(&from, to, &keys, &a.input, a.out.as_deref(), a.force)?;
         }
         Command::Inspect { input } => {
             let i = files::inspect(&input_of(Some(input)))?;

@@ -112,11 +112,6 @@ impl Backend {
         }
     }
 
-    /// Parses a backend name as printed by [`Backend::name`].
-    pub fn from_name(name: &str) -> Option<Backend> {
-        Backend::ALL.iter().copied().find(|b| b.name() == name)
-    }
-
     /// Prepares an AES-256-GCM key (expands the key schedule once).
     pub fn aead(self, key: &SecretKey) -> AeadKey {
         match self {

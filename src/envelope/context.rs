@@ -10,7 +10,7 @@ pub const MAX_STRING: usize = 1024;
 
 /// Key/value pairs that must match for a decrypt to succeed, as in KMS. Ordered by key bytes,
 /// so the encoding is canonical: no two contexts encode alike and equal contexts encode equally.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(transparent)]
 pub struct EncryptionContext(BTreeMap<String, String>);
 

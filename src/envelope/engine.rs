@@ -7,8 +7,9 @@
 //!   zeroing and page-table work made it slower on tmpfs, and a full disk turns into SIGBUS.)
 //! - [`seal_stream`] / [`open_stream`]: a reader thread fills batches of chunk buffers, rayon
 //!   seals or opens a batch in parallel, a writer thread writes batches in order and hands the
-//!   buffers back. At most [`PIPE_BATCHES`] batches exist, so memory stays flat whatever the
-//!   input size.
+//!   buffers back. At most five batches of about 4 MiB exist, so memory stays flat whatever the
+//!   input size. The reader thread is detached: if the output fails while the input blocks
+//!   (a pipe that never ends), the error is reported at once instead of waiting for input.
 
 use super::header::read_full;
 use super::stream::{ChunkCipher, Layout};
@@ -19,16 +20,14 @@ use rayon::prelude::*;
 use std::fs::File;
 use std::io::{IsTerminal, Read, Write};
 use std::os::unix::fs::FileExt;
-use std::sync::mpsc::{channel, sync_channel, Receiver, Sender};
+use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 
-/// Batches in flight in the pipe drivers (reading, queued, sealing, queued, writing).
-pub const PIPE_BATCHES: usize = 5;
-/// Target bytes of one pipe batch.
+/// Target bytes of one pipe batch. At most five batches exist at once (one being read, one
+/// queued, one being sealed or opened, one queued, one being written).
 const PIPE_BATCH_BYTES: u64 = 4 << 20;
 
 /// A progress bar on stderr, shown only when stderr is a terminal, the caller did not ask for
 /// quiet, and the job is big enough to take more than a moment.
-#[derive(Clone)]
 pub struct Progress(Option<ProgressBar>);
 
 impl Progress {
@@ -64,6 +63,11 @@ impl Progress {
         if let Some(b) = &self.0 {
             b.inc(n);
         }
+    }
+
+    /// A handle for another thread to count progress with (it does not clear the bar).
+    fn counter(&self) -> Option<ProgressBar> {
+        self.0.clone()
     }
 }
 
@@ -128,7 +132,7 @@ pub fn seal_slice(
 
 /// Opens the payload `sealed` (the whole file, header included, as laid out by `layout`) into
 /// `out`, in parallel. Returns the plaintext length. On error `out` holds garbage and must be
-/// discarded; the error names the lowest failing chunk found.
+/// discarded; the error names a failing chunk (not necessarily the first, when several fail).
 pub fn open_slice(
     cipher: &ChunkCipher,
     layout: Layout,
@@ -145,16 +149,18 @@ pub fn open_slice(
     let c = layout.chunk_size as usize;
     let count = layout.chunk_count(plain_len);
     let result = (0..count).into_par_iter().try_for_each_init(
-        || vec![0u8; c],
+        || vec![0u8; c + TAG_LEN],
         |buf, i| {
             let start = layout.chunk_offset(i) as usize;
             let end = (start + c + TAG_LEN).min(sealed.len());
             prefetch(sealed_map, start, end - start);
-            let chunk = &sealed[start..end];
-            let pt = &mut buf[..chunk.len() - TAG_LEN];
-            cipher.open(i, i + 1 == count, chunk, pt)?;
-            write_at(out, pt, i * c as u64)?;
-            progress.inc(pt.len() as u64);
+            // Copy first: the map could change under us if another process writes the file,
+            // and the bytes authenticated must be the bytes decrypted.
+            let chunk = &mut buf[..end - start];
+            chunk.copy_from_slice(&sealed[start..end]);
+            cipher.open_in_place(i, i + 1 == count, chunk)?;
+            write_at(out, &chunk[..chunk.len() - TAG_LEN], i * c as u64)?;
+            progress.inc(chunk.len() as u64);
             Ok(())
         },
     );
@@ -171,49 +177,76 @@ struct Slot {
 
 type Batch = Vec<Slot>;
 
+/// Chunks per batch: about 4 MiB, at least one.
 fn batch_len(chunk: usize) -> usize {
-    ((PIPE_BATCH_BYTES as usize) / chunk).max(rayon::current_num_threads())
+    ((PIPE_BATCH_BYTES as usize) / chunk).max(1)
 }
 
-/// Reads batches of chunks of `read_size` bytes; a short read marks the last chunk.
-fn read_batches(
+/// Reads chunks of `read_size` bytes and sends them one by one; a short read marks the last.
+fn read_chunks(
     mut reader: impl Read,
     read_size: usize,
     buf_size: usize,
-    tx: std::sync::mpsc::SyncSender<Result<Batch>>,
+    tx: SyncSender<Result<Slot>>,
     free: Receiver<Vec<u8>>,
+    progress: Option<ProgressBar>,
 ) {
-    let per_batch = batch_len(read_size);
-    let mut index = 0u64;
-    loop {
-        let mut batch = Vec::with_capacity(per_batch);
-        let mut done = false;
-        while batch.len() < per_batch {
-            let mut buf = free.try_recv().unwrap_or_else(|_| vec![0u8; buf_size]);
-            let n = match read_full(&mut reader, &mut buf[..read_size]) {
-                Ok(n) => n,
-                Err(e) => {
-                    let _ = tx.send(Err(e));
-                    return;
-                }
-            };
-            let last = n < read_size;
-            batch.push(Slot {
-                index,
-                len: n,
-                last,
-                buf,
-            });
-            index += 1;
-            if last {
-                done = true;
-                break;
+    for index in 0u64.. {
+        let mut buf = free.try_recv().unwrap_or_else(|_| vec![0u8; buf_size]);
+        let n = match read_full(&mut reader, &mut buf[..read_size]) {
+            Ok(n) => n,
+            Err(e) => {
+                let _ = tx.send(Err(e));
+                return;
             }
+        };
+        if let Some(p) = &progress {
+            p.inc(n as u64);
         }
-        if tx.send(Ok(batch)).is_err() || done {
+        let last = n < read_size;
+        let slot = Slot {
+            index,
+            len: n,
+            last,
+            buf,
+        };
+        if tx.send(Ok(slot)).is_err() || last {
             return;
         }
     }
+}
+
+/// The next batch: one chunk (waiting for it), then whatever else has arrived, up to `max`.
+/// None when the input is done. A read error behind some good chunks is kept in `pending`
+/// and returned by the next call, so the good chunks are handled first.
+fn next_batch(
+    rx: &Receiver<Result<Slot>>,
+    max: usize,
+    pending: &mut Option<Error>,
+) -> Option<Result<Batch>> {
+    if let Some(e) = pending.take() {
+        return Some(Err(e));
+    }
+    let first = match rx.recv().ok()? {
+        Ok(slot) => slot,
+        Err(e) => return Some(Err(e)),
+    };
+    let mut last = first.last;
+    let mut batch = vec![first];
+    while batch.len() < max && !last {
+        match rx.try_recv() {
+            Ok(Ok(slot)) => {
+                last = slot.last;
+                batch.push(slot);
+            }
+            Ok(Err(e)) => {
+                *pending = Some(e);
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+    Some(Ok(batch))
 }
 
 /// Writes batches in order, returning buffers to the pool. Stops at the first error.
@@ -221,7 +254,6 @@ fn write_batches(
     writer: &mut (impl Write + ?Sized),
     rx: Receiver<Batch>,
     free: Sender<Vec<u8>>,
-    progress: &Progress,
 ) -> Result<()> {
     for batch in rx {
         for slot in batch {
@@ -231,7 +263,6 @@ fn write_batches(
                     what: "writing output".into(),
                     source: e,
                 })?;
-            progress.inc(slot.len as u64);
             let _ = free.send(slot.buf);
         }
     }
@@ -252,17 +283,21 @@ fn pipeline<R, W>(
     work: impl Fn(&mut Slot) -> Result<()> + Sync,
 ) -> Result<()>
 where
-    R: Read + Send,
+    R: Read + Send + 'static,
     W: Write + Send + ?Sized,
 {
-    let (read_tx, read_rx) = sync_channel::<Result<Batch>>(1);
+    let per_batch = batch_len(read_size);
+    let (read_tx, read_rx) = sync_channel::<Result<Slot>>(per_batch);
     let (write_tx, write_rx) = sync_channel::<Batch>(1);
     let (free_tx, free_rx) = channel::<Vec<u8>>();
+    let counter = progress.counter();
+    // Detached: it ends at end of input, or when it next finds the pipeline gone. So a failure
+    // is reported at once even if the input never ends.
+    std::thread::spawn(move || read_chunks(reader, read_size, buf_size, read_tx, free_rx, counter));
     std::thread::scope(|s| {
-        s.spawn(move || read_batches(reader, read_size, buf_size, read_tx, free_rx));
-        let writer_thread = s.spawn(move || write_batches(writer, write_rx, free_tx, progress));
-        let mut failure = None;
-        for batch in read_rx {
+        let writer_thread = s.spawn(move || write_batches(writer, write_rx, free_tx));
+        let (mut failure, mut pending, mut finished) = (None, None, false);
+        while let Some(batch) = next_batch(&read_rx, per_batch, &mut pending) {
             let mut batch = match batch {
                 Ok(b) => b,
                 Err(e) => {
@@ -270,6 +305,7 @@ where
                     break;
                 }
             };
+            finished = batch.last().is_some_and(|s| s.last);
             let results: Vec<Result<()>> = batch.par_iter_mut().map(&work).collect();
             if let Some(bad) = results.iter().position(Result::is_err) {
                 batch.truncate(bad);
@@ -285,6 +321,10 @@ where
         let written = writer_thread.join().expect("writer thread panicked");
         match failure {
             Some(e) => Err(e),
+            None if !finished && written.is_ok() => Err(Error::Io {
+                what: "reading input".into(),
+                source: std::io::Error::other("the reader stopped before the end of the input"),
+            }),
             None => written,
         }
     })
@@ -300,7 +340,7 @@ pub fn seal_stream<R, W>(
     progress: &Progress,
 ) -> Result<()>
 where
-    R: Read + Send,
+    R: Read + Send + 'static,
     W: Write + Send + ?Sized,
 {
     writer.write_all(header).map_err(|e| Error::Io {
@@ -332,7 +372,7 @@ pub fn open_stream<R, W>(
     progress: &Progress,
 ) -> Result<()>
 where
-    R: Read + Send,
+    R: Read + Send + 'static,
     W: Write + Send + ?Sized,
 {
     let sealed = layout.sealed_chunk() as usize;

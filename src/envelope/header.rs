@@ -190,6 +190,20 @@ impl Header {
         Ok(b)
     }
 
+    /// Derives the keys of this (decoded) header from its recovered data key and checks them:
+    /// the key commitment, then the authentication tag over `raw`, the header's bytes. The way
+    /// a reader should get a payload key.
+    pub fn open_keys(
+        &self,
+        raw: &[u8],
+        backend: Backend,
+        data_key: &SecretKey,
+    ) -> Result<HeaderKeys> {
+        let keys = HeaderKeys::derive(backend, data_key, &self.message_id);
+        self.verify(raw, &keys)?;
+        Ok(keys)
+    }
+
     /// Checks the key commitment and the authentication tag of `raw` (the header's bytes).
     pub fn verify(&self, raw: &[u8], keys: &HeaderKeys) -> Result<()> {
         // Compared as blake3 hashes: constant time.
@@ -220,8 +234,8 @@ impl Header {
         Ok((h, raw))
     }
 
-    /// Decodes a header from `raw`, which must hold at least the whole header. Returns the
-    /// header; its length is `header_len(raw)`.
+    /// Decodes a header from `raw`, which must hold at least the whole header; its length is
+    /// what [`check_prefix`] returns.
     pub fn decode(raw: &[u8]) -> Result<Header> {
         let len = check_prefix(raw)?;
         if raw.len() < len {

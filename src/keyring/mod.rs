@@ -92,7 +92,7 @@ impl Home {
             Self::create(root, account)?;
         }
         let config: HomeConfig = serde_json::from_slice(&store::read(&config_path)?)
-            .map_err(|e| Error::usage(format!("{} is damaged: {e}", config_path.display())))?;
+            .map_err(|e| Error::Damaged(format!("{} ({e})", config_path.display())))?;
         if let Some(want) = account {
             if want != config.account_id {
                 return Err(Error::usage(format!(
@@ -104,11 +104,13 @@ impl Home {
         }
         let key_path = root.join("domain.key");
         let mut raw = store::read(&key_path)?;
-        let domain: [u8; 32] = raw.as_slice().try_into().map_err(|_| {
-            Error::usage(format!("{} is damaged: not 32 bytes", key_path.display()))
-        })?;
+        let mut domain_bytes: [u8; 32] = raw
+            .as_slice()
+            .try_into()
+            .map_err(|_| Error::Damaged(format!("{} (not 32 bytes)", key_path.display())))?;
         raw.zeroize();
-        let domain = SecretKey::from_bytes(domain);
+        let domain = SecretKey::from_bytes(domain_bytes);
+        domain_bytes.zeroize();
         let backend = Backend::default();
         let seal = backend.derive_key(config.account_id.as_bytes(), &domain, LABEL_SEAL);
         Ok(Home {
@@ -277,7 +279,7 @@ impl RegionStore<'_> {
         match std::fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes)
                 .map(Some)
-                .map_err(|e| Error::usage(format!("{} is damaged: {e}", path.display()))),
+                .map_err(|e| Error::Damaged(format!("{} ({e})", path.display()))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(Error::io("reading", &path, e)),
         }
@@ -287,6 +289,13 @@ impl RegionStore<'_> {
     pub fn save_key(&self, record: &KeyRecord) -> Result<()> {
         let json = serde_json::to_vec_pretty(record).expect("serializable");
         store::write_atomic(&self.key_path(&record.key_metadata.key_id), &json, 0o600)
+    }
+
+    /// Removes a key record. Callers hold the region lock.
+    pub fn delete_key(&self, key_id: &str) -> Result<()> {
+        let path = self.key_path(key_id);
+        std::fs::remove_file(&path).map_err(|e| Error::io("removing", &path, e))?;
+        store::sync_dir(&self.dir.join("keys"))
     }
 
     /// Every key record in the region, by key id.
@@ -312,7 +321,7 @@ impl RegionStore<'_> {
         let path = self.dir.join("aliases.json");
         match std::fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| Error::usage(format!("{} is damaged: {e}", path.display()))),
+                .map_err(|e| Error::Damaged(format!("{} ({e})", path.display()))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(AliasTable::default()),
             Err(e) => Err(Error::io("reading", &path, e)),
         }

@@ -147,7 +147,11 @@ impl Kms {
             aliases
                 .0
                 .insert(a.clone(), self.alias_entry(a, &id, &now, &now));
-            store.save_aliases(&aliases)?;
+            if let Err(e) = store.save_aliases(&aliases) {
+                // One request, one outcome: no key without the alias it was asked for.
+                store.delete_key(&id)?;
+                return Err(e);
+            }
         }
         Ok(record.key_metadata)
     }
@@ -175,13 +179,13 @@ impl Kms {
             if region != here {
                 return Err(Error::kms(
                     KmsCode::NotFoundException,
-                    format!("{key} is in region {region}, but this request runs in {here}; keys are regional: run with --region {region}"),
+                    format!("{key} is in region {region}, but this request runs in {here}; keys are regional: run with --region {region} (if this ARN came from a file, its header may have been altered)"),
                 ));
             }
             if account != self.home.account_id() {
                 return Err(Error::kms(
                     KmsCode::NotFoundException,
-                    format!("{key} belongs to account {account}, not this home's account {}; name a key of this account", self.home.account_id()),
+                    format!("{key} belongs to account {account}, not this home's account {}; use the --home of account {account} (if this ARN came from a file, its header may have been altered)", self.home.account_id()),
                 ));
             }
             Ok(())
