@@ -384,6 +384,11 @@ where
                 format!("chunk {} is cut short", slot.index)
             }));
         }
+        if slot.index >= super::stream::MAX_CHUNKS {
+            return Err(Error::HeaderCorrupt(
+                "more chunks than the format allows".into(),
+            ));
+        }
         cipher.open_in_place(slot.index, slot.last, &mut slot.buf[..slot.len])?;
         slot.len -= TAG_LEN;
         Ok(())

@@ -110,8 +110,13 @@ pub struct Header {
 }
 
 impl Header {
-    /// A header for a new file with a fresh message id and no recipients yet.
+    /// A header for a new file with a fresh message id and no recipients yet. Panics if
+    /// `chunk_log2` is outside 12..=26 (see [`super::chunk_log2`], which validates sizes).
     pub fn new(chunk_log2: u8, context: EncryptionContext) -> Self {
+        assert!(
+            (MIN_CHUNK_LOG2..=MAX_CHUNK_LOG2).contains(&chunk_log2),
+            "chunk size 2^{chunk_log2} out of range"
+        );
         Header {
             chunk_log2,
             message_id: crate::crypto::random_array(),
