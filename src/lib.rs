@@ -35,6 +35,7 @@ pub mod keyring;
 pub mod kms;
 
 // ── Data commands, the demo and the command line ─────────────────────────────────────────
+pub mod bench;
 pub mod cli;
 pub mod demo;
 pub mod files;

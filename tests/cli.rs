@@ -1560,3 +1560,68 @@ fn demo_runs_and_cleans_up() {
         "the demo left files behind"
     );
 }
+
+#[test]
+fn bench_measures_every_combination_and_draws_a_plot() {
+    let fx = Fx::new();
+    let data = tempfile::tempdir().unwrap();
+    let plot = fx.dir.path().join("bench.svg");
+    let out = ok(bare()
+        .args(["bench", "--size", "256KiB", "--threads", "1,2"])
+        .args(["--chunk-sizes", "4KiB,64KiB", "--json", "--plot"])
+        .arg(&plot)
+        .arg("--dir")
+        .arg(data.path()));
+    let report: Value = serde_json::from_slice(&out).unwrap();
+    let rows = report["rows"].as_array().unwrap();
+    let backends = if cfg!(all(feature = "aws-lc", feature = "rustcrypto")) {
+        2
+    } else {
+        1
+    };
+    assert_eq!(rows.len(), backends * 2 * 2, "{report}");
+    for row in rows {
+        for field in [
+            "seal_gbps",
+            "open_gbps",
+            "encrypt_gbps",
+            "decrypt_gbps",
+            "encrypt_vs_copy",
+        ] {
+            let v = row[field].as_f64().unwrap();
+            assert!(v.is_finite() && v > 0.0, "{field} = {v} in {row}");
+        }
+    }
+    assert!(report["copy_gbps"].as_f64().unwrap() > 0.0);
+    assert_eq!(report["size"], 256 * 1024);
+    let svg = fs::read_to_string(&plot).unwrap();
+    assert!(
+        svg.starts_with("<svg") && svg.contains("copy floor"),
+        "{svg}"
+    );
+    assert_eq!(
+        fs::read_dir(data.path()).unwrap().count(),
+        0,
+        "bench left files behind"
+    );
+    // The plot is not overwritten without --force; unknown backends and bad sizes are refused.
+    let again = bare()
+        .args(["bench", "--size", "64KiB", "--plot"])
+        .arg(&plot)
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(USAGE));
+    assert_eq!(fs::read_to_string(&plot).unwrap(), svg);
+    for bad in [
+        &["--backend", "openssl"][..],
+        &["--chunk-sizes", "3000"],
+        &["--threads", "0"],
+    ] {
+        let o = bare()
+            .args(["bench", "--size", "64KiB"])
+            .args(bad)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(USAGE), "{bad:?}");
+    }
+}

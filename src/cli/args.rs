@@ -57,6 +57,33 @@ pub enum Command {
         /// The encrypted file (- for stdin)
         input: PathBuf,
     },
+    /// Measure throughput on this machine: in memory, files, and a plain copy as the floor
+    Bench {
+        /// Bytes of test data
+        #[arg(long, default_value = "256MiB", value_parser = parse_size)]
+        size: u64,
+        /// Thread counts to try, comma-separated [default: 1 and all cores]
+        #[arg(long, value_delimiter = ',')]
+        threads: Vec<usize>,
+        /// Chunk sizes to try, comma-separated
+        #[arg(long, value_delimiter = ',', default_value = "64KiB,1MiB,4MiB", value_parser = parse_size)]
+        chunk_sizes: Vec<u64>,
+        /// Crypto backend: aws-lc, rustcrypto or all (those built in)
+        #[arg(long, default_value = "all")]
+        backend: String,
+        /// Folder for the test files [default: /dev/shm if present, else temp]
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Print the results as JSON
+        #[arg(long)]
+        json: bool,
+        /// Also draw the results as an SVG chart in this file
+        #[arg(long, value_name = "FILE.svg")]
+        plot: Option<PathBuf>,
+        /// Replace the plot file if it exists
+        #[arg(short, long)]
+        force: bool,
+    },
     /// Run the main job on a throwaway home: keys in two regions, a disk image encrypted,
     /// decrypted, compared and re-wrapped into the second region
     Demo {

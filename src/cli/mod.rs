@@ -211,6 +211,76 @@ fn dispatch(cli: Cli) -> Result<()> {
             let i = files::inspect(&input_of(Some(input)))?;
             print::inspection(&i, json);
         }
+        Command::Bench {
+            size,
+            threads,
+            chunk_sizes,
+            backend,
+            dir,
+            json,
+            plot,
+            force,
+        } => {
+            let backends = match backend.as_str() {
+                "all" => crate::Backend::ALL.to_vec(),
+                name => match crate::Backend::ALL.iter().find(|b| b.name() == name) {
+                    Some(b) => vec![*b],
+                    None => {
+                        let built: Vec<_> = crate::Backend::ALL.iter().map(|b| b.name()).collect();
+                        return Err(Error::usage(format!(
+                            "backend {name:?} is not built into this cofre; use one of {} or all",
+                            built.join(", ")
+                        )));
+                    }
+                },
+            };
+            let threads = if threads.is_empty() {
+                let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+                if n > 1 {
+                    vec![1, n]
+                } else {
+                    vec![1]
+                }
+            } else {
+                threads
+            };
+            let plot_out = match &plot {
+                Some(p) => Some(crate::store::OutputFile::create(p, force)?),
+                None => None,
+            };
+            let cfg = crate::bench::BenchConfig {
+                size,
+                threads,
+                chunk_sizes,
+                backends,
+                dir,
+            };
+            let live = !cli.quiet && std::io::stderr().is_terminal();
+            let report = crate::bench::run(&cfg, &mut |msg| {
+                if live {
+                    eprint!("\r\x1b[2Kbench: {msg}");
+                }
+            })?;
+            if live {
+                eprint!("\r\x1b[2K");
+            }
+            if let Some(out) = plot_out {
+                use std::io::Write;
+                let svg = crate::bench::plot(&report)?;
+                out.file()
+                    .write_all(svg.as_bytes())
+                    .map_err(|e| Error::io("writing", out.path(), e))?;
+                out.commit()?;
+            }
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).expect("serializable")
+                );
+            } else {
+                print!("{}", crate::bench::table(&report));
+            }
+        }
         Command::Demo { size, dir } => {
             crate::demo::run(size, dir.as_deref(), &mut std::io::stdout())?;
         }
