@@ -7,6 +7,8 @@
 //! - `seal_64MiB/<backend>/file/<threads>`: the same buffer through `engine::seal_slice` into a
 //!   fresh file under /dev/shm (the temp dir if there is no /dev/shm), as `cofre encrypt` does.
 //! - `header/decode`, `header/seal`, `header/derive_keys/<backend>`: the header's costs.
+//! - `rewrap/64MiB`: `files::rewrap` of a 64 MiB file to another key, as `cofre rewrap` does it
+//!   (unwrap, re-wrap, new header, payload copied with copy_file_range).
 //!
 //! Run both backends with `cargo bench --bench seal --features rustcrypto`; the default build
 //! has aws-lc only. Measurement times are short so the whole run takes a few minutes.
@@ -214,5 +216,57 @@ fn header(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, chunks, whole_buffer, header);
+/// Rewrapping a 64 MiB file under another key: the cost is the payload copy.
+fn rewrap(c: &mut Criterion) {
+    use cofre::files::{self, Input, Options, Output};
+    let dir = tempfile::tempdir_in(scratch_dir()).expect("a scratch folder");
+    let kms = cofre::Kms::new(
+        cofre::Home::open(&dir.path().join("home"), None).expect("a home"),
+        cofre::Region::new("us-east-1").expect("a region"),
+    );
+    let new_key = || {
+        kms.create_key(&Default::default())
+            .expect("a key")
+            .key_id
+            .parse::<cofre::KeyRef>()
+            .expect("a key id")
+    };
+    let (k1, k2) = (new_key(), new_key());
+    let plain = dir.path().join("plain");
+    let sealed = dir.path().join("sealed");
+    let out = dir.path().join("out");
+    std::fs::write(&plain, pattern(BUFFER)).expect("writing");
+    files::encrypt(
+        &kms,
+        &[k1],
+        &EncryptionContext::new(),
+        DEFAULT_CHUNK_LOG2,
+        &Input::Path(plain),
+        &Output::Path {
+            path: sealed.clone(),
+            force: false,
+        },
+        Options::default(),
+    )
+    .expect("encrypting");
+    let mut group = c.benchmark_group("rewrap");
+    configure(&mut group);
+    group.throughput(Throughput::Bytes(BUFFER as u64));
+    group.bench_function("64MiB", |b| {
+        b.iter(|| {
+            files::rewrap(
+                &kms,
+                &kms,
+                std::slice::from_ref(&k2),
+                &sealed,
+                Some(&out),
+                true,
+            )
+            .expect("rewrapping")
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, chunks, whole_buffer, header, rewrap);
 criterion_main!(benches);
