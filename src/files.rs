@@ -419,6 +419,20 @@ fn open_header(
     })
 }
 
+/// Random access: recovers the data key of `sealed` (a whole file's bytes, or at least its
+/// header), authenticates the header, and returns the cipher and layout that open any chunk i
+/// alone: `cipher.open(i, last, &sealed[layout.chunk_offset(i)..][..len], out)`.
+pub fn open_payload(kms: &Kms, sealed: &[u8], backend: Backend) -> Result<(ChunkCipher, Layout)> {
+    let header = Header::decode(sealed)?;
+    let len = crate::envelope::check_prefix(sealed)?;
+    let (_, keys) = open_header(kms, &header, &sealed[..len], backend)?;
+    let layout = Layout {
+        header_len: len as u64,
+        chunk_size: header.chunk_size(),
+    };
+    Ok((ChunkCipher::new(backend, &keys.payload), layout))
+}
+
 /// `cofre decrypt`: recovers the data key from the header and opens every chunk. Nothing
 /// reaches a path output unless every chunk authenticated; stdout stops at the first bad chunk.
 pub fn decrypt(

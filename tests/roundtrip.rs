@@ -80,25 +80,9 @@ impl Fixture {
         .unwrap()
     }
 
-    /// The payload cipher of a sealed file, recovered through the public KMS verbs.
+    /// The payload cipher of a sealed file, for random access (`files::open_payload`).
     fn payload_cipher(&self, sealed: &[u8], backend: Backend) -> (ChunkCipher, Layout) {
-        let header = Header::decode(sealed).unwrap();
-        let header_len = cofre::envelope::check_prefix(sealed).unwrap();
-        let w = header.wrapped_keys().next().unwrap();
-        let aad = cofre::envelope::WrappedKey::aad(
-            &w.key_arn,
-            &w.material_id,
-            &header.message_id,
-            &header.context,
-        );
-        let dk = self.kms.decryption_key(w).unwrap().unwrap(w, &aad).unwrap();
-        let keys = HeaderKeys::derive(backend, &dk, &header.message_id);
-        header.verify(&sealed[..header_len], &keys).unwrap();
-        let layout = Layout {
-            header_len: header_len as u64,
-            chunk_size: header.chunk_size(),
-        };
-        (ChunkCipher::new(backend, &keys.payload), layout)
+        files::open_payload(&self.kms, sealed, backend).unwrap()
     }
 }
 

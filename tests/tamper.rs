@@ -7,7 +7,7 @@
 //! bad chunk having written exactly the chunks before it.
 
 use cofre::crypto::{Backend, SecretKey};
-use cofre::envelope::{engine, ChunkCipher, Header, HeaderKeys, Layout, Progress, WrappedKey};
+use cofre::envelope::{engine, ChunkCipher, Layout, Progress};
 use cofre::files::{self, Input, Options, Output};
 use cofre::{CreateKeyRequest, EncryptionContext, Error, Home, KeyRef, Kms, KmsCode, Region};
 use std::fs::OpenOptions;
@@ -227,20 +227,11 @@ impl Fixture {
         self.refused(what, bytes, want.clone(), want);
     }
 
-    /// The payload cipher of the attacked file, recovered through the public KMS verbs.
+    /// The payload cipher of the attacked file (`files::open_payload`).
     fn cipher(&self, backend: Backend) -> ChunkCipher {
-        let header = Header::decode(&self.sealed).unwrap();
-        let w = header.wrapped_keys().next().unwrap();
-        let aad = WrappedKey::aad(
-            &w.key_arn,
-            &w.material_id,
-            &header.message_id,
-            &header.context,
-        );
-        let dk = self.kms.decryption_key(w).unwrap().unwrap(w, &aad).unwrap();
-        let keys = HeaderKeys::derive(backend, &dk, &header.message_id);
-        header.verify(&self.sealed[..self.hlen()], &keys).unwrap();
-        ChunkCipher::new(backend, &keys.payload)
+        files::open_payload(&self.kms, &self.sealed, backend)
+            .unwrap()
+            .0
     }
 
     /// Runs the pipe engine over the payload of `bytes` into a Vec (as for stdout): it must fail
