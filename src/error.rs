@@ -40,6 +40,7 @@ pub enum KmsCode {
     InvalidCiphertextException,
     LimitExceededException,
     TagException,
+    UnsupportedOperationException,
 }
 
 impl fmt::Display for KmsCode {

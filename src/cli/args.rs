@@ -127,6 +127,54 @@ pub enum KeyCommand {
         /// Key id or key ARN
         key: String,
     },
+    /// Automatic rotation: enable, disable, status
+    #[command(subcommand)]
+    Rotation(RotationCommand),
+    /// Rotate a key now (on demand; at most 25 times per key)
+    Rotate {
+        /// Key id or key ARN
+        key: String,
+    },
+    /// List a key's material versions: id, date, how it came, CURRENT or not
+    Rotations {
+        /// Key id or key ARN
+        key: String,
+    },
+    /// Schedule a key's deletion: unusable at once, destroyed after the waiting period
+    ScheduleDeletion {
+        /// Key id or key ARN
+        key: String,
+        /// Waiting period, 7 to 30 days
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+    },
+    /// Cancel a scheduled deletion; the key comes back Disabled
+    CancelDeletion {
+        /// Key id or key ARN
+        key: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RotationCommand {
+    /// Rotate the key automatically every period
+    Enable {
+        /// Key id or key ARN
+        key: String,
+        /// Days between rotations, 90 to 2560
+        #[arg(long, default_value_t = 365)]
+        period_days: u32,
+    },
+    /// Stop automatic rotation
+    Disable {
+        /// Key id or key ARN
+        key: String,
+    },
+    /// Whether the key rotates automatically, its period and next rotation date
+    Status {
+        /// Key id or key ARN
+        key: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::files::{self, Input, Output};
 use crate::keyring::{Home, Region, Tag, DEFAULT_REGION};
 use crate::kms::{CreateKeyRequest, KeyRef, Kms};
-use args::{AliasCommand, Command, Format, KeyCommand};
+use args::{AliasCommand, Command, Format, KeyCommand, RotationCommand};
 use clap::Parser;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -140,6 +140,35 @@ fn dispatch(cli: Cli) -> Result<()> {
                 }
                 KeyCommand::Disable { key } => {
                     let m = kms.disable_key(&key_ref(&key)?)?;
+                    print::key_state(&m, json);
+                }
+                KeyCommand::Rotation(cmd) => {
+                    let s = match cmd {
+                        RotationCommand::Enable { key, period_days } => {
+                            kms.enable_key_rotation(&key_ref(&key)?, Some(period_days))?
+                        }
+                        RotationCommand::Disable { key } => {
+                            kms.disable_key_rotation(&key_ref(&key)?)?
+                        }
+                        RotationCommand::Status { key } => {
+                            kms.key_rotation_status(&key_ref(&key)?)?
+                        }
+                    };
+                    print::rotation_status(&s, json);
+                }
+                KeyCommand::Rotate { key } => {
+                    let v = kms.rotate_key_on_demand(&key_ref(&key)?)?;
+                    print::key_versions(std::slice::from_ref(&v), json);
+                }
+                KeyCommand::Rotations { key } => {
+                    print::key_versions(&kms.list_key_versions(&key_ref(&key)?)?, json)
+                }
+                KeyCommand::ScheduleDeletion { key, days } => {
+                    let m = kms.schedule_key_deletion(&key_ref(&key)?, Some(days))?;
+                    print::deletion(&m, json);
+                }
+                KeyCommand::CancelDeletion { key } => {
+                    let m = kms.cancel_key_deletion(&key_ref(&key)?)?;
                     print::key_state(&m, json);
                 }
             }

@@ -2,7 +2,7 @@
 
 use crate::files::Inspection;
 use crate::keyring::{AliasEntry, Home, KeyMetadata};
-use crate::kms::KeyListing;
+use crate::kms::{KeyListing, KeyRotationStatus, KeyVersion};
 use serde_json::json;
 
 fn print_json(v: &serde_json::Value) {
@@ -74,6 +74,61 @@ pub fn key_list(keys: &[KeyListing], json: bool) {
             format!("{:?}", m.key_state),
             k.aliases.join(","),
             m.description
+        );
+    }
+}
+
+pub fn rotation_status(s: &KeyRotationStatus, json: bool) {
+    if json {
+        print_json(&json!(s));
+        return;
+    }
+    match (&s.rotation_period_in_days, &s.next_rotation_date) {
+        (Some(p), Some(next)) if s.key_rotation_enabled => println!(
+            "{} rotation enabled, every {p} days, next {next}; {} on-demand rotation(s)",
+            s.key_id, s.on_demand_rotations
+        ),
+        _ => println!(
+            "{} rotation disabled; {} on-demand rotation(s)",
+            s.key_id, s.on_demand_rotations
+        ),
+    }
+}
+
+pub fn key_versions(versions: &[KeyVersion], json: bool) {
+    if json {
+        print_json(&json!({ "Rotations": versions }));
+        return;
+    }
+    for v in versions {
+        let how = match v.rotation_type {
+            Some(t) => serde_json::to_value(t)
+                .expect("serializable")
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            None => "ORIGINAL".to_owned(),
+        };
+        println!(
+            "{}  {}  {how:<9}  {}",
+            v.key_material_id, v.rotation_date, v.key_material_state
+        );
+    }
+}
+
+pub fn deletion(m: &KeyMetadata, json: bool) {
+    if json {
+        print_json(&json!({
+            "KeyId": m.arn,
+            "DeletionDate": m.deletion_date,
+            "KeyState": m.key_state,
+            "PendingWindowInDays": m.pending_deletion_window_in_days,
+        }));
+    } else {
+        println!(
+            "{} PendingDeletion; destroyed on {}",
+            m.key_id,
+            m.deletion_date.as_deref().unwrap_or("?")
         );
     }
 }

@@ -68,6 +68,34 @@ pub struct KeyMetadata {
     pub multi_region: bool,
     pub encryption_algorithms: Vec<String>,
     pub current_key_material_id: String,
+    /// When a key pending deletion is destroyed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_date: Option<String>,
+    /// The waiting period chosen for a pending deletion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_deletion_window_in_days: Option<u32>,
+}
+
+/// How a material version came to be (KMS `RotationType`); none for the original material.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RotationType {
+    Automatic,
+    OnDemand,
+}
+
+/// A key's rotation settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Rotation {
+    /// Automatic rotation is on.
+    pub enabled: bool,
+    /// Days between automatic rotations (90–2560).
+    pub rotation_period_in_days: Option<u32>,
+    /// When the next automatic rotation is due.
+    pub next_rotation_date: Option<String>,
+    /// On-demand rotations so far (at most 25 per key).
+    pub on_demand_rotations: u32,
 }
 
 /// A KMS tag.
@@ -86,6 +114,9 @@ pub struct MaterialVersion {
     pub key_material_id: String,
     /// When this version was made.
     pub creation_date: String,
+    /// Automatic or on-demand rotation; none for the key's original material.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation_type: Option<RotationType>,
     /// Hex of nonce ‖ sealed material ‖ tag; see [`super::Home::seal_material`].
     pub sealed: String,
 }
@@ -107,6 +138,19 @@ pub struct KeyRecord {
     pub tags: Vec<Tag>,
     /// Every material version, oldest first; the current one is named in the metadata.
     pub materials: Vec<MaterialVersion>,
+    /// Automatic and on-demand rotation.
+    #[serde(default)]
+    pub rotation: Rotation,
+}
+
+/// What stays of a key after its deletion: `regions/<region>/deleted/<key-id>.json`, so that
+/// requests naming it can say what happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DeletedKey {
+    pub key_id: String,
+    pub arn: String,
+    pub deletion_date: String,
 }
 
 impl KeyRecord {

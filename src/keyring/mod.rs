@@ -22,7 +22,8 @@ mod region;
 
 pub use alias::{validate_alias_name, AliasEntry, AliasTable};
 pub use key::{
-    KeyManager, KeyMetadata, KeyRecord, KeySpec, KeyState, KeyUsage, MaterialVersion, Origin, Tag,
+    DeletedKey, KeyManager, KeyMetadata, KeyRecord, KeySpec, KeyState, KeyUsage, MaterialVersion,
+    Origin, Rotation, RotationType, Tag,
 };
 pub use region::{Region, DEFAULT_REGION};
 
@@ -296,6 +297,20 @@ impl RegionStore<'_> {
         let path = self.key_path(key_id);
         std::fs::remove_file(&path).map_err(|e| Error::io("removing", &path, e))?;
         store::sync_dir(&self.dir.join("keys"))
+    }
+
+    /// Records that a key was destroyed (written before the key file is removed).
+    pub fn save_tombstone(&self, t: &DeletedKey) -> Result<()> {
+        let dir = self.dir.join("deleted");
+        store::create_dir(&dir)?;
+        let json = serde_json::to_vec_pretty(t).expect("serializable");
+        store::write_atomic(&dir.join(format!("{}.json", t.key_id)), &json, 0o600)
+    }
+
+    /// The record of a destroyed key, if this region destroyed one with that id.
+    pub fn tombstone(&self, key_id: &str) -> Option<DeletedKey> {
+        let path = self.dir.join("deleted").join(format!("{key_id}.json"));
+        serde_json::from_slice(&std::fs::read(path).ok()?).ok()
     }
 
     /// Every key record in the region, by key id.

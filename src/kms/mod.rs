@@ -6,15 +6,16 @@
 //! [`MasterKey`] version after those checks.
 
 mod keyref;
+mod lifecycle;
 
 pub use keyref::{alias_arn, is_key_id, key_arn, KeyRef};
+pub use lifecycle::{KeyRotationStatus, KeyVersion};
 
-use crate::crypto::SecretKey;
 use crate::envelope::WrappedKey;
 use crate::error::{Error, KmsCode, Result};
 use crate::keyring::{
     validate_alias_name, AliasEntry, Home, KeyManager, KeyMetadata, KeyRecord, KeySpec, KeyState,
-    KeyUsage, MasterKey, MaterialVersion, Origin, Region, RegionStore, Tag,
+    KeyUsage, MasterKey, Origin, Region, RegionStore, Tag,
 };
 use crate::store;
 
@@ -37,6 +38,8 @@ pub struct CreateKeyRequest {
 pub struct Kms {
     home: Home,
     region: Region,
+    /// Set once the rotations and deletions due in the region have been carried out.
+    maintained: std::sync::atomic::AtomicBool,
 }
 
 /// A key with the aliases that point at it, as `key list` shows it.
@@ -49,7 +52,11 @@ pub struct KeyListing {
 impl Kms {
     /// A KMS for `region` of `home`.
     pub fn new(home: Home, region: Region) -> Self {
-        Kms { home, region }
+        Kms {
+            home,
+            region,
+            maintained: Default::default(),
+        }
     }
 
     /// The home.
@@ -64,14 +71,20 @@ impl Kms {
 
     /// The same home, another region.
     pub fn in_region(&self, region: Region) -> Result<Kms> {
-        Ok(Kms {
-            home: Home::open(self.home.root(), None)?,
-            region,
-        })
+        Ok(Kms::new(Home::open(self.home.root(), None)?, region))
     }
 
+    /// The region's store. The first time, it carries out the automatic rotations and the
+    /// deletions that have come due (no daemon needed).
     fn store(&self) -> Result<RegionStore<'_>> {
-        self.home.region(&self.region)
+        let store = self.home.region(&self.region)?;
+        if !self
+            .maintained
+            .swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
+            self.carry_out_due(&store)?;
+        }
+        Ok(store)
     }
 
     /// CreateKey: a symmetric customer managed key with one material version.
@@ -108,8 +121,7 @@ impl Kms {
             .to_string();
         let arn = key_arn(self.region.as_str(), self.home.account_id(), &id);
         let now = store::format_time(store::now());
-        let material_id = hex::encode(crate::crypto::random_array::<32>());
-        let material = SecretKey::random();
+        let version = self.new_material(&arn, &now, None);
         let record = KeyRecord {
             key_metadata: KeyMetadata {
                 aws_account_id: self.home.account_id().to_owned(),
@@ -126,14 +138,13 @@ impl Kms {
                 origin: Origin::AwsKms,
                 multi_region: false,
                 encryption_algorithms: vec!["SYMMETRIC_DEFAULT".into()],
-                current_key_material_id: material_id.clone(),
+                current_key_material_id: version.key_material_id.clone(),
+                deletion_date: None,
+                pending_deletion_window_in_days: None,
             },
             tags: req.tags.clone(),
-            materials: vec![MaterialVersion {
-                key_material_id: material_id.clone(),
-                creation_date: now.clone(),
-                sealed: self.home.seal_material(&arn, &material_id, &material),
-            }],
+            materials: vec![version],
+            rotation: Default::default(),
         };
         let _lock = store.lock()?;
         let mut aliases = store.aliases()?;
@@ -229,8 +240,20 @@ impl Kms {
         }
     }
 
-    /// A NotFoundException that points at the region holding the key, if another one does.
+    /// A NotFoundException that says the key was deleted, or points at the region holding the
+    /// key if another one does.
     fn not_found(&self, id: &str) -> Error {
+        if let Some(t) = self
+            .home
+            .region(&self.region)
+            .ok()
+            .and_then(|s| s.tombstone(id))
+        {
+            return Error::kms(
+                KmsCode::NotFoundException,
+                format!("key {} was deleted on {} (scheduled deletion); its material is gone and data under it can no longer be decrypted", t.arn, t.deletion_date),
+            );
+        }
         let elsewhere = self
             .home
             .regions()
@@ -296,6 +319,10 @@ impl Kms {
             KeyState::Disabled
         });
         if record.key_metadata.key_state != state {
+            if enable {
+                // A key enabled again rotates at once if its rotation is overdue.
+                self.rotate_overdue(&mut record, store::now(), true);
+            }
             store.save_key(&record)?;
         }
         Ok(record.key_metadata)
@@ -420,7 +447,7 @@ impl Kms {
 }
 
 /// The error KMS gives for an operation on a key in a state that forbids it.
-fn invalid_state(arn: &str, state: KeyState) -> Error {
+pub(crate) fn invalid_state(arn: &str, state: KeyState) -> Error {
     let what = match state {
         KeyState::PendingDeletion => "is pending deletion; cancel the deletion first".to_owned(),
         KeyState::PendingImport => "is pending import; import its key material first".to_owned(),
@@ -430,7 +457,7 @@ fn invalid_state(arn: &str, state: KeyState) -> Error {
 }
 
 /// Refuses cryptographic use of a key that is not Enabled.
-fn check_usable(record: &KeyRecord) -> Result<()> {
+pub(crate) fn check_usable(record: &KeyRecord) -> Result<()> {
     let m = &record.key_metadata;
     match m.key_state {
         KeyState::Enabled => Ok(()),

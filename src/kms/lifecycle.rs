@@ -1,0 +1,342 @@
+//! Key lifecycle: rotation (automatic and on demand, every version kept) and scheduled
+//! deletion, with the KMS rules of ../shared/reference/kms-ebs.md §4–5.
+//!
+//! Automatic rotation needs no daemon: the first request a [`Kms`] serves in a region carries
+//! out, under the region lock, every rotation and deletion that has come due by
+//! [`store::now`] (which `COFRE_NOW` sets). A rotation missed for several periods is carried out
+//! once per period, each dated when it was due, as a KMS that had been running would have.
+
+use super::{check_usable, invalid_state, KeyRef, Kms};
+use crate::crypto::SecretKey;
+use crate::error::{Error, KmsCode, Result};
+use crate::keyring::{
+    DeletedKey, KeyManager, KeyMetadata, KeyRecord, KeySpec, KeyState, MaterialVersion, Origin,
+    RegionStore, RotationType,
+};
+use crate::store;
+use std::time::{Duration, SystemTime};
+
+/// Most on-demand rotations per key (a KMS quota that cannot be raised).
+pub const MAX_ON_DEMAND_ROTATIONS: u32 = 25;
+/// Automatic rotation period bounds and default, in days.
+pub const ROTATION_PERIOD_DAYS: (u32, u32, u32) = (90, 2560, 365);
+/// Deletion waiting period bounds and default, in days.
+pub const DELETION_WINDOW_DAYS: (u32, u32, u32) = (7, 30, 30);
+
+/// What `GetKeyRotationStatus` returns.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct KeyRotationStatus {
+    pub key_id: String,
+    pub key_rotation_enabled: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rotation_period_in_days: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_rotation_date: Option<String>,
+    pub on_demand_rotations: u32,
+}
+
+/// One material version as `key rotations` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct KeyVersion {
+    pub key_id: String,
+    pub key_material_id: String,
+    pub rotation_date: String,
+    /// AUTOMATIC or ON_DEMAND; none for the original material.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rotation_type: Option<RotationType>,
+    /// CURRENT or NON_CURRENT.
+    pub key_material_state: &'static str,
+}
+
+fn days(n: u32) -> Duration {
+    Duration::from_secs(u64::from(n) * 86_400)
+}
+
+fn parse(date: &Option<String>) -> Option<SystemTime> {
+    date.as_deref().and_then(|d| store::parse_time(d).ok())
+}
+
+fn validation(msg: String) -> Error {
+    Error::kms(KmsCode::ValidationException, msg)
+}
+
+/// Only symmetric customer managed keys with KMS-made material rotate.
+fn check_rotatable(m: &KeyMetadata) -> Result<()> {
+    if m.key_manager != KeyManager::Customer
+        || m.key_spec != KeySpec::SymmetricDefault
+        || m.origin != Origin::AwsKms
+    {
+        return Err(Error::kms(
+            KmsCode::UnsupportedOperationException,
+            format!("{} cannot be rotated by cofre: only symmetric customer managed keys with KMS-made material rotate", m.arn),
+        ));
+    }
+    Ok(())
+}
+
+impl Kms {
+    /// A new material version for the key `arn`, sealed under the domain key.
+    pub(super) fn new_material(
+        &self,
+        arn: &str,
+        date: &str,
+        rotation_type: Option<RotationType>,
+    ) -> MaterialVersion {
+        let id = hex::encode(crate::crypto::random_array::<32>());
+        MaterialVersion {
+            sealed: self.home.seal_material(arn, &id, &SecretKey::random()),
+            key_material_id: id,
+            creation_date: date.to_owned(),
+            rotation_type,
+        }
+    }
+
+    /// Adds a version and makes it current.
+    fn add_version(&self, record: &mut KeyRecord, date: SystemTime, kind: RotationType) {
+        let v = self.new_material(
+            &record.key_metadata.arn,
+            &store::format_time(date),
+            Some(kind),
+        );
+        record.key_metadata.current_key_material_id = v.key_material_id.clone();
+        record.materials.push(v);
+    }
+
+    /// Carries out the automatic rotations due by `now` on an Enabled key; returns whether any
+    /// happened. With `at_once`, an overdue key rotates once, now (a key just enabled again);
+    /// otherwise once per elapsed period, each dated when it was due.
+    pub(super) fn rotate_overdue(
+        &self,
+        record: &mut KeyRecord,
+        now: SystemTime,
+        at_once: bool,
+    ) -> bool {
+        let r = &record.rotation;
+        let (Some(period), Some(mut next)) =
+            (r.rotation_period_in_days, parse(&r.next_rotation_date))
+        else {
+            return false;
+        };
+        if !r.enabled || record.key_metadata.key_state != KeyState::Enabled || next > now {
+            return false;
+        }
+        if at_once {
+            self.add_version(record, now, RotationType::Automatic);
+            next = now + days(period);
+        } else {
+            while next <= now {
+                self.add_version(record, next, RotationType::Automatic);
+                next += days(period);
+            }
+        }
+        record.rotation.next_rotation_date = Some(store::format_time(next));
+        true
+    }
+
+    /// Carries out the rotations and deletions due in the region. Called once per [`Kms`].
+    pub(super) fn carry_out_due(&self, store: &RegionStore<'_>) -> Result<()> {
+        let now = store::now();
+        let due = |r: &KeyRecord| {
+            let m = &r.key_metadata;
+            let deletion = m.key_state == KeyState::PendingDeletion
+                && parse(&m.deletion_date).is_some_and(|d| d <= now);
+            let rotation = r.rotation.enabled
+                && m.key_state == KeyState::Enabled
+                && parse(&r.rotation.next_rotation_date).is_some_and(|d| d <= now);
+            deletion || rotation
+        };
+        if !store.list_keys()?.iter().any(due) {
+            return Ok(());
+        }
+        let _lock = store.lock()?;
+        for mut record in store.list_keys()?.into_iter().filter(due) {
+            if record.key_metadata.key_state == KeyState::PendingDeletion {
+                destroy(store, &record)?;
+            } else if self.rotate_overdue(&mut record, now, false) {
+                store.save_key(&record)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// EnableKeyRotation, with a period of 90–2560 days (default 365).
+    pub fn enable_key_rotation(
+        &self,
+        key: &KeyRef,
+        period_days: Option<u32>,
+    ) -> Result<KeyRotationStatus> {
+        let (lo, hi, default) = ROTATION_PERIOD_DAYS;
+        let period = period_days.unwrap_or(default);
+        if !(lo..=hi).contains(&period) {
+            return Err(validation(format!(
+                "rotation period {period} days is out of range; give {lo} to {hi} days"
+            )));
+        }
+        self.change_rotation(key, |record, now| {
+            let r = &mut record.rotation;
+            // Re-enabling with the same period keeps the schedule; otherwise it starts now.
+            if !(r.enabled && r.rotation_period_in_days == Some(period)) {
+                r.next_rotation_date = Some(store::format_time(now + days(period)));
+            }
+            r.enabled = true;
+            r.rotation_period_in_days = Some(period);
+        })
+    }
+
+    /// DisableKeyRotation.
+    pub fn disable_key_rotation(&self, key: &KeyRef) -> Result<KeyRotationStatus> {
+        self.change_rotation(key, |record, _| {
+            record.rotation.enabled = false;
+            record.rotation.next_rotation_date = None;
+        })
+    }
+
+    fn change_rotation(
+        &self,
+        key: &KeyRef,
+        change: impl FnOnce(&mut KeyRecord, SystemTime),
+    ) -> Result<KeyRotationStatus> {
+        let store = self.store()?;
+        let _lock = store.lock()?;
+        let mut record = self.resolve(&store, key, false)?;
+        check_rotatable(&record.key_metadata)?;
+        check_usable(&record)?;
+        change(&mut record, store::now());
+        store.save_key(&record)?;
+        Ok(status(&record))
+    }
+
+    /// GetKeyRotationStatus (reported off while the key is pending deletion).
+    pub fn key_rotation_status(&self, key: &KeyRef) -> Result<KeyRotationStatus> {
+        let store = self.store()?;
+        Ok(status(&self.resolve(&store, key, false)?))
+    }
+
+    /// RotateKeyOnDemand: a new current version now, at most 25 times per key. The automatic
+    /// schedule is unchanged.
+    pub fn rotate_key_on_demand(&self, key: &KeyRef) -> Result<KeyVersion> {
+        let store = self.store()?;
+        let _lock = store.lock()?;
+        let mut record = self.resolve(&store, key, false)?;
+        check_rotatable(&record.key_metadata)?;
+        check_usable(&record)?;
+        if record.rotation.on_demand_rotations >= MAX_ON_DEMAND_ROTATIONS {
+            return Err(Error::kms(
+                KmsCode::LimitExceededException,
+                format!(
+                    "{} has had its {MAX_ON_DEMAND_ROTATIONS} on-demand rotations; enable automatic rotation, or move data to a new key with `cofre rewrap`",
+                    record.key_metadata.arn
+                ),
+            ));
+        }
+        self.add_version(&mut record, store::now(), RotationType::OnDemand);
+        record.rotation.on_demand_rotations += 1;
+        store.save_key(&record)?;
+        Ok(versions(&record).pop().expect("a version was added"))
+    }
+
+    /// Every material version of a key, oldest first (ListKeyRotations with the original).
+    pub fn list_key_versions(&self, key: &KeyRef) -> Result<Vec<KeyVersion>> {
+        let store = self.store()?;
+        Ok(versions(&self.resolve(&store, key, false)?))
+    }
+
+    /// ScheduleKeyDeletion: the key becomes unusable at once and is destroyed, with all its
+    /// material and aliases, after 7–30 days (default 30).
+    pub fn schedule_key_deletion(
+        &self,
+        key: &KeyRef,
+        window_days: Option<u32>,
+    ) -> Result<KeyMetadata> {
+        let (lo, hi, default) = DELETION_WINDOW_DAYS;
+        let window = window_days.unwrap_or(default);
+        if !(lo..=hi).contains(&window) {
+            return Err(validation(format!(
+                "deletion waiting period {window} days is out of range; give {lo} to {hi} days"
+            )));
+        }
+        let store = self.store()?;
+        let _lock = store.lock()?;
+        let mut record = self.resolve(&store, key, false)?;
+        let m = &mut record.key_metadata;
+        if m.key_state == KeyState::PendingDeletion {
+            return Err(invalid_state(&m.arn, m.key_state));
+        }
+        m.deletion_date = Some(store::format_time(store::now() + days(window)));
+        m.pending_deletion_window_in_days = Some(window);
+        record.set_state(KeyState::PendingDeletion);
+        store.save_key(&record)?;
+        Ok(record.key_metadata)
+    }
+
+    /// CancelKeyDeletion: the key comes back Disabled.
+    pub fn cancel_key_deletion(&self, key: &KeyRef) -> Result<KeyMetadata> {
+        let store = self.store()?;
+        let _lock = store.lock()?;
+        let mut record = self.resolve(&store, key, false)?;
+        let m = &mut record.key_metadata;
+        if m.key_state != KeyState::PendingDeletion {
+            return Err(Error::kms(
+                KmsCode::KMSInvalidStateException,
+                format!("{} is not pending deletion", m.arn),
+            ));
+        }
+        m.deletion_date = None;
+        m.pending_deletion_window_in_days = None;
+        record.set_state(KeyState::Disabled);
+        store.save_key(&record)?;
+        Ok(record.key_metadata)
+    }
+}
+
+fn status(record: &KeyRecord) -> KeyRotationStatus {
+    let r = &record.rotation;
+    let on = r.enabled && record.key_metadata.key_state != KeyState::PendingDeletion;
+    KeyRotationStatus {
+        key_id: record.key_metadata.key_id.clone(),
+        key_rotation_enabled: on,
+        rotation_period_in_days: r.rotation_period_in_days.filter(|_| on),
+        next_rotation_date: r.next_rotation_date.clone().filter(|_| on),
+        on_demand_rotations: r.on_demand_rotations,
+    }
+}
+
+fn versions(record: &KeyRecord) -> Vec<KeyVersion> {
+    let current = &record.key_metadata.current_key_material_id;
+    record
+        .materials
+        .iter()
+        .map(|v| KeyVersion {
+            key_id: record.key_metadata.key_id.clone(),
+            key_material_id: v.key_material_id.clone(),
+            rotation_date: v.creation_date.clone(),
+            rotation_type: v.rotation_type,
+            key_material_state: if &v.key_material_id == current {
+                "CURRENT"
+            } else {
+                "NON_CURRENT"
+            },
+        })
+        .collect()
+}
+
+/// Destroys a key whose deletion date has passed: tombstone first, then its aliases, then the
+/// record with all its material. Each step is atomic and the sequence is idempotent, so a crash
+/// anywhere leaves a state the next request finishes.
+fn destroy(store: &RegionStore<'_>, record: &KeyRecord) -> Result<()> {
+    let m = &record.key_metadata;
+    store.save_tombstone(&DeletedKey {
+        key_id: m.key_id.clone(),
+        arn: m.arn.clone(),
+        deletion_date: m.deletion_date.clone().unwrap_or_default(),
+    })?;
+    let mut aliases = store.aliases()?;
+    let before = aliases.0.len();
+    aliases.0.retain(|_, a| a.target_key_id != m.key_id);
+    if aliases.0.len() != before {
+        store.save_aliases(&aliases)?;
+    }
+    store.delete_key(&m.key_id)
+}

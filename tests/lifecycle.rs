@@ -1,0 +1,305 @@
+//! Key lifecycle through the CLI, with the clock moved by `COFRE_NOW`: automatic rotation over
+//! simulated years, on-demand rotation and its limit, disabled keys skipping rotation, and
+//! scheduled deletion with its window, cancel, and what remains after the date.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+struct Home {
+    dir: tempfile::TempDir,
+}
+
+impl Home {
+    fn new() -> Self {
+        Home {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Runs cofre at time `now` (RFC 3339).
+    fn run(&self, now: &str, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_cofre"))
+            .arg("--home")
+            .arg(self.path("home"))
+            .args(["--region", "us-east-1"])
+            .args(args)
+            .env("COFRE_NOW", now)
+            .env_remove("COFRE_HOME")
+            .env_remove("COFRE_REGION")
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, now: &str, args: &[&str]) -> String {
+        let out = self.run(now, args);
+        assert!(
+            out.status.success(),
+            "cofre {args:?} at {now} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    fn json(&self, now: &str, args: &[&str]) -> Value {
+        serde_json::from_str(&self.ok(now, &[&["--output", "json"], args].concat())).unwrap()
+    }
+
+    /// Expects exit `code` with a one-line error naming all of `needles`.
+    fn fails(&self, now: &str, args: &[&str], code: i32, needles: &[&str]) {
+        let out = self.run(now, args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "cofre {args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        for n in needles {
+            assert!(err.contains(n), "cofre {args:?}: {err:?} lacks {n:?}");
+        }
+    }
+
+    /// The material id a file's data key is wrapped under.
+    fn material_of(&self, file: &Path) -> String {
+        let v = self.json(T0, &["inspect", file.to_str().unwrap()]);
+        v["WrappedKeys"][0]["KeyMaterialId"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    fn versions(&self, now: &str, key: &str) -> Vec<Value> {
+        self.json(now, &["key", "rotations", key])["Rotations"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+}
+
+const T0: &str = "2026-01-01T00:00:00Z";
+const ACCESS: i32 = 3;
+const USAGE: i32 = 2;
+
+fn seal(h: &Home, now: &str, key: &str, name: &str) -> PathBuf {
+    let plain = h.path(name);
+    std::fs::write(&plain, format!("{name} written at {now}").repeat(500)).unwrap();
+    let sealed = h.path(&format!("{name}.cofre"));
+    h.ok(
+        now,
+        &[
+            "encrypt",
+            "-k",
+            key,
+            "-o",
+            sealed.to_str().unwrap(),
+            plain.to_str().unwrap(),
+        ],
+    );
+    sealed
+}
+
+fn opens(h: &Home, now: &str, sealed: &Path, name: &str) {
+    let out = h.run(now, &["decrypt", sealed.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout, std::fs::read(h.path(name)).unwrap());
+}
+
+#[test]
+fn automatic_rotation_over_simulated_years_keeps_every_version() {
+    let h = Home::new();
+    let key = h.ok(T0, &["key", "create"]);
+    let status = h.json(
+        T0,
+        &["key", "rotation", "enable", &key, "--period-days", "365"],
+    );
+    assert_eq!(status["KeyRotationEnabled"], true);
+    assert_eq!(status["NextRotationDate"], "2027-01-01T00:00:00Z");
+    let y0 = seal(&h, T0, &key, "y0");
+
+    // Not due yet: one version.
+    assert_eq!(h.versions("2026-12-31T00:00:00Z", &key).len(), 1);
+    // A year on, the first request rotates (no daemon).
+    let y1 = seal(&h, "2027-01-02T00:00:00Z", &key, "y1");
+    let v = h.versions("2027-01-02T00:00:00Z", &key);
+    assert_eq!(v.len(), 2);
+    assert_eq!(v[1]["RotationType"], "AUTOMATIC");
+    assert_eq!(v[1]["RotationDate"], "2027-01-01T00:00:00Z");
+    assert_eq!(v[1]["KeyMaterialState"], "CURRENT");
+    assert_eq!(v[0]["KeyMaterialState"], "NON_CURRENT");
+    assert_ne!(h.material_of(&y0), h.material_of(&y1));
+    assert_eq!(h.material_of(&y1), v[1]["KeyMaterialId"]);
+
+    // Two more years pass unseen: both rotations are carried out, each dated when due.
+    let t3 = "2029-06-01T00:00:00Z";
+    let v = h.versions(t3, &key);
+    assert_eq!(v.len(), 4);
+    assert_eq!(v[2]["RotationDate"], "2028-01-01T00:00:00Z");
+    assert_eq!(v[3]["RotationDate"], "2028-12-31T00:00:00Z");
+    let s = h.json(t3, &["key", "rotation", "status", &key]);
+    assert_eq!(s["NextRotationDate"], "2029-12-31T00:00:00Z");
+
+    // Files from every version still decrypt; rewrap moves an old one onto the current version.
+    opens(&h, t3, &y0, "y0");
+    opens(&h, t3, &y1, "y1");
+    h.ok(t3, &["rewrap", y0.to_str().unwrap(), "-k", &key]);
+    assert_eq!(h.material_of(&y0), v[3]["KeyMaterialId"]);
+    opens(&h, t3, &y0, "y0");
+
+    // Period limits.
+    for bad in ["89", "2561"] {
+        h.fails(
+            t3,
+            &["key", "rotation", "enable", &key, "--period-days", bad],
+            USAGE,
+            &["ValidationException", "90 to 2560"],
+        );
+    }
+    h.ok(t3, &["key", "rotation", "disable", &key]);
+    assert_eq!(
+        h.versions("2031-01-01T00:00:00Z", &key).len(),
+        4,
+        "rotated while disabled"
+    );
+}
+
+#[test]
+fn on_demand_rotation_stops_at_25() {
+    let h = Home::new();
+    let key = h.ok(T0, &["key", "create"]);
+    for _ in 0..25 {
+        let v = h.json(T0, &["key", "rotate", &key]);
+        assert_eq!(v["Rotations"][0]["RotationType"], "ON_DEMAND");
+    }
+    h.fails(
+        T0,
+        &["key", "rotate", &key],
+        USAGE,
+        &["LimitExceededException", "25"],
+    );
+    assert_eq!(h.versions(T0, &key).len(), 26);
+    let s = h.json(T0, &["key", "rotation", "status", &key]);
+    assert_eq!(s["OnDemandRotations"], 25);
+    assert_eq!(s["KeyRotationEnabled"], false);
+}
+
+#[test]
+fn a_disabled_key_skips_rotation_and_rotates_when_enabled_again() {
+    let h = Home::new();
+    let key = h.ok(T0, &["key", "create"]);
+    h.ok(
+        T0,
+        &["key", "rotation", "enable", &key, "--period-days", "90"],
+    );
+    h.ok(T0, &["key", "disable", &key]);
+    h.fails(T0, &["key", "rotate", &key], ACCESS, &["DisabledException"]);
+    let late = "2026-12-01T00:00:00Z";
+    assert_eq!(h.versions(late, &key).len(), 1, "a disabled key rotated");
+    h.ok(late, &["key", "enable", &key]);
+    let v = h.versions(late, &key);
+    assert_eq!(v.len(), 2, "an overdue key did not rotate on enable");
+    assert_eq!(v[1]["RotationDate"], late);
+    let s = h.json(late, &["key", "rotation", "status", &key]);
+    assert_eq!(s["NextRotationDate"], "2027-03-01T00:00:00Z");
+}
+
+#[test]
+fn scheduled_deletion_windows_cancel_and_destruction() {
+    let h = Home::new();
+    let key = h.ok(T0, &["key", "create", "--alias", "alias/doomed"]);
+    let file = seal(&h, T0, &key, "f");
+    for bad in ["6", "31"] {
+        h.fails(
+            T0,
+            &["key", "schedule-deletion", &key, "--days", bad],
+            USAGE,
+            &["ValidationException", "7 to 30"],
+        );
+    }
+    let d = h.json(T0, &["key", "schedule-deletion", &key, "--days", "7"]);
+    assert_eq!(d["KeyState"], "PendingDeletion");
+    assert_eq!(d["PendingWindowInDays"], 7);
+    assert_eq!(d["DeletionDate"], "2026-01-08T00:00:00Z");
+    // Pending: no crypto, no enable, no second schedule, no new alias; describe still works.
+    let f = file.to_str().unwrap();
+    h.fails(
+        T0,
+        &["decrypt", f],
+        ACCESS,
+        &["KMSInvalidStateException", "pending deletion"],
+    );
+    h.fails(
+        T0,
+        &["encrypt", "-k", &key, "-o", "x", f],
+        ACCESS,
+        &["KMSInvalidStateException"],
+    );
+    h.fails(
+        T0,
+        &["key", "enable", &key],
+        ACCESS,
+        &["KMSInvalidStateException"],
+    );
+    h.fails(
+        T0,
+        &["key", "schedule-deletion", &key],
+        ACCESS,
+        &["KMSInvalidStateException"],
+    );
+    h.fails(
+        T0,
+        &["alias", "create", "alias/late", &key],
+        ACCESS,
+        &["KMSInvalidStateException"],
+    );
+    assert_eq!(
+        h.json(T0, &["key", "describe", &key])["KeyMetadata"]["KeyState"],
+        "PendingDeletion"
+    );
+    // Cancel: back Disabled, then usable once enabled.
+    let c = h.json(T0, &["key", "cancel-deletion", &key]);
+    assert_eq!(c["KeyMetadata"]["KeyState"], "Disabled");
+    h.fails(
+        T0,
+        &["key", "cancel-deletion", &key],
+        ACCESS,
+        &["KMSInvalidStateException", "not pending deletion"],
+    );
+    h.ok(T0, &["key", "enable", &key]);
+    opens(&h, T0, &file, "f");
+
+    // The default window is 30 days; a day before the date the key still exists.
+    let d = h.json(T0, &["key", "schedule-deletion", &key]);
+    assert_eq!(d["DeletionDate"], "2026-01-31T00:00:00Z");
+    let before = "2026-01-30T00:00:00Z";
+    assert_eq!(
+        h.json(before, &["key", "describe", &key])["KeyMetadata"]["KeyState"],
+        "PendingDeletion"
+    );
+    // After the date: destroyed for good, alias gone, files unreadable, describe says so.
+    let after = "2026-02-01T00:00:00Z";
+    h.fails(
+        after,
+        &["key", "describe", &key],
+        ACCESS,
+        &["NotFoundException", "was deleted on 2026-01-31"],
+    );
+    h.fails(
+        after,
+        &["decrypt", f],
+        ACCESS,
+        &["NotFoundException", "was deleted"],
+    );
+    assert!(!h.ok(after, &["alias", "list"]).contains("alias/doomed"));
+    assert!(!h.ok(after, &["key", "list"]).contains(&key));
+    let keys = h.path("home/regions/us-east-1/keys");
+    assert_eq!(
+        std::fs::read_dir(keys).unwrap().count(),
+        0,
+        "key material left on disk"
+    );
+}
