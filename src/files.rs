@@ -560,3 +560,30 @@ pub fn inspect(input: &Input) -> Result<Inspection> {
         payload_len,
     })
 }
+
+/// Every cofre file under `dir` (recursively, not following symbolic links), with its header.
+/// Only headers are read. Files that are not cofre files, or whose header does not decode, are
+/// skipped; folders that cannot be read are an error.
+pub fn find_sealed(dir: &Path) -> Result<Vec<(PathBuf, Header)>> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).map_err(|e| Error::io("listing", &d, e))? {
+            let entry = entry.map_err(|e| Error::io("listing", &d, e))?;
+            let path = entry.path();
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => stack.push(path),
+                Ok(t) if t.is_file() => {
+                    if let Ok(mut f) = File::open(&path) {
+                        if let Ok((header, _)) = Header::read_from(&mut f) {
+                            found.push((path, header));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(found)
+}

@@ -303,3 +303,46 @@ fn scheduled_deletion_windows_cancel_and_destruction() {
         "key material left on disk"
     );
 }
+
+#[test]
+fn usage_report_shows_which_files_each_version_protects() {
+    let h = Home::new();
+    let key = h.ok(T0, &["key", "create"]);
+    let other = h.ok(T0, &["key", "create"]);
+    let a = seal(&h, T0, &key, "a");
+    h.ok(T0, &["key", "rotate", &key]);
+    let b = seal(&h, T0, &key, "b");
+    std::fs::create_dir(h.path("sub")).unwrap();
+    let c = seal(&h, T0, &key, "sub/c");
+    seal(&h, T0, &other, "elsewhere");
+    let scan = h.path("").to_str().unwrap().to_owned();
+    let report = |now| {
+        let r = h.json(now, &["key", "usage-report", &key, "--scan", &scan]);
+        r["Versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| {
+                let files: Vec<String> = v["Files"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|f| f.as_str().unwrap().to_owned())
+                    .collect();
+                (v["KeyMaterialState"].as_str().unwrap().to_owned(), files)
+            })
+            .collect::<Vec<_>>()
+    };
+    let s = |p: &PathBuf| p.to_str().unwrap().to_owned();
+    assert_eq!(
+        report(T0),
+        vec![
+            ("NON_CURRENT".to_owned(), vec![s(&a)]),
+            ("CURRENT".to_owned(), vec![s(&b), s(&c)]),
+        ]
+    );
+    // Re-wrapping the old file empties the old version.
+    h.ok(T0, &["rewrap", a.to_str().unwrap(), "-k", &key]);
+    assert_eq!(report(T0)[0].1, Vec::<String>::new());
+    assert_eq!(report(T0)[1].1.len(), 3);
+}

@@ -140,6 +140,14 @@ pub enum KeyCommand {
         /// Key id or key ARN
         key: String,
     },
+    /// Which material versions of a key protect which files (found under --scan folders)
+    UsageReport {
+        /// Key id or key ARN
+        key: String,
+        /// A folder to search for cofre files, recursively (repeatable)
+        #[arg(long, value_name = "DIR")]
+        scan: Vec<PathBuf>,
+    },
     /// Schedule a key's deletion: unusable at once, destroyed after the waiting period
     ScheduleDeletion {
         /// Key id or key ARN

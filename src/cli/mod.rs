@@ -163,6 +163,15 @@ fn dispatch(cli: Cli) -> Result<()> {
                 KeyCommand::Rotations { key } => {
                     print::key_versions(&kms.list_key_versions(&key_ref(&key)?)?, json)
                 }
+                KeyCommand::UsageReport { key, scan } => {
+                    let versions = kms.list_key_versions(&key_ref(&key)?)?;
+                    let arn = kms.describe_key(&key_ref(&key)?)?.arn;
+                    let mut files = Vec::new();
+                    for dir in &scan {
+                        files.extend(files::find_sealed(dir)?);
+                    }
+                    print::usage_report(&arn, &versions, &files, json);
+                }
                 KeyCommand::ScheduleDeletion { key, days } => {
                     let m = kms.schedule_key_deletion(&key_ref(&key)?, Some(days))?;
                     print::deletion(&m, json);

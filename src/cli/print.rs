@@ -116,6 +116,49 @@ pub fn key_versions(versions: &[KeyVersion], json: bool) {
     }
 }
 
+/// Per material version of the key `arn`, the files wrapped under it.
+pub fn usage_report(
+    arn: &str,
+    versions: &[KeyVersion],
+    files: &[(std::path::PathBuf, crate::envelope::Header)],
+    json: bool,
+) {
+    let per_version: Vec<(&KeyVersion, Vec<&std::path::Path>)> = versions
+        .iter()
+        .map(|v| {
+            let uses = files
+                .iter()
+                .filter(|(_, h)| {
+                    h.wrapped_keys().any(|w| {
+                        w.key_arn == arn && hex::encode(w.material_id) == v.key_material_id
+                    })
+                })
+                .map(|(p, _)| p.as_path())
+                .collect();
+            (v, uses)
+        })
+        .collect();
+    if json {
+        let vs: Vec<_> = per_version
+            .iter()
+            .map(|(v, f)| json!({"KeyMaterialId": v.key_material_id, "KeyMaterialState": v.key_material_state, "Files": f}))
+            .collect();
+        print_json(&json!({"KeyArn": arn, "Versions": vs}));
+        return;
+    }
+    for (v, f) in per_version {
+        println!(
+            "{}  {:<11}  {} file(s)",
+            v.key_material_id,
+            v.key_material_state,
+            f.len()
+        );
+        for p in f {
+            println!("    {}", p.display());
+        }
+    }
+}
+
 pub fn deletion(m: &KeyMetadata, json: bool) {
     if json {
         print_json(&json!({
