@@ -379,9 +379,19 @@ fn open_header(
     let mut first_err = None;
     let mut regions = Vec::new();
     for w in header.wrapped_keys() {
-        let region = w.key_arn.split(':').nth(3).unwrap_or("");
+        let region = match w.key_arn.parse::<KeyRef>() {
+            // A multi-Region key may have a replica here: let the KMS look.
+            Ok(KeyRef::Arn { id, .. }) if id.starts_with("mrk-") => here.to_owned(),
+            Ok(KeyRef::Arn { region, .. }) => region,
+            _ => {
+                return Err(Error::HeaderCorrupt(format!(
+                    "recipient {:?} is not a key ARN",
+                    w.key_arn
+                )))
+            }
+        };
         if region != here {
-            regions.push(region.to_owned());
+            regions.push(region);
             continue;
         }
         let aad = WrappedKey::aad(
@@ -392,8 +402,7 @@ fn open_header(
         );
         match kms.decryption_key(w).and_then(|m| m.unwrap(w, &aad)) {
             Ok(dk) => {
-                let keys = HeaderKeys::derive(backend, &dk, &header.message_id);
-                header.verify(raw, &keys)?;
+                let keys = header.open_keys(raw, backend, &dk)?;
                 return Ok((dk, keys));
             }
             Err(e) => {
@@ -484,7 +493,11 @@ pub fn rewrap(
             )?;
             (o.to_path_buf(), force)
         }
-        None => (input.to_path_buf(), true),
+        // In place: replace the file itself, not a symlink to it.
+        None => (
+            std::fs::canonicalize(input).map_err(|e| Error::io("opening", input, e))?,
+            true,
+        ),
     };
     let mut file = File::open(input).map_err(|e| Error::io("opening", input, e))?;
     let (old, raw) = Header::read_from(&mut file)?;
@@ -512,6 +525,10 @@ pub fn rewrap(
     };
     layout.plain_len(total)?;
     let out = OutputFile::create(&out_path, force)?;
+    // The new file keeps the input's permissions.
+    if let Ok(m) = file.metadata() {
+        let _ = out.file().set_permissions(m.permissions());
+    }
     let mut w = out
         .file()
         .try_clone()

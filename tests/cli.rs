@@ -1625,3 +1625,23 @@ fn bench_measures_every_combination_and_draws_a_plot() {
         assert_eq!(o.status.code(), Some(USAGE), "{bad:?}");
     }
 }
+
+#[test]
+fn rewrap_in_place_keeps_the_file_mode_and_follows_a_symlink() {
+    use std::os::unix::fs::PermissionsExt;
+    let fx = Fx::init();
+    let (k, k2) = (fx.key(&[]), fx.key(&[]));
+    let plain = data(3 * CHUNK);
+    let sealed = fx.seal("p", &plain, &["-k", &k]);
+    fs::set_permissions(fx.path(&sealed), fs::Permissions::from_mode(0o640)).unwrap();
+    std::os::unix::fs::symlink(fx.path(&sealed), fx.path("link")).unwrap();
+    fx.ok(&["rewrap", "link", "-k", &k2]);
+    assert!(fs::symlink_metadata(fx.path("link"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    let mode = fs::metadata(fx.path(&sealed)).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o640);
+    fx.ok(&["key", "disable", &k]);
+    assert_eq!(fx.bytes(&["decrypt", &sealed]), plain);
+}

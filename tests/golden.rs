@@ -566,8 +566,8 @@ fn generate_golden_files() {
         let m = kms_for(region)
             .create_key(&cofre::CreateKeyRequest {
                 description: description.into(),
-                tags: Vec::new(),
                 alias: Some(alias.into()),
+                ..Default::default()
             })
             .unwrap();
         println!("{alias}: {}", m.arn);

@@ -21,12 +21,16 @@ impl Home {
         self.dir.path().join(name)
     }
 
-    /// Runs cofre at time `now` (RFC 3339).
+    /// Runs cofre at time `now` (RFC 3339), in us-east-1 unless `args` name a region first.
     fn run(&self, now: &str, args: &[&str]) -> Output {
+        let (region, args) = match args {
+            ["--region", r, rest @ ..] => (*r, rest),
+            _ => ("us-east-1", args),
+        };
         Command::new(env!("CARGO_BIN_EXE_cofre"))
             .arg("--home")
             .arg(self.path("home"))
-            .args(["--region", "us-east-1"])
+            .args(["--region", region])
             .args(args)
             .env("COFRE_NOW", now)
             .env_remove("COFRE_HOME")
@@ -46,7 +50,7 @@ impl Home {
     }
 
     fn json(&self, now: &str, args: &[&str]) -> Value {
-        serde_json::from_str(&self.ok(now, &[&["--output", "json"], args].concat())).unwrap()
+        serde_json::from_str(&self.ok(now, &[args, &["--output", "json"]].concat())).unwrap()
     }
 
     /// Expects exit `code` with a one-line error naming all of `needles`.
@@ -345,4 +349,141 @@ fn usage_report_shows_which_files_each_version_protects() {
     h.ok(T0, &["rewrap", a.to_str().unwrap(), "-k", &key]);
     assert_eq!(report(T0)[0].1, Vec::<String>::new());
     assert_eq!(report(T0)[1].1.len(), 3);
+}
+
+const EU: [&str; 2] = ["--region", "eu-west-1"];
+
+fn eu<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    [&EU[..], args].concat()
+}
+
+#[test]
+fn multi_region_keys_replicate_rotate_and_decrypt_anywhere() {
+    let h = Home::new();
+    let single = h.ok(T0, &["key", "create"]);
+    h.fails(
+        T0,
+        &["key", "replicate", &single, "--to", "eu-west-1"],
+        ACCESS,
+        &["UnsupportedOperationException", "single-Region"],
+    );
+
+    let key = h.ok(
+        T0,
+        &["key", "create", "--multi-region", "--alias", "alias/global"],
+    );
+    assert!(key.starts_with("mrk-") && key.len() == 36, "{key}");
+    let m = h.json(T0, &["key", "describe", &key])["KeyMetadata"].clone();
+    assert_eq!(m["MultiRegion"], true);
+    assert_eq!(
+        m["MultiRegionConfiguration"]["MultiRegionKeyType"],
+        "PRIMARY"
+    );
+    let east = seal(&h, T0, &key, "east");
+
+    // Before replication, eu-west-1 has no such key and says where it is.
+    let f = east.to_str().unwrap();
+    h.fails(
+        T0,
+        &eu(&["decrypt", f]),
+        ACCESS,
+        &["NotFoundException", "us-east-1"],
+    );
+    let r = h.json(T0, &["key", "replicate", &key, "--to", "eu-west-1"])["KeyMetadata"].clone();
+    assert_eq!(r["KeyId"], key.as_str());
+    assert_eq!(
+        r["Arn"],
+        format!(
+            "arn:aws:kms:eu-west-1:{}:key/{key}",
+            m["AWSAccountId"].as_str().unwrap()
+        )
+    );
+    assert_eq!(
+        r["MultiRegionConfiguration"]["MultiRegionKeyType"],
+        "REPLICA"
+    );
+    h.fails(
+        T0,
+        &["key", "replicate", &key, "--to", "eu-west-1"],
+        USAGE,
+        &["AlreadyExistsException"],
+    );
+    let p = h.json(T0, &["key", "describe", &key])["KeyMetadata"].clone();
+    assert_eq!(
+        p["MultiRegionConfiguration"]["ReplicaKeys"][0]["Region"],
+        "eu-west-1"
+    );
+
+    // The us-east-1 file opens in eu-west-1 with no rewrap.
+    opens(&h, T0, &east, "east");
+    let out = h.run(T0, &eu(&["decrypt", f]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout, std::fs::read(h.path("east")).unwrap());
+
+    // Rotation runs on the primary and reaches the replica; a replica can't rotate itself.
+    h.fails(
+        T0,
+        &eu(&["key", "rotate", &key]),
+        ACCESS,
+        &["UnsupportedOperationException", "primary region"],
+    );
+    h.ok(T0, &["key", "rotate", &key]);
+    let here = h.versions(T0, &key);
+    let there = h.json(T0, &eu(&["key", "rotations", &key]))["Rotations"].clone();
+    assert_eq!(there.as_array().unwrap().len(), 2);
+    assert_eq!(there[1]["KeyMaterialId"], here[1]["KeyMaterialId"]);
+    assert_eq!(there[1]["KeyMaterialState"], "CURRENT");
+    let west = h.path("west.cofre");
+    std::fs::write(h.path("west"), b"written in eu-west-1").unwrap();
+    h.ok(
+        T0,
+        &eu(&[
+            "encrypt",
+            "-k",
+            &key,
+            "-o",
+            west.to_str().unwrap(),
+            h.path("west").to_str().unwrap(),
+        ]),
+    );
+    opens(&h, T0, &west, "west");
+
+    // State, aliases and description are per region.
+    h.ok(T0, &eu(&["key", "disable", &key]));
+    h.fails(T0, &eu(&["decrypt", f]), ACCESS, &["DisabledException"]);
+    opens(&h, T0, &east, "east");
+    assert!(!h.ok(T0, &eu(&["alias", "list"])).contains("alias/global"));
+    h.ok(T0, &eu(&["key", "enable", &key]));
+
+    // The replica becomes the primary; rotation now runs from eu-west-1.
+    h.ok(
+        T0,
+        &["key", "update-primary-region", &key, "--to", "eu-west-1"],
+    );
+    let d = |args: &[&str]| h.json(T0, args)["KeyMetadata"]["MultiRegionConfiguration"].clone();
+    assert_eq!(
+        d(&eu(&["key", "describe", &key]))["MultiRegionKeyType"],
+        "PRIMARY"
+    );
+    assert_eq!(
+        d(&["key", "describe", &key])["MultiRegionKeyType"],
+        "REPLICA"
+    );
+    h.fails(
+        T0,
+        &["key", "rotate", &key],
+        ACCESS,
+        &["UnsupportedOperationException"],
+    );
+    h.ok(T0, &eu(&["key", "rotate", &key]));
+    assert_eq!(
+        h.versions(T0, &key).len(),
+        3,
+        "rotation did not reach us-east-1"
+    );
+    opens(&h, T0, &east, "east");
 }

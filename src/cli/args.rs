@@ -109,6 +109,25 @@ pub enum KeyCommand {
         /// Tag (repeatable)
         #[arg(long = "tag", value_name = "K=V")]
         tags: Vec<String>,
+        /// A multi-Region primary key (mrk- id) that can be replicated to other regions
+        #[arg(long)]
+        multi_region: bool,
+    },
+    /// Copy a multi-Region key into another region: same id, same material, every version
+    Replicate {
+        /// Key id or key ARN of the primary
+        key: String,
+        /// The region for the replica
+        #[arg(long, value_name = "REGION")]
+        to: String,
+    },
+    /// Make the replica in another region the primary of a multi-Region key
+    UpdatePrimaryRegion {
+        /// Key id or key ARN of the current primary
+        key: String,
+        /// The region of the replica to promote
+        #[arg(long, value_name = "REGION")]
+        to: String,
     },
     /// List the region's keys
     List,

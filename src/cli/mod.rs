@@ -109,6 +109,7 @@ fn dispatch(cli: Cli) -> Result<()> {
                     alias,
                     description,
                     tags,
+                    multi_region,
                 } => {
                     let tags = tags
                         .iter()
@@ -127,6 +128,7 @@ fn dispatch(cli: Cli) -> Result<()> {
                         description,
                         tags,
                         alias,
+                        multi_region,
                     })?;
                     print::key_created(&m, json);
                 }
@@ -162,6 +164,14 @@ fn dispatch(cli: Cli) -> Result<()> {
                 }
                 KeyCommand::Rotations { key } => {
                     print::key_versions(&kms.list_key_versions(&key_ref(&key)?)?, json)
+                }
+                KeyCommand::Replicate { key, to } => {
+                    let m = kms.replicate_key(&key_ref(&key)?, &Region::new(&to)?)?;
+                    print::key_metadata(&m, json);
+                }
+                KeyCommand::UpdatePrimaryRegion { key, to } => {
+                    let m = kms.update_primary_region(&key_ref(&key)?, &Region::new(&to)?)?;
+                    print::key_metadata(&m, json);
                 }
                 KeyCommand::UsageReport { key, scan } => {
                     let versions = kms.list_key_versions(&key_ref(&key)?)?;

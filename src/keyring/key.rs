@@ -74,6 +74,35 @@ pub struct KeyMetadata {
     /// The waiting period chosen for a pending deletion.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_deletion_window_in_days: Option<u32>,
+    /// For multi-Region keys: this key's role and its related keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multi_region_configuration: Option<MultiRegionConfiguration>,
+}
+
+/// KMS `MultiRegionKeyType`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum MultiRegionKeyType {
+    Primary,
+    Replica,
+}
+
+/// A related multi-Region key: its ARN and region.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RegionalKey {
+    pub arn: String,
+    pub region: String,
+}
+
+/// KMS `MultiRegionConfiguration`. The primary lists every replica; a replica names its
+/// primary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct MultiRegionConfiguration {
+    pub multi_region_key_type: MultiRegionKeyType,
+    pub primary_key: RegionalKey,
+    pub replica_keys: Vec<RegionalKey>,
 }
 
 /// How a material version came to be (KMS `RotationType`); none for the original material.

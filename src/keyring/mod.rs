@@ -23,7 +23,7 @@ mod region;
 pub use alias::{validate_alias_name, AliasEntry, AliasTable};
 pub use key::{
     DeletedKey, KeyManager, KeyMetadata, KeyRecord, KeySpec, KeyState, KeyUsage, MaterialVersion,
-    Origin, Rotation, RotationType, Tag,
+    MultiRegionConfiguration, MultiRegionKeyType, Origin, RegionalKey, Rotation, RotationType, Tag,
 };
 pub use region::{Region, DEFAULT_REGION};
 

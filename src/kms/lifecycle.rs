@@ -62,8 +62,20 @@ fn validation(msg: String) -> Error {
     Error::kms(KmsCode::ValidationException, msg)
 }
 
-/// Only symmetric customer managed keys with KMS-made material rotate.
+/// Only symmetric customer managed keys with KMS-made material rotate, and a multi-Region key
+/// only through its primary.
 fn check_rotatable(m: &KeyMetadata) -> Result<()> {
+    if let Some(c) = &m.multi_region_configuration {
+        if c.multi_region_key_type == crate::keyring::MultiRegionKeyType::Replica {
+            return Err(Error::kms(
+                KmsCode::UnsupportedOperationException,
+                format!(
+                    "{} is a multi-Region replica; rotate it in its primary region, {}",
+                    m.arn, c.primary_key.region
+                ),
+            ));
+        }
+    }
     if m.key_manager != KeyManager::Customer
         || m.key_spec != KeySpec::SymmetricDefault
         || m.origin != Origin::AwsKms
@@ -142,7 +154,11 @@ impl Kms {
             let m = &r.key_metadata;
             let deletion = m.key_state == KeyState::PendingDeletion
                 && parse(&m.deletion_date).is_some_and(|d| d <= now);
-            let rotation = r.rotation.enabled
+            let replica = m.multi_region_configuration.as_ref().is_some_and(|c| {
+                c.multi_region_key_type == crate::keyring::MultiRegionKeyType::Replica
+            });
+            let rotation = !replica
+                && r.rotation.enabled
                 && m.key_state == KeyState::Enabled
                 && parse(&r.rotation.next_rotation_date).is_some_and(|d| d <= now);
             deletion || rotation
@@ -156,6 +172,7 @@ impl Kms {
                 destroy(store, &record)?;
             } else if self.rotate_overdue(&mut record, now, false) {
                 store.save_key(&record)?;
+                self.sync_replicas(&record)?;
             }
         }
         Ok(())
@@ -234,6 +251,7 @@ impl Kms {
         self.add_version(&mut record, store::now(), RotationType::OnDemand);
         record.rotation.on_demand_rotations += 1;
         store.save_key(&record)?;
+        self.sync_replicas(&record)?;
         Ok(versions(&record).pop().expect("a version was added"))
     }
 

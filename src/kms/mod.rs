@@ -7,6 +7,7 @@
 
 mod keyref;
 mod lifecycle;
+mod multi_region;
 
 pub use keyref::{alias_arn, is_key_id, key_arn, KeyRef};
 pub use lifecycle::{KeyRotationStatus, KeyVersion};
@@ -15,7 +16,8 @@ use crate::envelope::WrappedKey;
 use crate::error::{Error, KmsCode, Result};
 use crate::keyring::{
     validate_alias_name, AliasEntry, Home, KeyManager, KeyMetadata, KeyRecord, KeySpec, KeyState,
-    KeyUsage, MasterKey, Origin, Region, RegionStore, Tag,
+    KeyUsage, MasterKey, MultiRegionConfiguration, MultiRegionKeyType, Origin, Region, RegionStore,
+    RegionalKey, Tag,
 };
 use crate::store;
 
@@ -31,6 +33,8 @@ pub struct CreateKeyRequest {
     pub tags: Vec<Tag>,
     /// An alias to create for the new key in the same request.
     pub alias: Option<String>,
+    /// A multi-Region primary key (`mrk-` id), replicable to other regions.
+    pub multi_region: bool,
 }
 
 /// A KMS endpoint for one region of a home.
@@ -116,9 +120,13 @@ impl Kms {
             validate_alias_name(a)?;
         }
         let store = self.store()?;
-        let id = uuid::Builder::from_random_bytes(crate::crypto::random_array())
-            .into_uuid()
-            .to_string();
+        let id = if req.multi_region {
+            format!("mrk-{}", hex::encode(crate::crypto::random_array::<16>()))
+        } else {
+            uuid::Builder::from_random_bytes(crate::crypto::random_array())
+                .into_uuid()
+                .to_string()
+        };
         let arn = key_arn(self.region.as_str(), self.home.account_id(), &id);
         let now = store::format_time(store::now());
         let version = self.new_material(&arn, &now, None);
@@ -136,11 +144,19 @@ impl Kms {
                 key_spec: KeySpec::SymmetricDefault,
                 customer_master_key_spec: KeySpec::SymmetricDefault,
                 origin: Origin::AwsKms,
-                multi_region: false,
+                multi_region: req.multi_region,
                 encryption_algorithms: vec!["SYMMETRIC_DEFAULT".into()],
                 current_key_material_id: version.key_material_id.clone(),
                 deletion_date: None,
                 pending_deletion_window_in_days: None,
+                multi_region_configuration: req.multi_region.then(|| MultiRegionConfiguration {
+                    multi_region_key_type: MultiRegionKeyType::Primary,
+                    primary_key: RegionalKey {
+                        arn: arn.clone(),
+                        region: self.region.to_string(),
+                    },
+                    replica_keys: Vec::new(),
+                }),
             },
             tags: req.tags.clone(),
             materials: vec![version],
@@ -321,7 +337,10 @@ impl Kms {
         if record.key_metadata.key_state != state {
             if enable {
                 // A key enabled again rotates at once if its rotation is overdue.
-                self.rotate_overdue(&mut record, store::now(), true);
+                if self.rotate_overdue(&mut record, store::now(), true) {
+                    store.save_key(&record)?;
+                    self.sync_replicas(&record)?;
+                }
             }
             store.save_key(&record)?;
         }
@@ -440,6 +459,26 @@ impl Kms {
             )));
         }
         let store = self.store()?;
+        // A multi-Region key opens in any region that holds a replica: same id, same material.
+        let key = match key {
+            KeyRef::Arn {
+                region,
+                account,
+                id,
+            } if id.starts_with("mrk-") && region != self.region.as_str() => {
+                if account != self.home.account_id() {
+                    return Err(Error::kms(
+                        KmsCode::NotFoundException,
+                        format!(
+                            "{} belongs to account {account}, not this home's",
+                            wrapped.key_arn
+                        ),
+                    ));
+                }
+                KeyRef::Id(id)
+            }
+            other => other,
+        };
         let record = self.resolve(&store, &key, false)?;
         check_usable(&record)?;
         store.master_key(&record, &hex::encode(wrapped.material_id))
