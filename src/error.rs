@@ -41,6 +41,7 @@ pub enum KmsCode {
     LimitExceededException,
     TagException,
     UnsupportedOperationException,
+    AccessDeniedException,
 }
 
 impl fmt::Display for KmsCode {

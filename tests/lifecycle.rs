@@ -487,3 +487,53 @@ fn multi_region_keys_replicate_rotate_and_decrypt_anywhere() {
     );
     opens(&h, T0, &east, "east");
 }
+
+#[test]
+fn aws_managed_keys_are_made_on_first_describe_and_used_only_by_their_service() {
+    let h = Home::new();
+    h.fails(
+        T0,
+        &["key", "describe", "alias/aws/nosuchservice"],
+        ACCESS,
+        &["NotFoundException"],
+    );
+    let m = h.json(T0, &["key", "describe", "alias/aws/ebs"])["KeyMetadata"].clone();
+    assert_eq!(m["KeyManager"], "AWS");
+    let id = m["KeyId"].as_str().unwrap().to_owned();
+    assert_eq!(
+        h.json(T0, &["key", "describe", "alias/aws/ebs"])["KeyMetadata"]["KeyId"],
+        id.as_str()
+    );
+    assert!(h.ok(T0, &["key", "list"]).contains(&id));
+    let s = h.json(T0, &["key", "rotation", "status", &id]);
+    assert_eq!(s["KeyRotationEnabled"], true);
+    assert_eq!(s["RotationPeriodInDays"], 365);
+
+    // Not for direct use, and not for users to manage.
+    std::fs::write(h.path("p"), b"x").unwrap();
+    let p = h.path("p");
+    let p = p.to_str().unwrap();
+    h.fails(
+        T0,
+        &["encrypt", "-k", "alias/aws/ebs", "-o", "o", p],
+        ACCESS,
+        &["AccessDeniedException", "AWS managed"],
+    );
+    for args in [
+        &["key", "disable", &id][..],
+        &["key", "schedule-deletion", &id],
+        &["key", "rotate", &id],
+        &["key", "rotation", "disable", &id],
+        &["alias", "create", "alias/mine", &id],
+    ] {
+        h.fails(T0, args, ACCESS, &["UnsupportedOperationException"]);
+    }
+    h.fails(
+        T0,
+        &["alias", "create", "alias/aws/mine", &id],
+        USAGE,
+        &["InvalidAliasNameException", "reserved"],
+    );
+    // They rotate yearly on their own.
+    assert_eq!(h.versions("2027-01-02T00:00:00Z", &id).len(), 2);
+}

@@ -278,6 +278,7 @@ impl Kms {
         let store = self.store()?;
         let _lock = store.lock()?;
         let mut record = self.resolve(&store, key, false)?;
+        super::aws_managed::customer_managed_only(&record)?;
         let m = &mut record.key_metadata;
         if m.key_state == KeyState::PendingDeletion {
             return Err(invalid_state(&m.arn, m.key_state));

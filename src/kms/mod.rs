@@ -5,6 +5,7 @@
 //! a master key: [`Kms::encryption_key`] and [`Kms::decryption_key`] hand out an opened
 //! [`MasterKey`] version after those checks.
 
+mod aws_managed;
 mod keyref;
 mod lifecycle;
 mod multi_region;
@@ -120,7 +121,24 @@ impl Kms {
             validate_alias_name(a)?;
         }
         let store = self.store()?;
-        let id = if req.multi_region {
+        let record = self.new_record(
+            &req.description,
+            &req.tags,
+            KeyManager::Customer,
+            req.multi_region,
+        );
+        self.insert_key(&store, record, req.alias.as_deref())
+    }
+
+    /// A new symmetric key record with one material version.
+    fn new_record(
+        &self,
+        description: &str,
+        tags: &[Tag],
+        manager: KeyManager,
+        multi_region: bool,
+    ) -> KeyRecord {
+        let id = if multi_region {
             format!("mrk-{}", hex::encode(crate::crypto::random_array::<16>()))
         } else {
             uuid::Builder::from_random_bytes(crate::crypto::random_array())
@@ -130,53 +148,66 @@ impl Kms {
         let arn = key_arn(self.region.as_str(), self.home.account_id(), &id);
         let now = store::format_time(store::now());
         let version = self.new_material(&arn, &now, None);
-        let record = KeyRecord {
+        KeyRecord {
             key_metadata: KeyMetadata {
                 aws_account_id: self.home.account_id().to_owned(),
-                key_id: id.clone(),
+                key_id: id,
                 arn: arn.clone(),
-                creation_date: now.clone(),
+                creation_date: now,
                 enabled: true,
-                description: req.description.clone(),
+                description: description.to_owned(),
                 key_usage: KeyUsage::EncryptDecrypt,
                 key_state: KeyState::Enabled,
-                key_manager: KeyManager::Customer,
+                key_manager: manager,
                 key_spec: KeySpec::SymmetricDefault,
                 customer_master_key_spec: KeySpec::SymmetricDefault,
                 origin: Origin::AwsKms,
-                multi_region: req.multi_region,
+                multi_region,
                 encryption_algorithms: vec!["SYMMETRIC_DEFAULT".into()],
                 current_key_material_id: version.key_material_id.clone(),
                 deletion_date: None,
                 pending_deletion_window_in_days: None,
-                multi_region_configuration: req.multi_region.then(|| MultiRegionConfiguration {
+                multi_region_configuration: multi_region.then(|| MultiRegionConfiguration {
                     multi_region_key_type: MultiRegionKeyType::Primary,
                     primary_key: RegionalKey {
-                        arn: arn.clone(),
+                        arn,
                         region: self.region.to_string(),
                     },
                     replica_keys: Vec::new(),
                 }),
             },
-            tags: req.tags.clone(),
+            tags: tags.to_vec(),
             materials: vec![version],
             rotation: Default::default(),
-        };
+        }
+    }
+
+    /// Saves a new key and its alias, under the region lock; refuses a taken alias.
+    fn insert_key(
+        &self,
+        store: &RegionStore<'_>,
+        record: KeyRecord,
+        alias: Option<&str>,
+    ) -> Result<KeyMetadata> {
         let _lock = store.lock()?;
         let mut aliases = store.aliases()?;
-        if let Some(a) = &req.alias {
+        if let Some(a) = alias {
             if aliases.0.contains_key(a) {
                 return Err(already_exists(a, &self.region));
             }
         }
         store.save_key(&record)?;
-        if let Some(a) = &req.alias {
+        if let Some(a) = alias {
+            let (id, now) = (
+                &record.key_metadata.key_id,
+                &record.key_metadata.creation_date,
+            );
             aliases
                 .0
-                .insert(a.clone(), self.alias_entry(a, &id, &now, &now));
+                .insert(a.to_owned(), self.alias_entry(a, id, now, now));
             if let Err(e) = store.save_aliases(&aliases) {
                 // One request, one outcome: no key without the alias it was asked for.
-                store.delete_key(&id)?;
+                store.delete_key(id)?;
                 return Err(e);
             }
         }
@@ -300,6 +331,10 @@ impl Kms {
     /// DescribeKey.
     pub fn describe_key(&self, key: &KeyRef) -> Result<KeyMetadata> {
         let store = self.store()?;
+        // As in KMS, describing a predefined alias/aws/<service> creates its AWS managed key.
+        if let KeyRef::Alias(name) = key {
+            self.ensure_aws_managed_key(&store, name)?;
+        }
         Ok(self.resolve(&store, key, true)?.key_metadata)
     }
 
@@ -324,6 +359,7 @@ impl Kms {
         let store = self.store()?;
         let _lock = store.lock()?;
         let mut record = self.resolve(&store, key, false)?;
+        aws_managed::customer_managed_only(&record)?;
         let state = record.key_metadata.key_state;
         match state {
             KeyState::Enabled | KeyState::Disabled => {}
@@ -363,6 +399,7 @@ impl Kms {
         let store = self.store()?;
         let _lock = store.lock()?;
         let record = self.resolve(&store, target, false)?;
+        aws_managed::customer_managed_only(&record)?;
         if record.key_metadata.key_state == KeyState::PendingDeletion {
             return Err(invalid_state(
                 &record.key_metadata.arn,
@@ -393,6 +430,7 @@ impl Kms {
         let store = self.store()?;
         let _lock = store.lock()?;
         let record = self.resolve(&store, target, false)?;
+        aws_managed::customer_managed_only(&record)?;
         if record.key_metadata.key_state == KeyState::PendingDeletion {
             return Err(invalid_state(
                 &record.key_metadata.arn,
@@ -445,6 +483,7 @@ impl Kms {
         let store = self.store()?;
         let record = self.resolve(&store, key, true)?;
         check_usable(&record)?;
+        aws_managed::not_through_service(&record)?;
         store.master_key(&record, &record.key_metadata.current_key_material_id)
     }
 
@@ -481,6 +520,7 @@ impl Kms {
         };
         let record = self.resolve(&store, &key, false)?;
         check_usable(&record)?;
+        aws_managed::not_through_service(&record)?;
         store.master_key(&record, &hex::encode(wrapped.material_id))
     }
 }
