@@ -537,3 +537,86 @@ fn aws_managed_keys_are_made_on_first_describe_and_used_only_by_their_service() 
     // They rotate yearly on their own.
     assert_eq!(h.versions("2027-01-02T00:00:00Z", &id).len(), 2);
 }
+
+#[test]
+fn replicas_follow_the_primary_and_repair_after_a_crash() {
+    let h = Home::new();
+    let key = h.ok(T0, &["key", "create", "--multi-region"]);
+    h.ok(T0, &["key", "replicate", &key, "--to", "eu-west-1"]);
+    // The rotation setting reaches the replica; automatic rotation too.
+    h.ok(
+        T0,
+        &["key", "rotation", "enable", &key, "--period-days", "90"],
+    );
+    let s = h.json(T0, &eu(&["key", "rotation", "status", &key]));
+    assert_eq!(s["KeyRotationEnabled"], true);
+    assert_eq!(s["RotationPeriodInDays"], 90);
+    let t1 = "2026-04-02T00:00:00Z";
+    // Opening the replica's region first: it does not rotate on its own...
+    assert_eq!(
+        h.json(t1, &eu(&["key", "rotations", &key]))["Rotations"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    // ...the primary does, and the replica gets the version.
+    assert_eq!(h.versions(t1, &key).len(), 2);
+    assert_eq!(
+        h.json(t1, &eu(&["key", "rotations", &key]))["Rotations"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // An overdue replica enabled again makes no version of its own.
+    h.ok(t1, &eu(&["key", "disable", &key]));
+    h.ok(t1, &["key", "disable", &key]);
+    let t2 = "2026-09-01T00:00:00Z";
+    h.ok(t2, &eu(&["key", "enable", &key]));
+    assert_eq!(
+        h.json(t2, &eu(&["key", "rotations", &key]))["Rotations"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    h.ok(t2, &["key", "enable", &key]);
+    let v = h.versions(t2, &key);
+    assert_eq!(v.len(), 3);
+    let there = h.json(t2, &eu(&["key", "rotations", &key]))["Rotations"].clone();
+    assert_eq!(there[2]["KeyMaterialId"], v[2]["KeyMaterialId"]);
+
+    // A sync cut short (the replica's record as it was before a rotation, as after a crash):
+    // the next request in the replica's region pulls what is missing.
+    let replica_file = h.path(&format!("home/regions/eu-west-1/keys/{key}.json"));
+    let before = std::fs::read(&replica_file).unwrap();
+    h.ok(t2, &["key", "rotate", &key]);
+    std::fs::write(&replica_file, before).unwrap();
+    let sealed = seal(&h, t2, &key, "newest");
+    opens(&h, t2, &sealed, "newest");
+    let out = h.run(t2, &eu(&["decrypt", sealed.to_str().unwrap()]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // A primary with replicas is not deleted from under them.
+    h.fails(
+        t2,
+        &["key", "schedule-deletion", &key],
+        ACCESS,
+        &["KMSInvalidStateException", "eu-west-1"],
+    );
+    // A primary pending deletion is not replicated.
+    let lone = h.ok(t2, &["key", "create", "--multi-region"]);
+    h.ok(t2, &["key", "schedule-deletion", &lone]);
+    h.fails(
+        t2,
+        &["key", "replicate", &lone, "--to", "eu-west-1"],
+        ACCESS,
+        &["KMSInvalidStateException"],
+    );
+}

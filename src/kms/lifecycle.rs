@@ -10,8 +10,8 @@ use super::{check_usable, invalid_state, KeyRef, Kms};
 use crate::crypto::SecretKey;
 use crate::error::{Error, KmsCode, Result};
 use crate::keyring::{
-    DeletedKey, KeyManager, KeyMetadata, KeyRecord, KeySpec, KeyState, MaterialVersion, Origin,
-    RegionStore, RotationType,
+    DeletedKey, KeyManager, KeyMetadata, KeyRecord, KeySpec, KeyState, MaterialVersion,
+    MultiRegionKeyType, Origin, RegionStore, RotationType,
 };
 use crate::store;
 use std::time::{Duration, SystemTime};
@@ -66,7 +66,7 @@ fn validation(msg: String) -> Error {
 /// only through its primary.
 fn check_rotatable(m: &KeyMetadata) -> Result<()> {
     if let Some(c) = &m.multi_region_configuration {
-        if c.multi_region_key_type == crate::keyring::MultiRegionKeyType::Replica {
+        if c.multi_region_key_type == MultiRegionKeyType::Replica {
             return Err(Error::kms(
                 KmsCode::UnsupportedOperationException,
                 format!(
@@ -134,6 +134,10 @@ impl Kms {
         if !r.enabled || record.key_metadata.key_state != KeyState::Enabled || next > now {
             return false;
         }
+        // A replica's versions come from its primary only.
+        if is_replica(record) {
+            return false;
+        }
         if at_once {
             self.add_version(record, now, RotationType::Automatic);
             next = now + days(period);
@@ -154,26 +158,33 @@ impl Kms {
             let m = &r.key_metadata;
             let deletion = m.key_state == KeyState::PendingDeletion
                 && parse(&m.deletion_date).is_some_and(|d| d <= now);
-            let replica = m.multi_region_configuration.as_ref().is_some_and(|c| {
-                c.multi_region_key_type == crate::keyring::MultiRegionKeyType::Replica
-            });
-            let rotation = !replica
+            let rotation = !is_replica(r)
                 && r.rotation.enabled
                 && m.key_state == KeyState::Enabled
                 && parse(&r.rotation.next_rotation_date).is_some_and(|d| d <= now);
             deletion || rotation
         };
-        if !store.list_keys()?.iter().any(due) {
+        // Replicas are always checked against their primary: that repairs a sync cut short.
+        if !store.list_keys()?.iter().any(|r| due(r) || is_replica(r)) {
             return Ok(());
         }
-        let _lock = store.lock()?;
-        for mut record in store.list_keys()?.into_iter().filter(due) {
-            if record.key_metadata.key_state == KeyState::PendingDeletion {
-                destroy(store, &record)?;
-            } else if self.rotate_overdue(&mut record, now, false) {
-                store.save_key(&record)?;
-                self.sync_replicas(&record)?;
+        let mut rotated = Vec::new();
+        {
+            let _lock = store.lock()?;
+            for mut record in store.list_keys()? {
+                if record.key_metadata.key_state == KeyState::PendingDeletion && due(&record) {
+                    destroy(store, &record)?;
+                } else if self.pull_from_primary(&mut record)? {
+                    store.save_key(&record)?;
+                } else if self.rotate_overdue(&mut record, now, false) {
+                    store.save_key(&record)?;
+                    rotated.push(record);
+                }
             }
+        }
+        // Pushed once this region's lock is released: never two region locks at once.
+        for record in &rotated {
+            self.sync_replicas(record)?;
         }
         Ok(())
     }
@@ -216,12 +227,16 @@ impl Kms {
         change: impl FnOnce(&mut KeyRecord, SystemTime),
     ) -> Result<KeyRotationStatus> {
         let store = self.store()?;
-        let _lock = store.lock()?;
-        let mut record = self.resolve(&store, key, false)?;
-        check_rotatable(&record.key_metadata)?;
-        check_usable(&record)?;
-        change(&mut record, store::now());
-        store.save_key(&record)?;
+        let record = {
+            let _lock = store.lock()?;
+            let mut record = self.resolve(&store, key, false)?;
+            check_rotatable(&record.key_metadata)?;
+            check_usable(&record)?;
+            change(&mut record, store::now());
+            store.save_key(&record)?;
+            record
+        };
+        self.sync_replicas(&record)?;
         Ok(status(&record))
     }
 
@@ -235,22 +250,25 @@ impl Kms {
     /// schedule is unchanged.
     pub fn rotate_key_on_demand(&self, key: &KeyRef) -> Result<KeyVersion> {
         let store = self.store()?;
-        let _lock = store.lock()?;
-        let mut record = self.resolve(&store, key, false)?;
-        check_rotatable(&record.key_metadata)?;
-        check_usable(&record)?;
-        if record.rotation.on_demand_rotations >= MAX_ON_DEMAND_ROTATIONS {
-            return Err(Error::kms(
-                KmsCode::LimitExceededException,
-                format!(
-                    "{} has had its {MAX_ON_DEMAND_ROTATIONS} on-demand rotations; enable automatic rotation, or move data to a new key with `cofre rewrap`",
-                    record.key_metadata.arn
-                ),
-            ));
-        }
-        self.add_version(&mut record, store::now(), RotationType::OnDemand);
-        record.rotation.on_demand_rotations += 1;
-        store.save_key(&record)?;
+        let record = {
+            let _lock = store.lock()?;
+            let mut record = self.resolve(&store, key, false)?;
+            check_rotatable(&record.key_metadata)?;
+            check_usable(&record)?;
+            if record.rotation.on_demand_rotations >= MAX_ON_DEMAND_ROTATIONS {
+                return Err(Error::kms(
+                    KmsCode::LimitExceededException,
+                    format!(
+                        "{} has had its {MAX_ON_DEMAND_ROTATIONS} on-demand rotations; enable automatic rotation, or move data to a new key with `cofre rewrap`",
+                        record.key_metadata.arn
+                    ),
+                ));
+            }
+            self.add_version(&mut record, store::now(), RotationType::OnDemand);
+            record.rotation.on_demand_rotations += 1;
+            store.save_key(&record)?;
+            record
+        };
         self.sync_replicas(&record)?;
         Ok(versions(&record).pop().expect("a version was added"))
     }
@@ -283,6 +301,19 @@ impl Kms {
         if m.key_state == KeyState::PendingDeletion {
             return Err(invalid_state(&m.arn, m.key_state));
         }
+        if let Some(c) = m.multi_region_configuration.as_ref().filter(|c| {
+            c.multi_region_key_type == MultiRegionKeyType::Primary && !c.replica_keys.is_empty()
+        }) {
+            let regions: Vec<&str> = c.replica_keys.iter().map(|r| r.region.as_str()).collect();
+            return Err(Error::kms(
+                KmsCode::KMSInvalidStateException,
+                format!(
+                    "{} is a multi-Region primary with replicas in {}; delete the replicas first, or make one of them primary",
+                    m.arn,
+                    regions.join(", ")
+                ),
+            ));
+        }
         m.deletion_date = Some(store::format_time(store::now() + days(window)));
         m.pending_deletion_window_in_days = Some(window);
         record.set_state(KeyState::PendingDeletion);
@@ -308,6 +339,14 @@ impl Kms {
         store.save_key(&record)?;
         Ok(record.key_metadata)
     }
+}
+
+fn is_replica(record: &KeyRecord) -> bool {
+    record
+        .key_metadata
+        .multi_region_configuration
+        .as_ref()
+        .is_some_and(|c| c.multi_region_key_type == MultiRegionKeyType::Replica)
 }
 
 fn status(record: &KeyRecord) -> KeyRotationStatus {

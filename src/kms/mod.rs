@@ -371,14 +371,13 @@ impl Kms {
             KeyState::Disabled
         });
         if record.key_metadata.key_state != state {
-            if enable {
-                // A key enabled again rotates at once if its rotation is overdue.
-                if self.rotate_overdue(&mut record, store::now(), true) {
-                    store.save_key(&record)?;
-                    self.sync_replicas(&record)?;
-                }
-            }
+            // A key enabled again rotates at once if its rotation is overdue.
+            let rotated = enable && self.rotate_overdue(&mut record, store::now(), true);
             store.save_key(&record)?;
+            if rotated {
+                drop(_lock);
+                self.sync_replicas(&record)?;
+            }
         }
         Ok(record.key_metadata)
     }

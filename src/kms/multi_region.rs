@@ -3,9 +3,10 @@
 //! independent per region. Rotation runs on the primary and reaches every replica. A file
 //! wrapped under the key in one region opens in any region holding a replica.
 //!
-//! Locks: replication and role changes take one region lock at a time. Rotation of a primary
-//! holds the primary's lock while it takes each replica's; replicas never rotate on their own,
-//! so no two processes wait on each other's regions.
+//! Locks: nothing here holds two region locks at once. A replica is brought up to date by
+//! pulling from its primary under the replica's own lock — after every change on the primary
+//! (once the primary's lock is released), and whenever the replica's region is opened, which
+//! also repairs a sync cut short by a crash. Replicas never rotate on their own.
 
 use super::{key_arn, KeyRef, Kms};
 use crate::error::{Error, KmsCode, Result};
@@ -68,6 +69,12 @@ impl Kms {
         let store = self.store()?;
         let primary = self.resolve(&store, key, false)?;
         require_primary(&primary)?;
+        if primary.key_metadata.key_state == KeyState::PendingDeletion {
+            return Err(super::invalid_state(
+                &primary.key_metadata.arn,
+                KeyState::PendingDeletion,
+            ));
+        }
         if to == &self.region {
             return Err(Error::kms(
                 KmsCode::ValidationException,
@@ -118,20 +125,60 @@ impl Kms {
             replica.set_state(KeyState::Enabled);
             target.save_key(&replica)?;
         }
-        let _lock = store.lock()?;
-        let mut primary = self.resolve(&store, key, false)?;
-        if let Some(c) = primary.key_metadata.multi_region_configuration.as_mut() {
-            c.replica_keys.push(RegionalKey {
-                arn: replica_arn,
-                region: to.to_string(),
-            });
-        }
-        store.save_key(&primary)?;
+        let primary = {
+            let _lock = store.lock()?;
+            let mut primary = self.resolve(&store, key, false)?;
+            if let Some(c) = primary.key_metadata.multi_region_configuration.as_mut() {
+                c.replica_keys.push(RegionalKey {
+                    arn: replica_arn,
+                    region: to.to_string(),
+                });
+            }
+            store.save_key(&primary)?;
+            primary
+        };
+        // A rotation between the copy above and the registration reaches the replica here.
+        self.sync_replicas(&primary)?;
         Ok(target.load_key(&id)?.expect("just saved").key_metadata)
     }
 
-    /// Copies the newest material version (and the rotation schedule) of a primary to every
-    /// replica. Called with the primary's region lock held.
+    /// Brings a replica up to date with its primary: every material version it lacks, the
+    /// current version and the rotation settings. Reads the primary without its lock (key
+    /// files are replaced atomically) and writes the replica, whose region lock the caller
+    /// holds. Idempotent. Returns whether the replica changed.
+    pub(super) fn pull_from_primary(&self, replica: &mut KeyRecord) -> Result<bool> {
+        let Some(c) = &replica.key_metadata.multi_region_configuration else {
+            return Ok(false);
+        };
+        if c.multi_region_key_type != MultiRegionKeyType::Replica {
+            return Ok(false);
+        }
+        let primary_store = self.home.region(&Region::new(&c.primary_key.region)?)?;
+        let Some(primary) = primary_store.load_key(&replica.key_metadata.key_id)? else {
+            return Ok(false);
+        };
+        let mut changed = false;
+        for v in &primary.materials {
+            if replica.material(&v.key_material_id).is_none() {
+                let v = self.reseal(&primary.key_metadata.arn, &replica.key_metadata.arn, v)?;
+                replica.materials.push(v);
+                changed = true;
+            }
+        }
+        let current = &primary.key_metadata.current_key_material_id;
+        if &replica.key_metadata.current_key_material_id != current {
+            replica.key_metadata.current_key_material_id = current.clone();
+            changed = true;
+        }
+        if replica.rotation != primary.rotation {
+            replica.rotation = primary.rotation.clone();
+            changed = true;
+        }
+        Ok(changed)
+    }
+
+    /// Pushes a primary's versions and rotation settings to every replica, one region lock at
+    /// a time. Callers must not hold any region lock.
     pub(super) fn sync_replicas(&self, primary: &KeyRecord) -> Result<()> {
         let Some(c) = &primary.key_metadata.multi_region_configuration else {
             return Ok(());
@@ -142,19 +189,11 @@ impl Kms {
         for r in &c.replica_keys {
             let target = self.home.region(&Region::new(&r.region)?)?;
             let _lock = target.lock()?;
-            let Some(mut replica) = target.load_key(&primary.key_metadata.key_id)? else {
-                continue;
-            };
-            for v in &primary.materials {
-                if replica.material(&v.key_material_id).is_none() {
-                    let v = self.reseal(&primary.key_metadata.arn, &r.arn, v)?;
-                    replica.materials.push(v);
+            if let Some(mut replica) = target.load_key(&primary.key_metadata.key_id)? {
+                if self.pull_from_primary(&mut replica)? {
+                    target.save_key(&replica)?;
                 }
             }
-            replica.key_metadata.current_key_material_id =
-                primary.key_metadata.current_key_material_id.clone();
-            replica.rotation = primary.rotation.clone();
-            target.save_key(&replica)?;
         }
         Ok(())
     }
