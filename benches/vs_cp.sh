@@ -29,88 +29,29 @@
 # Installs nothing. It runs `cargo build --release` in the repository it lives in.
 set -euo pipefail
 
-die() { echo "vs_cp.sh: $*" >&2; exit 1; }
+BENCH_NAME=vs_cp.sh
+# shellcheck source=benches/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-to_bytes() {
-    local s=${1^^}
-    s=${s%IB}; s=${s%B}
-    case $s in
-        *K) echo $(( ${s%K} << 10 )) ;;
-        *M) echo $(( ${s%M} << 20 )) ;;
-        *G) echo $(( ${s%G} << 30 )) ;;
-        *[!0-9]* | '') die "bad size $1: use bytes or a number with K, M or G (e.g. 1G, 512M)" ;;
-        *) echo "$s" ;;
-    esac
-}
-
-SIZE=$(to_bytes "${1:-${COFRE_BENCH_SIZE:-1G}}")
-ROUNDS=${2:-${COFRE_BENCH_ROUNDS:-5}}
-WARM=${COFRE_BENCH_WARM:-1}
-[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "bad round count $ROUNDS: give a positive integer"
-BASE=${COFRE_BENCH_DIR:-/dev/shm}
-[[ -d $BASE && -w $BASE ]] || die "$BASE is not a writable folder; set COFRE_BENCH_DIR"
-
-REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-echo "building cofre (cargo build --release)..." >&2
-(cd "$REPO" && cargo build --release --quiet) || die "cargo build --release failed"
-COFRE=$REPO/target/release/cofre
-[[ -x $COFRE ]] || die "no binary at $COFRE"
+bench_args "$@"
+bench_build
 
 # IN, REF (IN encrypted) and one output exist at once: about 3 × SIZE.
-avail=$(( $(df -Pk "$BASE" | awk 'NR==2 {print $4}') * 1024 ))
-need=$(( SIZE * 3 + (64 << 20) ))
-(( avail >= need )) || die "$BASE has $(( avail >> 20 )) MiB free, needs $(( need >> 20 )) MiB; use a smaller SIZE"
+bench_need_space 3
 
 # Peak RSS: GNU time if present, else poll /proc. Nothing is installed.
-GNU_TIME=
-if [[ -x /usr/bin/time ]] && /usr/bin/time --version 2>&1 | grep -q GNU; then
-    GNU_TIME=/usr/bin/time
-else
+bench_find_gnu_time
+if [[ -z $GNU_TIME ]]; then
     echo "note: GNU time (/usr/bin/time) not found; pipe peak RSS is polled from /proc/PID/status" \
          "(VmHWM), which may miss a late peak. For exact figures install it: apt-get install time" >&2
 fi
 
-WORK=$(mktemp -d "$BASE/cofre-vs-cp.XXXXXX")
-cleanup() { rm -rf -- "$WORK"; }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-IN=$WORK/in.img
+bench_workdir cofre-vs-cp
+bench_input
 HOME_DIR=$WORK/home
-echo "creating $SIZE bytes of random data in $IN..." >&2
-head -c "$SIZE" /dev/urandom > "$IN"
-[[ $(stat -c %s "$IN") -eq $SIZE ]] || die "could not write $SIZE bytes to $IN"
 KEY=$("$COFRE" --home "$HOME_DIR" --quiet key create --description "vs_cp.sh throwaway key")
 
 cofre() { "$COFRE" --home "$HOME_DIR" --quiet "$@"; }
-
-# now_us: microseconds since the epoch (bash 5's EPOCHREALTIME, else date).
-now_us() {
-    if [[ -n ${EPOCHREALTIME:-} ]]; then
-        local t=${EPOCHREALTIME/[.,]/}
-        echo "$t"
-    else
-        echo $(( $(date +%s%N) / 1000 ))
-    fi
-}
-
-# warm: writes and deletes SIZE bytes, so the next command gets recently freed memory.
-warm() {
-    [[ $WARM == 1 ]] || return 0
-    head -c "$SIZE" /dev/zero > "$WORK/warm"
-    rm -f "$WORK/warm"
-}
-
-# timed VAR CMD...: runs CMD, appends its wall time in seconds to array VAR.
-timed() {
-    local -n acc=$1; shift
-    local t0 t1
-    warm
-    t0=$(now_us)
-    "$@"
-    t1=$(now_us)
-    acc+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", (b - a) / 1e6 }')")
-}
 
 # rss_encrypt MODE OUT: `cofre encrypt` from IN to stdout redirected to OUT, with stdin the file
 # itself (MODE=redirect) or a pipe fed by cat (MODE=pipe). Peak RSS of cofre, in KiB, goes to
@@ -120,6 +61,7 @@ rss_encrypt() {
     local cmd=("$COFRE" --home "$HOME_DIR" --quiet encrypt -k "$KEY")
     if [[ -n $GNU_TIME ]]; then
         if [[ $mode == pipe ]]; then
+            # shellcheck disable=SC2002 # the pipe is what this mode measures
             cat "$IN" | "$GNU_TIME" -f %M -o "$rssfile" "${cmd[@]}" > "$out"
         else
             "$GNU_TIME" -f %M -o "$rssfile" "${cmd[@]}" < "$IN" > "$out"
@@ -140,11 +82,6 @@ rss_encrypt() {
         wait "$pid"
         LAST_RSS_KIB=$peak
     fi
-}
-
-median() {
-    printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 }
-        END { if (NR % 2) printf "%.3f", v[(NR + 1) / 2]; else printf "%.3f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
 T_CP=() T_ENC=() T_DEC=() T_REDIR=() T_PIPE=() RSS_REDIR=() RSS_PIPE=()
@@ -195,7 +132,6 @@ enc_m=$(median "${T_ENC[@]}")
 dec_m=$(median "${T_DEC[@]}")
 redir_m=$(median "${T_REDIR[@]}")
 pipe_m=$(median "${T_PIPE[@]}")
-max_of() { printf '%s\n' "$@" | sort -n | tail -n 1; }
 rss_redir=$(max_of "${RSS_REDIR[@]}")
 rss_pipe=$(max_of "${RSS_PIPE[@]}")
 rss_how=$([[ -n $GNU_TIME ]] && echo "GNU time %M" || echo "polled VmHWM")
