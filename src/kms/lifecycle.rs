@@ -58,8 +58,16 @@ fn parse(date: &Option<String>) -> Option<SystemTime> {
     date.as_deref().and_then(|d| store::parse_time(d).ok())
 }
 
-fn validation(msg: String) -> Error {
-    Error::kms(KmsCode::ValidationException, msg)
+/// `given` days (or the default) checked against `(low, high, default)`.
+fn days_within((lo, hi, default): (u32, u32, u32), given: Option<u32>, what: &str) -> Result<u32> {
+    let n = given.unwrap_or(default);
+    if !(lo..=hi).contains(&n) {
+        return Err(Error::kms(
+            KmsCode::ValidationException,
+            format!("{what} {n} days is out of range; give {lo} to {hi} days"),
+        ));
+    }
+    Ok(n)
 }
 
 /// Only symmetric customer managed keys with KMS-made material rotate, and a multi-Region key
@@ -195,13 +203,7 @@ impl Kms {
         key: &KeyRef,
         period_days: Option<u32>,
     ) -> Result<KeyRotationStatus> {
-        let (lo, hi, default) = ROTATION_PERIOD_DAYS;
-        let period = period_days.unwrap_or(default);
-        if !(lo..=hi).contains(&period) {
-            return Err(validation(format!(
-                "rotation period {period} days is out of range; give {lo} to {hi} days"
-            )));
-        }
+        let period = days_within(ROTATION_PERIOD_DAYS, period_days, "rotation period")?;
         self.change_rotation(key, |record, now| {
             let r = &mut record.rotation;
             // Re-enabling with the same period keeps the schedule; otherwise it starts now.
@@ -286,13 +288,7 @@ impl Kms {
         key: &KeyRef,
         window_days: Option<u32>,
     ) -> Result<KeyMetadata> {
-        let (lo, hi, default) = DELETION_WINDOW_DAYS;
-        let window = window_days.unwrap_or(default);
-        if !(lo..=hi).contains(&window) {
-            return Err(validation(format!(
-                "deletion waiting period {window} days is out of range; give {lo} to {hi} days"
-            )));
-        }
+        let window = days_within(DELETION_WINDOW_DAYS, window_days, "deletion waiting period")?;
         let store = self.store()?;
         let _lock = store.lock()?;
         let mut record = self.resolve(&store, key, false)?;
