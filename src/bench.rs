@@ -4,8 +4,9 @@
 //! `cofre encrypt` / `cofre decrypt` of a file (through the same library calls the CLI makes)
 //! into a folder on tmpfs when there is one. The floor is the same file copied by a plain
 //! read/write loop, measured in the same run; every file figure is also given as a ratio to it.
-//! Every figure is the median of [`ROUNDS`] measurements; none is estimated. Peak memory is the
-//! process's peak RSS during the measurement (Linux resets it through `/proc/self/clear_refs`).
+//! Every figure is the median of [`ROUNDS`] measurements; none is estimated. Peak memory is what
+//! the process's RSS rose by during the file measurements (Linux resets the peak through
+//! `/proc/self/clear_refs`); pages of the memory-mapped files count in it.
 
 use crate::crypto::{Backend, SecretKey, TAG_LEN};
 use crate::envelope::{chunk_log2, ChunkCipher, EncryptionContext, Layout};
@@ -47,7 +48,8 @@ pub struct BenchRow {
     /// Time relative to the copy floor (below 1 is faster than the copy).
     pub encrypt_vs_copy: f64,
     pub decrypt_vs_copy: f64,
-    /// Peak RSS during the file measurements, MiB (memory-mapped file pages included).
+    /// Peak RSS added during the file measurements (above what the bench already held), MiB;
+    /// memory-mapped pages of the files count.
     pub peak_rss_mib: f64,
 }
 
@@ -113,19 +115,22 @@ fn time(mut setup: impl FnMut() -> Result<()>, mut f: impl FnMut() -> Result<()>
     Ok(median(secs))
 }
 
-fn reset_peak_rss() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
-fn peak_rss_mib() -> f64 {
+/// A field of /proc/self/status in MiB (0 where there is no /proc).
+fn status_mib(field: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .find_map(|l| l.strip_prefix(field))
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         })
         .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Resets the peak RSS to the current RSS and returns the current RSS, MiB.
+fn reset_peak_rss() -> f64 {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    status_mib("VmRSS:")
 }
 
 fn default_dir() -> PathBuf {
@@ -270,7 +275,7 @@ fn measure(
                     backend,
                     quiet: true,
                 };
-                reset_peak_rss();
+                let baseline = reset_peak_rss();
                 let encrypt = time(
                     || remove(&sealed),
                     || {
@@ -309,7 +314,7 @@ fn measure(
                         .map(drop)
                     },
                 )?;
-                let peak = peak_rss_mib();
+                let peak = (status_mib("VmHWM:") - baseline).max(0.0);
                 remove(&sealed)?;
                 remove(&opened)?;
                 rows.push(BenchRow {
