@@ -620,3 +620,74 @@ fn replicas_follow_the_primary_and_repair_after_a_crash() {
         &["KMSInvalidStateException"],
     );
 }
+
+#[test]
+fn operations_on_a_key_pending_deletion_follow_the_state_table() {
+    let h = Home::new();
+    let key = h.ok(T0, &["key", "create", "--alias", "alias/old"]);
+    let other = h.ok(T0, &["key", "create", "--alias", "alias/other"]);
+    h.ok(T0, &["key", "rotation", "enable", &key]);
+    let before = h.json(T0, &["key", "rotation", "status", &key]);
+    h.ok(T0, &["key", "schedule-deletion", &key]);
+    // Refused while pending, with the KMS error name.
+    for args in [
+        &["key", "disable", &key][..],
+        &["key", "rotate", &key],
+        &["key", "rotation", "enable", &key],
+        &["key", "rotation", "disable", &key],
+        &["alias", "update", "alias/other", &key],
+    ] {
+        h.fails(T0, args, ACCESS, &["KMSInvalidStateException"]);
+    }
+    // Allowed while pending: describe, listing, moving an alias away, deleting an alias.
+    let s = h.json(T0, &["key", "rotation", "status", &key]);
+    assert_eq!(
+        s["KeyRotationEnabled"], false,
+        "rotation reported on while pending"
+    );
+    h.ok(T0, &["alias", "update", "alias/old", &other]);
+    h.ok(T0, &["alias", "delete", "alias/old"]);
+    assert!(h.ok(T0, &["key", "list"]).contains(&key));
+    // Cancelled: the rotation setting is back as it was.
+    h.ok(T0, &["key", "cancel-deletion", &key]);
+    assert_eq!(h.json(T0, &["key", "rotation", "status", &key]), before);
+}
+
+#[test]
+fn on_demand_rotation_leaves_the_automatic_schedule_alone() {
+    let h = Home::new();
+    let key = h.ok(T0, &["key", "create"]);
+    let s = h.json(T0, &["key", "rotation", "enable", &key]);
+    h.ok("2026-06-01T00:00:00Z", &["key", "rotate", &key]);
+    let after = h.json("2026-06-01T00:00:00Z", &["key", "rotation", "status", &key]);
+    assert_eq!(after["NextRotationDate"], s["NextRotationDate"]);
+    assert_eq!(after["OnDemandRotations"], 1);
+}
+
+#[test]
+fn an_aws_managed_key_is_refused_for_decrypt_too() {
+    let h = Home::new();
+    let key = h.ok(T0, &["key", "create"]);
+    let sealed = seal(&h, T0, &key, "f");
+    let aws = h.json(T0, &["key", "describe", "alias/aws/s3"])["KeyMetadata"]["KeyId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // A file whose only recipient names the AWS managed key: its ARN put in place of the
+    // customer key's (same length), so the header fails if it gets that far — but the key is
+    // refused before any unwrapping.
+    let mut bytes = std::fs::read(&sealed).unwrap();
+    let pos = bytes
+        .windows(key.len())
+        .position(|w| w == key.as_bytes())
+        .unwrap();
+    bytes[pos..pos + key.len()].copy_from_slice(aws.as_bytes());
+    let forged = h.path("forged.cofre");
+    std::fs::write(&forged, bytes).unwrap();
+    h.fails(
+        T0,
+        &["decrypt", forged.to_str().unwrap()],
+        ACCESS,
+        &["AccessDeniedException"],
+    );
+}
