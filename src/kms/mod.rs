@@ -357,7 +357,7 @@ impl Kms {
 
     fn set_enabled(&self, key: &KeyRef, enable: bool) -> Result<KeyMetadata> {
         let store = self.store()?;
-        let _lock = store.lock()?;
+        let lock = store.lock()?;
         let mut record = self.resolve(&store, key, false)?;
         aws_managed::customer_managed_only(&record)?;
         let state = record.key_metadata.key_state;
@@ -375,7 +375,8 @@ impl Kms {
             let rotated = enable && self.rotate_overdue(&mut record, store::now(), true);
             store.save_key(&record)?;
             if rotated {
-                drop(_lock);
+                // Released first: syncing takes the replicas' region locks.
+                drop(lock);
                 self.sync_replicas(&record)?;
             }
         }
