@@ -50,6 +50,33 @@ impl fmt::Display for KmsCode {
     }
 }
 
+/// The EC2 / EBS error codes cofre reports, as EC2 spells them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ec2Code {
+    InvalidVolumeNotFound,
+    InvalidSnapshotNotFound,
+    InvalidParameterValue,
+    InvalidParameterDependency,
+    InvalidParameterCombination,
+    IncorrectState,
+    /// `snapshot diff` of snapshots of different lineages (EBS direct APIs).
+    UnrelatedSnapshots,
+}
+
+impl fmt::Display for Ec2Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Ec2Code::InvalidVolumeNotFound => "InvalidVolume.NotFound",
+            Ec2Code::InvalidSnapshotNotFound => "InvalidSnapshot.NotFound",
+            Ec2Code::InvalidParameterValue => "InvalidParameterValue",
+            Ec2Code::InvalidParameterDependency => "InvalidParameterDependency",
+            Ec2Code::InvalidParameterCombination => "InvalidParameterCombination",
+            Ec2Code::IncorrectState => "IncorrectState",
+            Ec2Code::UnrelatedSnapshots => "ValidationException (UNRELATED_SNAPSHOTS)",
+        })
+    }
+}
+
 /// Everything that can go wrong in cofre.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -59,6 +86,12 @@ pub enum Error {
     /// A KMS request failed with the named KMS exception.
     #[error("{code}: {message}")]
     Kms { code: KmsCode, message: String },
+    /// An EBS request failed with the named EC2 error code.
+    #[error("{code}: {message}")]
+    Ec2 { code: Ec2Code, message: String },
+    /// A block, block map or record of the EBS store failed its integrity check.
+    #[error("{0}; the store was damaged or tampered with (`cofre verify` scrubs the region)")]
+    StoreCorrupt(String),
     /// The output path exists and `--force` was not given.
     #[error("{} already exists; pass --force to overwrite it", .0.display())]
     OutputExists(PathBuf),
@@ -118,13 +151,20 @@ impl Error {
                 KmsCode::InvalidCiphertextException => ExitCode::Integrity,
                 _ => ExitCode::Access,
             },
+            Error::Ec2 { code, .. } => match code {
+                Ec2Code::InvalidVolumeNotFound
+                | Ec2Code::InvalidSnapshotNotFound
+                | Ec2Code::IncorrectState => ExitCode::Access,
+                _ => ExitCode::Usage,
+            },
             Error::ContextMismatch(_) => ExitCode::Access,
             Error::NotCofre
             | Error::Unsupported(_)
             | Error::HeaderCorrupt(_)
             | Error::Corrupted { .. }
             | Error::Truncated(_)
-            | Error::Mismatch(_) => ExitCode::Integrity,
+            | Error::Mismatch(_)
+            | Error::StoreCorrupt(_) => ExitCode::Integrity,
             Error::Io { .. } | Error::Damaged(_) => ExitCode::Failure,
         }
     }
@@ -132,6 +172,14 @@ impl Error {
     /// A KMS-shaped error.
     pub fn kms(code: KmsCode, message: impl Into<String>) -> Self {
         Error::Kms {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// An EC2-shaped error.
+    pub fn ec2(code: Ec2Code, message: impl Into<String>) -> Self {
+        Error::Ec2 {
             code,
             message: message.into(),
         }

@@ -34,6 +34,9 @@ pub mod envelope;
 pub mod keyring;
 pub mod kms;
 
+// ── EBS: volumes and snapshots as blocks under each region ───────────────────────────────
+pub mod ebs;
+
 // ── Data commands, the demo and the command line ─────────────────────────────────────────
 pub mod bench;
 pub mod cli;
@@ -44,6 +47,6 @@ mod error;
 
 pub use crypto::Backend;
 pub use envelope::EncryptionContext;
-pub use error::{Error, ExitCode, KmsCode, Result};
+pub use error::{Ec2Code, Error, ExitCode, KmsCode, Result};
 pub use keyring::{Home, Region};
 pub use kms::{CreateKeyRequest, KeyRef, Kms};

@@ -197,14 +197,25 @@ pub struct LockGuard {
 
 /// Takes an exclusive lock on `path` (created if missing), waiting for other holders.
 pub fn lock(path: &Path) -> Result<LockGuard> {
-    let f = OpenOptions::new()
+    let f = open_lock(path)?;
+    f.lock().map_err(|e| Error::io("locking", path, e))?;
+    Ok(LockGuard { _file: f })
+}
+
+/// Takes a shared lock on `path` (created if missing), waiting for an exclusive holder.
+pub fn lock_shared(path: &Path) -> Result<LockGuard> {
+    let f = open_lock(path)?;
+    f.lock_shared().map_err(|e| Error::io("locking", path, e))?;
+    Ok(LockGuard { _file: f })
+}
+
+fn open_lock(path: &Path) -> Result<File> {
+    OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(path)
-        .map_err(|e| Error::io("opening lock", path, e))?;
-    f.lock().map_err(|e| Error::io("locking", path, e))?;
-    Ok(LockGuard { _file: f })
+        .map_err(|e| Error::io("opening lock", path, e))
 }
 
 /// The current time: `COFRE_NOW` if set (RFC 3339, e.g. `2028-01-01T00:00:00Z`), else the

@@ -57,6 +57,22 @@ pub enum Command {
         /// The encrypted file (- for stdin)
         input: PathBuf,
     },
+    /// EBS volumes: create from an image or a snapshot, read, write, export
+    #[command(subcommand)]
+    Volume(VolumeCommand),
+    /// EBS snapshots: create, diff, copy between regions
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
+    /// EBS settings of a region: encryption by default and the default key
+    #[command(subcommand)]
+    Ebs(EbsCommand),
+    /// Where region folders live
+    #[command(subcommand)]
+    Region(RegionCommand),
+    /// Check a region's EBS store: every block, map and record; exits 4 if anything is wrong
+    Verify,
+    /// Remove EBS blocks and maps that nothing uses (left by interrupted commands)
+    Gc,
     /// Measure throughput on this machine: in memory, files, and a plain copy as the floor
     Bench {
         /// Bytes of test data
@@ -183,6 +199,150 @@ pub enum KeyCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum VolumeCommand {
+    /// Create a volume (empty, from a raw image, or from a snapshot); prints its id
+    #[command(group(clap::ArgGroup::new("source").required(true).args(["size", "from_image", "snapshot"]).multiple(true)))]
+    Create {
+        /// Size: a number of GiB, or with a unit (512MiB); with --snapshot, grows the volume
+        #[arg(long, value_parser = parse_gib, conflicts_with = "from_image")]
+        size: Option<u64>,
+        /// A raw disk image (any size; the last block is padded)
+        #[arg(long, value_name = "FILE", conflicts_with = "snapshot")]
+        from_image: Option<PathBuf>,
+        /// Restore this snapshot
+        #[arg(long, value_name = "SNAP")]
+        snapshot: Option<String>,
+        /// Encrypt (also implied by the region's encryption by default)
+        #[arg(long)]
+        encrypted: bool,
+        /// KMS key for an encrypted volume [default: the region's EBS default key]
+        #[arg(long, value_name = "KEY")]
+        kms_key: Option<String>,
+        /// Volume type
+        #[arg(long = "type", value_enum, default_value = "gp3")]
+        volume_type: crate::ebs::VolumeType,
+    },
+    /// List the region's volumes
+    List,
+    /// Describe a volume
+    Describe { volume: String },
+    /// Delete a volume (blocks its snapshots use stay)
+    Delete { volume: String },
+    /// Read bytes of a volume
+    Read {
+        volume: String,
+        #[arg(long, value_parser = parse_size)]
+        offset: u64,
+        #[arg(long, value_parser = parse_size)]
+        length: u64,
+        /// Write here instead of stdout
+        #[arg(short = 'o', long = "out", value_name = "FILE")]
+        out: Option<PathBuf>,
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// Write a file (or stdin) into a volume at an offset
+    Write {
+        volume: String,
+        #[arg(long, value_parser = parse_size)]
+        offset: u64,
+        /// Data to write (- or nothing for stdin)
+        input: Option<PathBuf>,
+    },
+    /// Write a volume out as a raw image
+    Export {
+        volume: String,
+        #[arg(short = 'o', long = "out", value_name = "FILE")]
+        out: PathBuf,
+        /// Leave zero blocks as holes
+        #[arg(long)]
+        sparse: bool,
+        #[arg(short, long)]
+        force: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCommand {
+    /// Snapshot a volume (copies no data); prints the snapshot id
+    Create {
+        volume: String,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// List the region's snapshots
+    List,
+    /// Describe a snapshot
+    Describe { snapshot: String },
+    /// Delete a snapshot (frees only blocks nothing else uses)
+    Delete { snapshot: String },
+    /// List the block indexes that differ between two snapshots of one lineage
+    Diff { first: String, second: String },
+    /// Copy a snapshot from another region into --region, re-wrapping its data key
+    Copy {
+        snapshot: String,
+        #[arg(long, value_name = "REGION")]
+        source_region: String,
+        /// Key in the destination region [default: its EBS default key]
+        #[arg(long, value_name = "KEY")]
+        kms_key: Option<String>,
+        /// Encrypt the copy of an unencrypted snapshot (needed with --kms-key)
+        #[arg(long)]
+        encrypted: bool,
+        /// Seal every block again under a new data key instead of re-wrapping
+        #[arg(long)]
+        reencrypt: bool,
+        #[arg(long)]
+        description: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EbsCommand {
+    /// Encryption by default for new volumes and copies in the region
+    DefaultEncryption {
+        #[arg(value_enum)]
+        action: Toggle,
+    },
+    /// The default KMS key for EBS in the region
+    DefaultKey {
+        #[command(subcommand)]
+        action: DefaultKeyCommand,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Toggle {
+    Enable,
+    Disable,
+    Status,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DefaultKeyCommand {
+    /// Print the default key's ARN
+    Get,
+    /// Make KEY the default
+    Set { key: String },
+    /// Back to alias/aws/ebs
+    Reset,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RegionCommand {
+    /// Keep REGION's folder in DIR (another disk, say); --reset puts it back under the home
+    SetPath {
+        region: String,
+        #[arg(required_unless_present = "reset")]
+        dir: Option<PathBuf>,
+        #[arg(long, conflicts_with = "dir")]
+        reset: bool,
+    },
+    /// List regions and where their folders are
+    List,
+}
+
+#[derive(Debug, Subcommand)]
 pub enum RotationCommand {
     /// Rotate the key automatically every period
     Enable {
@@ -284,6 +444,16 @@ pub struct RewrapArgs {
 }
 
 /// Parses a size such as `4096`, `64KiB`, `1MiB`, `4M`, `2GiB` (K/M/G are binary units).
+/// A volume size: a bare number is GiB (as EC2 takes it), else as [`parse_size`].
+pub fn parse_gib(s: &str) -> Result<u64, String> {
+    match s.trim().parse::<u64>() {
+        Ok(n) => n
+            .checked_mul(1 << 30)
+            .ok_or_else(|| format!("size {s:?} GiB is too big")),
+        Err(_) => parse_size(s),
+    }
+}
+
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());

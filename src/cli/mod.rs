@@ -6,12 +6,16 @@ mod print;
 
 pub use args::{parse_size, Cli};
 
+use crate::ebs::{CopySnapshotRequest, CreateVolumeRequest, Ebs, VolumeSource};
 use crate::envelope::{chunk_log2, EncryptionContext};
 use crate::error::{Error, Result};
 use crate::files::{self, Input, Output};
 use crate::keyring::{Home, Region, Tag, DEFAULT_REGION};
 use crate::kms::{CreateKeyRequest, KeyRef, Kms};
-use args::{AliasCommand, Command, Format, KeyCommand, RotationCommand};
+use args::{
+    AliasCommand, Command, DefaultKeyCommand, EbsCommand, Format, KeyCommand, RegionCommand,
+    RotationCommand, SnapshotCommand, Toggle, VolumeCommand,
+};
 use clap::Parser;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -254,6 +258,182 @@ fn dispatch(cli: Cli) -> Result<()> {
             };
             let to = other.as_ref().unwrap_or(&from);
             files::rewrap(&from, to, &keys, &a.input, a.out.as_deref(), a.force)?;
+        }
+        Command::Volume(cmd) => {
+            let kms = open_kms(cli.home, cli.region)?;
+            let ebs = Ebs::new(&kms)?;
+            match cmd {
+                VolumeCommand::Create {
+                    size,
+                    from_image,
+                    snapshot,
+                    encrypted,
+                    kms_key,
+                    volume_type,
+                } => {
+                    let source = match (from_image, snapshot, size) {
+                        (Some(p), _, _) => VolumeSource::Image(p),
+                        (None, Some(id), size) => {
+                            crate::ebs::check_id(&id, "snap-", "snapshot")?;
+                            VolumeSource::Snapshot { id, size }
+                        }
+                        (None, None, Some(s)) => VolumeSource::Empty(s),
+                        (None, None, None) => unreachable!("clap requires a source"),
+                    };
+                    let v = ebs.create_volume(&CreateVolumeRequest {
+                        source,
+                        encrypted,
+                        kms_key: kms_key.as_deref().map(key_ref).transpose()?,
+                        volume_type,
+                        quiet: cli.quiet,
+                    })?;
+                    print::volume_created(&v, json);
+                }
+                VolumeCommand::List => print::volume_list(&ebs.list_volumes()?, json),
+                VolumeCommand::Describe { volume } => {
+                    print::volume(&ebs.describe_volume(&volume)?, json)
+                }
+                VolumeCommand::Delete { volume } => ebs.delete_volume(&volume)?,
+                VolumeCommand::Read {
+                    volume,
+                    offset,
+                    length,
+                    out,
+                    force,
+                } => match out.filter(|p| p != Path::new("-")) {
+                    Some(path) => {
+                        let f = crate::store::OutputFile::create(&path, force)?;
+                        let mut w = std::io::BufWriter::new(f.file());
+                        ebs.read_volume(&volume, offset, length, &mut w)?;
+                        drop(w);
+                        f.commit()?;
+                    }
+                    None => {
+                        let stdout = std::io::stdout();
+                        let mut lock = stdout.lock();
+                        ebs.read_volume(&volume, offset, length, &mut lock)?;
+                    }
+                },
+                VolumeCommand::Write {
+                    volume,
+                    offset,
+                    input,
+                } => {
+                    let n = match input.filter(|p| p != Path::new("-")) {
+                        Some(p) => {
+                            let mut f =
+                                std::fs::File::open(&p).map_err(|e| Error::io("opening", &p, e))?;
+                            ebs.write_volume(&volume, offset, &mut f)?
+                        }
+                        None => ebs.write_volume(&volume, offset, &mut std::io::stdin().lock())?,
+                    };
+                    if json {
+                        print::setting("BytesWritten", n.into(), true);
+                    }
+                }
+                VolumeCommand::Export {
+                    volume,
+                    out,
+                    sparse,
+                    force,
+                } => ebs.export_volume(&volume, &out, sparse, force, cli.quiet)?,
+            }
+        }
+        Command::Snapshot(cmd) => {
+            let kms = open_kms(cli.home, cli.region)?;
+            let ebs = Ebs::new(&kms)?;
+            match cmd {
+                SnapshotCommand::Create {
+                    volume,
+                    description,
+                } => print::snapshot_created(&ebs.create_snapshot(&volume, &description)?, json),
+                SnapshotCommand::List => print::snapshot_list(&ebs.list_snapshots()?, json),
+                SnapshotCommand::Describe { snapshot } => {
+                    print::snapshot(&ebs.describe_snapshot(&snapshot)?, json)
+                }
+                SnapshotCommand::Delete { snapshot } => ebs.delete_snapshot(&snapshot)?,
+                SnapshotCommand::Diff { first, second } => {
+                    print::changed_blocks(&ebs.diff_snapshots(&first, &second)?, json)
+                }
+                SnapshotCommand::Copy {
+                    snapshot,
+                    source_region,
+                    kms_key,
+                    encrypted,
+                    reencrypt,
+                    description,
+                } => {
+                    crate::ebs::check_id(&snapshot, "snap-", "snapshot")?;
+                    let r = ebs.copy_snapshot(&CopySnapshotRequest {
+                        source_region: Region::new(&source_region)?,
+                        source_snapshot_id: snapshot,
+                        encrypted,
+                        kms_key: kms_key.as_deref().map(key_ref).transpose()?,
+                        reencrypt,
+                        description,
+                        quiet: cli.quiet,
+                    })?;
+                    print::copy(&r, json, cli.quiet);
+                }
+            }
+        }
+        Command::Ebs(cmd) => {
+            let kms = open_kms(cli.home, cli.region)?;
+            let ebs = Ebs::new(&kms)?;
+            match cmd {
+                EbsCommand::DefaultEncryption { action } => {
+                    let on = match action {
+                        Toggle::Enable => ebs.set_encryption_by_default(true)?,
+                        Toggle::Disable => ebs.set_encryption_by_default(false)?,
+                        Toggle::Status => ebs.encryption_by_default()?,
+                    };
+                    print::setting("EbsEncryptionByDefault", on.into(), json);
+                }
+                EbsCommand::DefaultKey { action } => {
+                    let arn = match action {
+                        DefaultKeyCommand::Get => ebs.default_kms_key_id()?,
+                        DefaultKeyCommand::Set { key } => {
+                            ebs.set_default_kms_key_id(&key_ref(&key)?)?
+                        }
+                        DefaultKeyCommand::Reset => ebs.reset_default_kms_key_id()?,
+                    };
+                    print::setting("KmsKeyId", arn.into(), json);
+                }
+            }
+        }
+        Command::Region(cmd) => {
+            let mut home = Home::open(&home_dir(cli.home)?, None)?;
+            match cmd {
+                RegionCommand::SetPath { region, dir, reset } => {
+                    let region = Region::new(&region)?;
+                    home.set_region_path(&region, if reset { None } else { dir.as_deref() })?;
+                    print::regions(&[(region.to_string(), home.region_dir(&region))], json);
+                }
+                RegionCommand::List => {
+                    let rows: Vec<_> = home
+                        .regions()?
+                        .into_iter()
+                        .map(|r| (r.to_string(), home.region_dir(&r)))
+                        .collect();
+                    print::regions(&rows, json);
+                }
+            }
+        }
+        Command::Verify => {
+            let kms = open_kms(cli.home, cli.region)?;
+            let report = Ebs::new(&kms)?.verify(cli.quiet)?;
+            print::verify(&report, json);
+            if !report.problems.is_empty() {
+                return Err(Error::StoreCorrupt(format!(
+                    "{} problems in the EBS store of {}",
+                    report.problems.len(),
+                    report.region
+                )));
+            }
+        }
+        Command::Gc => {
+            let kms = open_kms(cli.home, cli.region)?;
+            print::gc(&Ebs::new(&kms)?.gc()?, json);
         }
         Command::Inspect { input } => {
             let i = files::inspect(&input_of(Some(input)))?;

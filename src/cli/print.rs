@@ -1,5 +1,6 @@
 //! Printing results: text for people, KMS-shaped JSON for scripts.
 
+use crate::ebs::{ChangedBlocks, CopyReport, GcReport, Snapshot, VerifyReport, Volume};
 use crate::files::Inspection;
 use crate::keyring::{AliasEntry, Home, KeyMetadata};
 use crate::kms::{KeyListing, KeyRotationStatus, KeyVersion};
@@ -246,5 +247,196 @@ pub fn inspection(i: &Inspection, json: bool) {
     match (i.payload_len, i.chunk_count) {
         (Some(p), Some(c)) => println!("payload       {p} bytes in {c} chunk(s)"),
         _ => println!("payload       unknown (input is a stream)"),
+    }
+}
+
+/// A record as `Key: value` lines (text) or as JSON under `wrapper` (EC2 shapes it so).
+fn fields(v: &impl serde::Serialize, wrapper: Option<&str>, json: bool) {
+    let value = serde_json::to_value(v).expect("serializable");
+    if json {
+        match wrapper {
+            Some(w) => print_json(&json!({ w: value })),
+            None => print_json(&value),
+        }
+        return;
+    }
+    if let serde_json::Value::Object(map) = value {
+        let width = map.keys().map(String::len).max().unwrap_or(0);
+        for (k, v) in map {
+            let v = match v {
+                serde_json::Value::String(s) => s,
+                other => other.to_string(),
+            };
+            println!("{k:width$}  {v}");
+        }
+    }
+}
+
+pub fn volume_created(v: &Volume, json: bool) {
+    if json {
+        fields(v, None, true);
+    } else {
+        println!("{}", v.volume_id);
+    }
+}
+
+pub fn volume(v: &Volume, json: bool) {
+    fields(v, None, json);
+}
+
+pub fn volume_list(vs: &[Volume], json: bool) {
+    if json {
+        print_json(&json!({ "Volumes": vs }));
+        return;
+    }
+    for v in vs {
+        println!(
+            "{}  {:>6} GiB  {:<9}  {}  {}",
+            v.volume_id,
+            v.size,
+            v.state,
+            if v.encrypted {
+                "encrypted  "
+            } else {
+                "unencrypted"
+            },
+            v.kms_key_id.as_deref().unwrap_or("-")
+        );
+    }
+}
+
+pub fn snapshot_created(s: &Snapshot, json: bool) {
+    if json {
+        fields(s, None, true);
+    } else {
+        println!("{}", s.snapshot_id);
+    }
+}
+
+pub fn snapshot(s: &Snapshot, json: bool) {
+    fields(s, None, json);
+}
+
+pub fn snapshot_list(ss: &[Snapshot], json: bool) {
+    if json {
+        print_json(&json!({ "Snapshots": ss }));
+        return;
+    }
+    for s in ss {
+        println!(
+            "{}  {}  {:>6} GiB  {}  {}  {}",
+            s.snapshot_id,
+            s.volume_id,
+            s.volume_size,
+            s.start_time,
+            if s.encrypted {
+                "encrypted  "
+            } else {
+                "unencrypted"
+            },
+            s.description
+        );
+    }
+}
+
+pub fn changed_blocks(c: &ChangedBlocks, json: bool) {
+    if json {
+        let blocks: Vec<_> = c
+            .changed_blocks
+            .iter()
+            .map(|i| json!({ "BlockIndex": i }))
+            .collect();
+        print_json(&json!({
+            "ChangedBlocks": blocks,
+            "BlockSize": c.block_size,
+            "VolumeSize": c.volume_size,
+        }));
+    } else {
+        for i in &c.changed_blocks {
+            println!("{i}");
+        }
+    }
+}
+
+pub fn copy(r: &CopyReport, json: bool, quiet: bool) {
+    if json {
+        fields(r, None, true);
+        return;
+    }
+    println!("{}", r.snapshot.snapshot_id);
+    if !quiet {
+        eprintln!(
+            "cofre: {} blocks: {} already present, {} hard-linked, {} written{}",
+            r.blocks,
+            r.present,
+            r.linked,
+            r.written,
+            if r.resealed {
+                " (sealed again under a new data key)"
+            } else {
+                ""
+            }
+        );
+    }
+}
+
+pub fn setting(name: &str, value: serde_json::Value, json: bool) {
+    if json {
+        print_json(&json!({ name: value }));
+    } else {
+        match value {
+            serde_json::Value::String(s) => println!("{s}"),
+            other => println!("{other}"),
+        }
+    }
+}
+
+pub fn regions(rows: &[(String, std::path::PathBuf)], json: bool) {
+    if json {
+        let v: Vec<_> = rows
+            .iter()
+            .map(|(r, p)| json!({ "RegionName": r, "Path": p }))
+            .collect();
+        print_json(&json!({ "Regions": v }));
+    } else {
+        for (r, p) in rows {
+            println!("{r}  {}", p.display());
+        }
+    }
+}
+
+pub fn verify(r: &VerifyReport, json: bool) {
+    if json {
+        fields(r, None, true);
+        return;
+    }
+    for p in &r.problems {
+        println!("PROBLEM  {p}");
+    }
+    println!(
+        "{}: {} volumes, {} snapshots, {} blocks checked, {} problems, {} orphans, {} temporary files{}",
+        r.region,
+        r.volumes,
+        r.snapshots,
+        r.blocks_checked,
+        r.problems.len(),
+        r.orphans,
+        r.temporary_files,
+        if r.orphans + r.temporary_files > 0 {
+            " (`cofre gc` removes orphans and temporary files)"
+        } else {
+            ""
+        }
+    );
+}
+
+pub fn gc(r: &GcReport, json: bool) {
+    if json {
+        fields(r, None, true);
+    } else {
+        println!(
+            "{}: removed {} blocks, {} maps, {} temporary files",
+            r.region, r.blocks_removed, r.maps_removed, r.temporary_files_removed
+        );
     }
 }

@@ -59,7 +59,8 @@ impl Progress {
         Progress(Some(bar))
     }
 
-    fn inc(&self, n: u64) {
+    /// Counts `n` more bytes done.
+    pub fn inc(&self, n: u64) {
         if let Some(b) = &self.0 {
             b.inc(n);
         }

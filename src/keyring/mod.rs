@@ -32,10 +32,12 @@ use crate::envelope::WrappedKey;
 use crate::error::{Error, KmsCode, Result};
 use crate::store;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use zeroize::Zeroize;
 
 const LABEL_SEAL: &[u8] = b"cofre v1 keyring seal";
+const LABEL_AWS_OWNED: &[u8] = b"cofre v1 aws owned key\0";
 const LABEL_MATERIAL_AAD: &[u8] = b"cofre v1 key material\0";
 
 /// `cofre.json`: what identifies a home.
@@ -45,6 +47,9 @@ struct HomeConfig {
     version: u32,
     account_id: String,
     creation_date: String,
+    /// Regions whose folder lives elsewhere (`cofre region set-path`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    region_paths: BTreeMap<String, PathBuf>,
 }
 
 /// An opened home folder.
@@ -52,7 +57,10 @@ pub struct Home {
     root: PathBuf,
     account_id: String,
     seal_key: AeadKey,
+    /// Root of the AWS owned keys (derived per purpose; never listed).
+    owned_root: SecretKey,
     backend: Backend,
+    region_paths: BTreeMap<String, PathBuf>,
 }
 
 impl std::fmt::Debug for Home {
@@ -114,11 +122,14 @@ impl Home {
         domain_bytes.zeroize();
         let backend = Backend::default();
         let seal = backend.derive_key(config.account_id.as_bytes(), &domain, LABEL_SEAL);
+        let owned_root = backend.derive_key(config.account_id.as_bytes(), &domain, LABEL_AWS_OWNED);
         Ok(Home {
             root: root.to_path_buf(),
             account_id: config.account_id,
             seal_key: backend.aead(&seal),
+            owned_root,
             backend,
+            region_paths: config.region_paths,
         })
     }
 
@@ -143,6 +154,7 @@ impl Home {
             version: 1,
             account_id: account.map_or_else(random_account_id, str::to_owned),
             creation_date: store::format_time(store::now()),
+            region_paths: BTreeMap::new(),
         };
         let json = serde_json::to_vec_pretty(&config).expect("serializable");
         store::create_atomic(&config_path, &json, 0o600)
@@ -163,15 +175,81 @@ impl Home {
         self.backend
     }
 
-    /// The folder of `region` (not created).
+    /// The folder of `region` (not created): `regions/<region>`, or the path set with
+    /// [`Home::set_region_path`].
     pub fn region_dir(&self, region: &Region) -> PathBuf {
-        self.root.join("regions").join(region.as_str())
+        match self.region_paths.get(region.as_str()) {
+            Some(p) => p.clone(),
+            None => self.root.join("regions").join(region.as_str()),
+        }
+    }
+
+    /// Regions whose folder lives outside the home, with their paths.
+    pub fn region_paths(&self) -> impl Iterator<Item = (&str, &Path)> {
+        self.region_paths
+            .iter()
+            .map(|(r, p)| (r.as_str(), p.as_path()))
+    }
+
+    /// Moves where `region`'s folder lives to `dir` (created if missing; `None` puts it back
+    /// under the home). The current folder must be empty or absent, or `dir` must already hold
+    /// the region (moved there by the user): cofre never copies a region's data on its own.
+    pub fn set_region_path(&mut self, region: &Region, dir: Option<&Path>) -> Result<()> {
+        let target = match dir {
+            Some(d) => std::path::absolute(d).map_err(|e| Error::io("resolving", d, e))?,
+            None => self.root.join("regions").join(region.as_str()),
+        };
+        let _guard = store::lock(&self.root.join(".lock"))?;
+        let current = self.region_dir(region);
+        let holds_data = |d: &Path| {
+            std::fs::read_dir(d).is_ok_and(|mut e| {
+                e.any(|e| {
+                    e.is_ok_and(|e| {
+                        let n = e.file_name();
+                        (n == "keys" || n == "ebs" || n == "aliases.json")
+                            && std::fs::read_dir(e.path()).map_or(true, |mut i| i.next().is_some())
+                    })
+                })
+            })
+        };
+        if current != target && holds_data(&current) && !holds_data(&target) {
+            return Err(Error::usage(format!(
+                "region {region} already has data in {}; move that folder to {} first (mv), then run this again",
+                current.display(),
+                target.display()
+            )));
+        }
+        store::create_dir(&target)?;
+        let config_path = self.root.join("cofre.json");
+        let mut config: HomeConfig = serde_json::from_slice(&store::read(&config_path)?)
+            .map_err(|e| Error::Damaged(format!("{} ({e})", config_path.display())))?;
+        match dir {
+            Some(_) => config
+                .region_paths
+                .insert(region.as_str().to_owned(), target.clone()),
+            None => config.region_paths.remove(region.as_str()),
+        };
+        let json = serde_json::to_vec_pretty(&config).expect("serializable");
+        store::write_atomic(&config_path, &json, 0o600)?;
+        self.region_paths = config.region_paths;
+        Ok(())
+    }
+
+    /// An AWS owned key: a key a cofre service uses internally, derived from the domain key
+    /// for one `purpose`, never listed and never leaving the process.
+    pub fn aws_owned_key(&self, purpose: &str) -> SecretKey {
+        self.backend
+            .derive_key(&[], &self.owned_root, purpose.as_bytes())
     }
 
     /// Regions that have a folder in this home.
     pub fn regions(&self) -> Result<Vec<Region>> {
         let dir = self.root.join("regions");
-        let mut out = Vec::new();
+        let mut out: Vec<Region> = self
+            .region_paths
+            .keys()
+            .filter_map(|r| Region::new(r).ok())
+            .collect();
         let entries = match std::fs::read_dir(&dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
@@ -183,6 +261,7 @@ impl Home {
             }
         }
         out.sort();
+        out.dedup();
         Ok(out)
     }
 

@@ -3,8 +3,10 @@
 //! and described with KeyManager AWS, rotate every year on their own, and are used only through
 //! their service: cofre refuses them for `encrypt`, `decrypt` and every management change.
 //!
-//! AWS owned keys — keys a service uses internally and never lists — have one counterpart in
-//! cofre so far: each home's domain key, which seals all key material at rest (keyring docs).
+//! AWS owned keys — keys a service uses internally and never lists — are derived from each
+//! home's domain key ([`crate::keyring::Home::aws_owned_key`]): the keyring seal that protects
+//! all key material at rest, and the EBS record key that authenticates each region's volume and
+//! snapshot records (`ebs` module docs).
 
 use super::{Kms, KmsCode};
 use crate::error::{Error, Result};
@@ -49,6 +51,36 @@ pub(super) fn not_through_service(record: &KeyRecord) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Lets an AWS managed key be used only by its own service (`service`, e.g. `"ebs"`); with no
+/// service (a direct request), refuses it.
+pub(super) fn through_service(
+    store: &RegionStore<'_>,
+    record: &KeyRecord,
+    service: Option<&str>,
+) -> Result<()> {
+    let Some(service) = service else {
+        return not_through_service(record);
+    };
+    if record.key_metadata.key_manager != KeyManager::Aws {
+        return Ok(());
+    }
+    let own = format!("alias/aws/{service}");
+    if store
+        .aliases()?
+        .for_key(&record.key_metadata.key_id)
+        .any(|a| a == own)
+    {
+        return Ok(());
+    }
+    Err(Error::kms(
+        KmsCode::AccessDeniedException,
+        format!(
+            "{} is the AWS managed key of another service; {service} can use only {own} or a customer managed key",
+            record.key_metadata.arn
+        ),
+    ))
 }
 
 /// Refuses changes to an AWS managed key's state, aliases, rotation or deletion.

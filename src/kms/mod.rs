@@ -480,16 +480,41 @@ impl Kms {
     /// The current material version of `key`, for wrapping new data keys (KMS Encrypt /
     /// GenerateDataKey). Refuses keys that are not Enabled.
     pub fn encryption_key(&self, key: &KeyRef) -> Result<MasterKey> {
+        self.encryption_key_via(key, None)
+    }
+
+    /// [`Kms::encryption_key`] for a cofre service (`"ebs"`): also takes that service's AWS
+    /// managed key, `alias/aws/<service>`, creating it on first use.
+    pub fn service_encryption_key(&self, key: &KeyRef, service: &str) -> Result<MasterKey> {
+        self.encryption_key_via(key, Some(service))
+    }
+
+    fn encryption_key_via(&self, key: &KeyRef, service: Option<&str>) -> Result<MasterKey> {
         let store = self.store()?;
+        if let (Some(s), KeyRef::Alias(name) | KeyRef::AliasArn { name, .. }) = (service, key) {
+            if name.strip_prefix("alias/aws/") == Some(s) {
+                self.ensure_aws_managed_key(&store, name)?;
+            }
+        }
         let record = self.resolve(&store, key, true)?;
         check_usable(&record)?;
-        aws_managed::not_through_service(&record)?;
+        aws_managed::through_service(&store, &record, service)?;
         store.master_key(&record, &record.key_metadata.current_key_material_id)
     }
 
     /// The material version that wrapped `wrapped`, for unwrapping it (KMS Decrypt). Refuses
     /// keys that are not Enabled and keys of other regions.
     pub fn decryption_key(&self, wrapped: &WrappedKey) -> Result<MasterKey> {
+        self.decryption_key_via(wrapped, None)
+    }
+
+    /// [`Kms::decryption_key`] for a cofre service (`"ebs"`), which may use its own AWS managed
+    /// key.
+    pub fn service_decryption_key(&self, wrapped: &WrappedKey, service: &str) -> Result<MasterKey> {
+        self.decryption_key_via(wrapped, Some(service))
+    }
+
+    fn decryption_key_via(&self, wrapped: &WrappedKey, service: Option<&str>) -> Result<MasterKey> {
         let key: KeyRef = wrapped.key_arn.parse()?;
         if !matches!(key, KeyRef::Arn { .. }) {
             return Err(Error::HeaderCorrupt(format!(
@@ -520,7 +545,7 @@ impl Kms {
         };
         let record = self.resolve(&store, &key, false)?;
         check_usable(&record)?;
-        aws_managed::not_through_service(&record)?;
+        aws_managed::through_service(&store, &record, service)?;
         store.master_key(&record, &hex::encode(wrapped.material_id))
     }
 }

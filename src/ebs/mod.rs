@@ -1,0 +1,538 @@
+//! EBS on the local disk: encrypted volumes and snapshots as blocks and records under each
+//! region folder, and snapshot copies between regions by re-wrapping the data key.
+//!
+//! ```text
+//! <region folder>/ebs/
+//!   head              the region's records, authenticated: "cofre-ebs-head v1 <mac>\n" + JSON
+//!   .lock             guards read-modify-write of the head
+//!   .gc.lock          shared by anyone writing blocks, exclusive for anyone removing them
+//!   blocks/ab/<hash>  512 KiB data blocks, named by the BLAKE3 hash of their stored bytes
+//!   maps/ab/<hash>    block maps (index → block hash), named the same way
+//! ```
+//!
+//! - [`Head`] holds the region's settings (encryption by default, the default key), every
+//!   [`VolumeRecord`] and [`SnapshotRecord`]. Its MAC is a keyed BLAKE3 under an AWS owned key
+//!   ([`crate::keyring::Home::aws_owned_key`]) bound to the region, so records cannot be
+//!   forged, edited or moved between regions. Records name their [`BlockMap`] by hash, and maps
+//!   name blocks by hash: the MAC covers everything below it. Encrypted blocks also carry their
+//!   index and lineage in their AAD ([`LineageCipher`]).
+//! - Write new, then switch: blocks and maps are written first, then the head is replaced
+//!   atomically after one `syncfs`. A crash leaves the old head or the new one; what it wrote
+//!   before the switch is unreferenced and `cofre gc` removes it.
+//! - One data key per lineage ([`Lineage`]): made when a volume is created
+//!   (GenerateDataKeyWithoutPlaintext, context `{"aws:ebs:id": "vol-…"}`), shared by its
+//!   snapshots and the volumes restored from them, re-wrapped (never re-sealed) when a snapshot
+//!   is copied to another region.
+//! - What cannot be caught: replacing the whole head with an older authentic one (restoring a
+//!   backup of the region) — there is no state outside the folder to compare it with.
+
+mod block;
+mod copy;
+mod ids;
+mod map;
+mod scrub;
+mod snapshot;
+mod volume;
+
+pub use block::{is_zero, BlockHash, BlockStore, LineageCipher, Placed, BLOCK_SIZE};
+pub use copy::{CopyReport, CopySnapshotRequest};
+pub use ids::{check_id, new_id};
+pub use map::BlockMap;
+pub use scrub::{GcReport, VerifyReport};
+pub use snapshot::{ChangedBlocks, Snapshot};
+pub use volume::{CreateVolumeRequest, Volume, VolumeSource, VolumeType};
+
+use crate::crypto::SecretKey;
+use crate::envelope::{EncryptionContext, WrappedKey};
+use crate::error::{Ec2Code, Error, Result};
+use crate::keyring::Region;
+use crate::kms::{KeyRef, Kms};
+use crate::store::{self, LockGuard};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+const HEAD_TAG: &str = "cofre-ebs-head v1 ";
+const LABEL_DATA_KEY_AAD: &[u8] = b"cofre v1 ebs data key\0";
+/// The alias of the AWS managed key EBS uses by default.
+pub const DEFAULT_KEY_ALIAS: &str = "alias/aws/ebs";
+/// The encryption context key EBS binds a data key to.
+pub const CONTEXT_KEY: &str = "aws:ebs:id";
+
+/// A lineage's data key, wrapped under a KMS key (absent for unencrypted lineages).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DataKey {
+    /// ARN of the KMS key that wraps it.
+    pub kms_key_id: String,
+    /// The volume id in its encryption context (`aws:ebs:id`).
+    pub context_volume_id: String,
+    /// Key material version, hex.
+    pub key_material_id: String,
+    /// Nonce ‖ sealed key ‖ tag, hex.
+    pub sealed: String,
+}
+
+/// The blocks of one volume and everything made from it share a lineage: its id relates
+/// snapshots for `snapshot diff`, and its data key seals the blocks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Lineage {
+    /// `dek-…`: shown as DataEncryptionKeyId for encrypted lineages.
+    pub id: String,
+    /// The wrapped data key, if encrypted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_key: Option<DataKey>,
+}
+
+/// A volume, as the head stores it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct VolumeRecord {
+    pub volume_id: String,
+    /// Bytes (a volume made from an image keeps the image's exact size).
+    pub size_bytes: u64,
+    pub volume_type: VolumeType,
+    pub create_time: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_id: Option<String>,
+    pub lineage: Lineage,
+    /// Hash of its current [`BlockMap`], hex.
+    pub map: String,
+}
+
+/// A snapshot, as the head stores it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SnapshotRecord {
+    pub snapshot_id: String,
+    pub volume_id: String,
+    pub volume_size_bytes: u64,
+    pub start_time: String,
+    #[serde(default)]
+    pub description: String,
+    pub lineage: Lineage,
+    /// Hash of its [`BlockMap`], hex.
+    pub map: String,
+    /// For a copy: the region and snapshot it came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_region: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_snapshot_id: Option<String>,
+}
+
+/// Everything EBS keeps about one region.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Head {
+    /// Incremented by every change.
+    pub generation: u64,
+    /// EbsEncryptionByDefault.
+    pub encryption_by_default: bool,
+    /// The default key's ARN, if set (`None`: alias/aws/ebs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_kms_key_id: Option<String>,
+    pub volumes: BTreeMap<String, VolumeRecord>,
+    pub snapshots: BTreeMap<String, SnapshotRecord>,
+}
+
+impl Head {
+    /// Every map hash a record names.
+    pub fn referenced_maps(&self) -> std::collections::BTreeSet<String> {
+        self.volumes
+            .values()
+            .map(|v| v.map.clone())
+            .chain(self.snapshots.values().map(|s| s.map.clone()))
+            .collect()
+    }
+}
+
+/// One region's EBS store on disk.
+pub struct RegionEbs {
+    region: Region,
+    dir: PathBuf,
+    mac_key: SecretKey,
+    blocks: BlockStore,
+    maps: BlockStore,
+}
+
+impl std::fmt::Debug for RegionEbs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegionEbs")
+            .field("region", &self.region)
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RegionEbs {
+    fn open(kms: &Kms) -> Result<Self> {
+        let region = kms.region().clone();
+        let dir = kms.home().region_dir(&region).join("ebs");
+        store::create_dir(&dir)?;
+        let mac_key = kms.home().aws_owned_key(&format!("ebs records\0{region}"));
+        Ok(RegionEbs {
+            blocks: BlockStore::new(dir.join("blocks")),
+            maps: BlockStore::new(dir.join("maps")),
+            region,
+            dir,
+            mac_key,
+        })
+    }
+
+    /// The blocks.
+    pub fn blocks(&self) -> &BlockStore {
+        &self.blocks
+    }
+
+    /// Serializes changes to the head.
+    fn lock(&self) -> Result<LockGuard> {
+        store::lock(&self.dir.join(".lock"))
+    }
+
+    /// Held (shared) while writing blocks that the head does not name yet.
+    fn writing(&self) -> Result<LockGuard> {
+        store::lock_shared(&self.dir.join(".gc.lock"))
+    }
+
+    /// Held (exclusive) while removing blocks.
+    fn removing(&self) -> Result<LockGuard> {
+        store::lock(&self.dir.join(".gc.lock"))
+    }
+
+    fn head_path(&self) -> PathBuf {
+        self.dir.join("head")
+    }
+
+    fn mac(&self, body: &[u8]) -> [u8; 32] {
+        let mut h = blake3::Hasher::new_keyed(self.mac_key.expose());
+        h.update(self.region.as_str().as_bytes());
+        h.update(&[0]);
+        h.update(body);
+        *h.finalize().as_bytes()
+    }
+
+    /// Reads and authenticates the head (an absent head is an empty region).
+    pub fn load_head(&self) -> Result<Head> {
+        let path = self.head_path();
+        let raw = match std::fs::read(&path) {
+            Ok(r) => r,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Head::default()),
+            Err(e) => return Err(Error::io("reading", &path, e)),
+        };
+        let bad = |why: &str| Error::StoreCorrupt(format!("{} {why}", path.display()));
+        let nl = raw
+            .iter()
+            .position(|&b| b == b'\n')
+            .ok_or_else(|| bad("is malformed"))?;
+        let (line, body) = (&raw[..nl], &raw[nl + 1..]);
+        let mac_hex = std::str::from_utf8(line)
+            .ok()
+            .and_then(|l| l.strip_prefix(HEAD_TAG))
+            .ok_or_else(|| bad("is malformed"))?;
+        let mut mac = [0u8; 32];
+        hex::decode_to_slice(mac_hex, &mut mac).map_err(|_| bad("is malformed"))?;
+        if !constant_time_eq(&mac, &self.mac(body)) {
+            return Err(bad(
+                "failed authentication (edited, or from another region or home)",
+            ));
+        }
+        serde_json::from_slice(body).map_err(|e| bad(&format!("is malformed ({e})")))
+    }
+
+    /// Publishes `head` as the next generation: syncs the filesystem (so every block and map
+    /// it names is durable), then replaces the head atomically. Call with [`Self::lock`] held.
+    fn save_head(&self, head: &mut Head) -> Result<()> {
+        head.generation += 1;
+        sync_fs(&self.dir)?;
+        let body = serde_json::to_vec_pretty(head).expect("serializable");
+        let mut raw = format!("{HEAD_TAG}{}\n", hex::encode(self.mac(&body))).into_bytes();
+        raw.extend_from_slice(&body);
+        store::write_atomic(&self.head_path(), &raw, 0o600)
+    }
+
+    /// Loads the block map named `hash` (hex), checking it against its name.
+    pub fn load_map(&self, hash: &str) -> Result<BlockMap> {
+        let mut h = [0u8; 32];
+        hex::decode_to_slice(hash, &mut h)
+            .map_err(|_| Error::StoreCorrupt(format!("bad block map name {hash:?}")))?;
+        let mut raw = Vec::new();
+        self.maps.get(&h, &mut raw)?;
+        BlockMap::decode(&raw)
+    }
+
+    /// Stores a block map and returns its name (hex).
+    fn save_map(&self, map: &BlockMap) -> Result<String> {
+        let (h, _) = self.maps.put(&map.encode())?;
+        Ok(hex::encode(h))
+    }
+
+    /// Runs `change` on the current head under the lock and publishes the result.
+    fn update<T>(&self, change: impl FnOnce(&mut Head) -> Result<T>) -> Result<T> {
+        let _guard = self.lock()?;
+        let mut head = self.load_head()?;
+        let out = change(&mut head)?;
+        self.save_head(&mut head)?;
+        Ok(out)
+    }
+}
+
+fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Flushes the filesystem holding `dir` (one call for every block written before it).
+fn sync_fs(dir: &Path) -> Result<()> {
+    let f = std::fs::File::open(dir).map_err(|e| Error::io("opening", dir, e))?;
+    rustix::fs::syncfs(&f).map_err(|e| Error::io("syncing the filesystem of", dir, e.into()))
+}
+
+/// The EBS service of one region: volumes, snapshots, copies, settings.
+#[derive(Debug)]
+pub struct Ebs<'k> {
+    kms: &'k Kms,
+    region: RegionEbs,
+}
+
+/// A data key in the clear, with the lineage it seals.
+pub(crate) struct OpenLineage {
+    pub lineage: Lineage,
+    pub cipher: Option<LineageCipher>,
+}
+
+impl<'k> Ebs<'k> {
+    /// EBS for the region of `kms`.
+    pub fn new(kms: &'k Kms) -> Result<Self> {
+        Ok(Ebs {
+            region: RegionEbs::open(kms)?,
+            kms,
+        })
+    }
+
+    /// The region's store.
+    pub fn store(&self) -> &RegionEbs {
+        &self.region
+    }
+
+    /// The KMS this service calls.
+    pub fn kms(&self) -> &Kms {
+        self.kms
+    }
+
+    /// GetEbsEncryptionByDefault.
+    pub fn encryption_by_default(&self) -> Result<bool> {
+        Ok(self.region.load_head()?.encryption_by_default)
+    }
+
+    /// EnableEbsEncryptionByDefault / DisableEbsEncryptionByDefault.
+    pub fn set_encryption_by_default(&self, on: bool) -> Result<bool> {
+        self.region.update(|h| {
+            h.encryption_by_default = on;
+            Ok(on)
+        })
+    }
+
+    /// GetEbsDefaultKmsKeyId: the default key's ARN (alias/aws/ebs's alias ARN if not set).
+    pub fn default_kms_key_id(&self) -> Result<String> {
+        Ok(match self.region.load_head()?.default_kms_key_id {
+            Some(arn) => arn,
+            None => crate::kms::alias_arn(
+                self.kms.region().as_str(),
+                self.kms.home().account_id(),
+                DEFAULT_KEY_ALIAS,
+            ),
+        })
+    }
+
+    /// ModifyEbsDefaultKmsKeyId: checks the key can encrypt for EBS, stores its ARN.
+    pub fn set_default_kms_key_id(&self, key: &KeyRef) -> Result<String> {
+        let arn = self
+            .kms
+            .service_encryption_key(key, "ebs")?
+            .arn()
+            .to_owned();
+        self.region.update(|h| {
+            h.default_kms_key_id = Some(arn.clone());
+            Ok(arn.clone())
+        })
+    }
+
+    /// ResetEbsDefaultKmsKeyId: back to alias/aws/ebs.
+    pub fn reset_default_kms_key_id(&self) -> Result<String> {
+        self.region.update(|h| {
+            h.default_kms_key_id = None;
+            Ok(())
+        })?;
+        self.default_kms_key_id()
+    }
+
+    /// The key a new encrypted lineage uses: `requested`, else the region's default key.
+    fn key_for_new_lineage(&self, head: &Head, requested: Option<&KeyRef>) -> Result<KeyRef> {
+        match requested {
+            Some(k) => Ok(k.clone()),
+            None => head
+                .default_kms_key_id
+                .as_deref()
+                .unwrap_or(DEFAULT_KEY_ALIAS)
+                .parse(),
+        }
+    }
+
+    /// GenerateDataKeyWithoutPlaintext for a new lineage of volume `volume_id` (or none, for an
+    /// unencrypted one). Returns the lineage with its cipher.
+    fn new_lineage(&self, volume_id: &str, key: Option<&KeyRef>) -> Result<OpenLineage> {
+        let id = new_id("dek-");
+        let Some(key) = key else {
+            return Ok(OpenLineage {
+                lineage: Lineage { id, data_key: None },
+                cipher: None,
+            });
+        };
+        let master = self.kms.service_encryption_key(key, "ebs")?;
+        let data_key = SecretKey::random();
+        let wrapped = master.wrap(
+            &data_key,
+            &data_key_aad(master.arn(), master.material_id(), &id, volume_id),
+        );
+        let lineage = Lineage {
+            data_key: Some(DataKey {
+                kms_key_id: master.arn().to_owned(),
+                context_volume_id: volume_id.to_owned(),
+                key_material_id: hex::encode(wrapped.material_id),
+                sealed: hex::encode([&wrapped.nonce[..], &wrapped.sealed[..]].concat()),
+            }),
+            id: id.clone(),
+        };
+        Ok(OpenLineage {
+            cipher: Some(LineageCipher::new(self.kms.home().backend(), data_key, &id)),
+            lineage,
+        })
+    }
+
+    /// Decrypt of a lineage's data key (nothing to do for an unencrypted lineage).
+    pub(crate) fn open_lineage(&self, lineage: &Lineage) -> Result<OpenLineage> {
+        let cipher = match &lineage.data_key {
+            None => None,
+            Some(dk) => {
+                let wrapped = wrapped_key(dk)?;
+                let master = self.kms.service_decryption_key(&wrapped, "ebs")?;
+                let key = master.unwrap(
+                    &wrapped,
+                    &data_key_aad(
+                        &dk.kms_key_id,
+                        &wrapped.material_id,
+                        &lineage.id,
+                        &dk.context_volume_id,
+                    ),
+                )?;
+                Some(LineageCipher::new(
+                    self.kms.home().backend(),
+                    key,
+                    &lineage.id,
+                ))
+            }
+        };
+        Ok(OpenLineage {
+            lineage: lineage.clone(),
+            cipher,
+        })
+    }
+
+    /// Re-wraps a lineage's data key under `key` (same lineage id, same blocks).
+    fn rewrap_lineage(
+        &self,
+        lineage: &Lineage,
+        key: &KeyRef,
+        data_key: &SecretKey,
+    ) -> Result<Lineage> {
+        let old = lineage.data_key.as_ref().expect("encrypted lineage");
+        let master = self.kms.service_encryption_key(key, "ebs")?;
+        let wrapped = master.wrap(
+            data_key,
+            &data_key_aad(
+                master.arn(),
+                master.material_id(),
+                &lineage.id,
+                &old.context_volume_id,
+            ),
+        );
+        Ok(Lineage {
+            id: lineage.id.clone(),
+            data_key: Some(DataKey {
+                kms_key_id: master.arn().to_owned(),
+                context_volume_id: old.context_volume_id.clone(),
+                key_material_id: hex::encode(wrapped.material_id),
+                sealed: hex::encode([&wrapped.nonce[..], &wrapped.sealed[..]].concat()),
+            }),
+        })
+    }
+
+    /// The plaintext data key of an encrypted lineage, for re-wrapping.
+    fn unwrap_data_key(&self, lineage: &Lineage) -> Result<SecretKey> {
+        let dk = lineage.data_key.as_ref().expect("encrypted lineage");
+        let wrapped = wrapped_key(dk)?;
+        let master = self.kms.service_decryption_key(&wrapped, "ebs")?;
+        master.unwrap(
+            &wrapped,
+            &data_key_aad(
+                &dk.kms_key_id,
+                &wrapped.material_id,
+                &lineage.id,
+                &dk.context_volume_id,
+            ),
+        )
+    }
+}
+
+/// The AAD of a lineage's wrapped data key: label, key ARN, material id, lineage id and the
+/// canonical encryption context `{"aws:ebs:id": volume}`.
+fn data_key_aad(arn: &str, material_id: &[u8; 32], lineage: &str, volume_id: &str) -> Vec<u8> {
+    let mut a = LABEL_DATA_KEY_AAD.to_vec();
+    a.extend_from_slice(arn.as_bytes());
+    a.push(0);
+    a.extend_from_slice(material_id);
+    a.extend_from_slice(lineage.as_bytes());
+    a.push(0);
+    let mut ctx = EncryptionContext::new();
+    ctx.insert(CONTEXT_KEY, volume_id).expect("a valid context");
+    ctx.encode(&mut a);
+    a
+}
+
+fn wrapped_key(dk: &DataKey) -> Result<WrappedKey> {
+    let bad = || {
+        Error::StoreCorrupt(format!(
+            "the data key wrapped under {} is malformed",
+            dk.kms_key_id
+        ))
+    };
+    let mut material_id = [0u8; 32];
+    hex::decode_to_slice(&dk.key_material_id, &mut material_id).map_err(|_| bad())?;
+    let raw = hex::decode(&dk.sealed).map_err(|_| bad())?;
+    if raw.len() != crate::crypto::NONCE_LEN + 48 {
+        return Err(bad());
+    }
+    Ok(WrappedKey {
+        key_arn: dk.kms_key_id.clone(),
+        material_id,
+        nonce: raw[..crate::crypto::NONCE_LEN]
+            .try_into()
+            .expect("12 bytes"),
+        sealed: raw[crate::crypto::NONCE_LEN..]
+            .try_into()
+            .expect("48 bytes"),
+    })
+}
+
+/// The error for a volume or snapshot id the region does not have.
+fn not_found(kind: &str, id: &str, region: &Region) -> Error {
+    let code = if kind == "volume" {
+        Ec2Code::InvalidVolumeNotFound
+    } else {
+        Ec2Code::InvalidSnapshotNotFound
+    };
+    Error::ec2(
+        code,
+        format!("{kind} {id} does not exist in {region}; `cofre {kind} list` shows them (or pass --region)"),
+    )
+}
