@@ -691,3 +691,52 @@ fn an_aws_managed_key_is_refused_for_decrypt_too() {
         &["AccessDeniedException"],
     );
 }
+
+#[test]
+fn usage_report_lists_volumes_and_snapshots_and_disable_needs_force_while_they_depend() {
+    let h = Home::new();
+    let key = h.ok(T0, &["key", "create"]);
+    let vol = h.ok(
+        T0,
+        &["volume", "create", "--size", "1", "--encrypted", "--kms-key", &key],
+    );
+    let snap = h.ok(T0, &["snapshot", "create", &vol]);
+    h.ok(T0, &["key", "rotate", &key]);
+    let vol2 = h.ok(
+        T0,
+        &["volume", "create", "--size", "1", "--encrypted", "--kms-key", &key],
+    );
+    let r = h.json(T0, &["key", "usage-report", &key]);
+    let v = r["Versions"].as_array().unwrap();
+    assert_eq!(v[0]["KeyMaterialState"], "NON_CURRENT");
+    assert_eq!(v[0]["Volumes"], serde_json::json!([vol]));
+    assert_eq!(v[0]["Snapshots"], serde_json::json!([snap]));
+    assert_eq!(v[1]["Volumes"], serde_json::json!([vol2]));
+    assert_eq!(v[1]["Snapshots"], serde_json::json!([]));
+
+    // Something depends on the key: disabling or deleting it needs --force.
+    h.fails(T0, &["key", "disable", &key], 2, &["3 volume(s)", "--force"]);
+    h.fails(
+        T0,
+        &["key", "schedule-deletion", &key, "--days", "7"],
+        2,
+        &["usage-report", "--force"],
+    );
+    assert_eq!(
+        h.json(T0, &["key", "describe", &key])["KeyMetadata"]["KeyState"],
+        "Enabled"
+    );
+    h.ok(T0, &["key", "disable", &key, "--force"]);
+    // The volume can no longer be read while its key is disabled.
+    h.fails(
+        T0,
+        &["volume", "read", &vol, "--offset", "0", "--length", "1"],
+        3,
+        &["DisabledException"],
+    );
+    h.ok(T0, &["key", "enable", &key]);
+    h.ok(T0, &["volume", "read", &vol, "--offset", "0", "--length", "1"]);
+    // A key nothing depends on needs no --force.
+    let free = h.ok(T0, &["key", "create"]);
+    h.ok(T0, &["key", "disable", &free]);
+}

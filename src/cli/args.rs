@@ -161,6 +161,9 @@ pub enum KeyCommand {
     Disable {
         /// Key id or key ARN
         key: String,
+        /// Disable it even though volumes or snapshots in the region depend on it
+        #[arg(short, long)]
+        force: bool,
     },
     /// Automatic rotation: enable, disable, status
     #[command(subcommand)]
@@ -190,6 +193,9 @@ pub enum KeyCommand {
         /// Waiting period, 7 to 30 days
         #[arg(long, default_value_t = 30)]
         days: u32,
+        /// Schedule it even though volumes or snapshots in the region depend on it
+        #[arg(short, long)]
+        force: bool,
     },
     /// Cancel a scheduled deletion; the key comes back Disabled
     CancelDeletion {

@@ -75,6 +75,28 @@ fn open_kms(cli_home: Option<PathBuf>, region: Option<String>) -> Result<Kms> {
     Ok(Kms::new(home, region))
 }
 
+/// Refuses, without `force`, to make a customer managed key unusable while volumes or
+/// snapshots of the region still depend on it (their data would become unreadable).
+fn refuse_if_in_use(kms: &Kms, key: &str, doing: &str, force: bool) -> Result<()> {
+    let m = kms.describe_key(&key_ref(key)?)?;
+    if force || m.key_manager != crate::keyring::KeyManager::Customer {
+        return Ok(());
+    }
+    let users = Ebs::new(kms)?.protected_by(&m.arn)?;
+    if users.is_empty() {
+        return Ok(());
+    }
+    let mut ids: Vec<&str> = users.iter().map(|(_, id)| id.as_str()).collect();
+    ids.sort_unstable();
+    let shown = ids.iter().take(3).copied().collect::<Vec<_>>().join(", ");
+    let more = if ids.len() > 3 { ", …" } else { "" };
+    Err(Error::usage(format!(
+        "{} volume(s) and snapshot(s) in {} depend on {key} ({shown}{more}); {doing} it makes them unreadable. `cofre key usage-report {key}` lists them; pass --force to go ahead",
+        ids.len(),
+        kms.region()
+    )))
+}
+
 fn key_ref(s: &str) -> Result<KeyRef> {
     s.parse()
 }
@@ -144,7 +166,8 @@ fn dispatch(cli: Cli) -> Result<()> {
                     let m = kms.enable_key(&key_ref(&key)?)?;
                     print::key_state(&m, json);
                 }
-                KeyCommand::Disable { key } => {
+                KeyCommand::Disable { key, force } => {
+                    refuse_if_in_use(&kms, &key, "disabling", force)?;
                     let m = kms.disable_key(&key_ref(&key)?)?;
                     print::key_state(&m, json);
                 }
@@ -184,9 +207,11 @@ fn dispatch(cli: Cli) -> Result<()> {
                     for dir in &scan {
                         files.extend(files::find_sealed(dir)?);
                     }
-                    print::usage_report(&arn, &versions, &files, json);
+                    let resources = Ebs::new(&kms)?.protected_by(&arn)?;
+                    print::usage_report(&arn, &versions, &resources, &files, json);
                 }
-                KeyCommand::ScheduleDeletion { key, days } => {
+                KeyCommand::ScheduleDeletion { key, days, force } => {
+                    refuse_if_in_use(&kms, &key, "scheduling the deletion of", force)?;
                     let m = kms.schedule_key_deletion(&key_ref(&key)?, Some(days))?;
                     print::deletion(&m, json);
                 }

@@ -117,44 +117,75 @@ pub fn key_versions(versions: &[KeyVersion], json: bool) {
     }
 }
 
-/// Per material version of the key `arn`, the files wrapped under it.
+/// Per material version of the key `arn`, the volumes, snapshots and files it protects.
 pub fn usage_report(
     arn: &str,
     versions: &[KeyVersion],
+    resources: &[(String, String)],
     files: &[(std::path::PathBuf, crate::envelope::Header)],
     json: bool,
 ) {
-    let per_version: Vec<(&KeyVersion, Vec<&std::path::Path>)> = versions
+    struct Uses<'a> {
+        version: &'a KeyVersion,
+        volumes: Vec<&'a str>,
+        snapshots: Vec<&'a str>,
+        files: Vec<&'a std::path::Path>,
+    }
+    let per_version: Vec<Uses> = versions
         .iter()
         .map(|v| {
-            let uses = files
-                .iter()
-                .filter(|(_, h)| {
-                    h.wrapped_keys().any(|w| {
-                        w.key_arn == arn && hex::encode(w.material_id) == v.key_material_id
+            let of = |prefix: &str| {
+                resources
+                    .iter()
+                    .filter(|(m, id)| *m == v.key_material_id && id.starts_with(prefix))
+                    .map(|(_, id)| id.as_str())
+                    .collect()
+            };
+            Uses {
+                version: v,
+                volumes: of("vol-"),
+                snapshots: of("snap-"),
+                files: files
+                    .iter()
+                    .filter(|(_, h)| {
+                        h.wrapped_keys().any(|w| {
+                            w.key_arn == arn && hex::encode(w.material_id) == v.key_material_id
+                        })
                     })
-                })
-                .map(|(p, _)| p.as_path())
-                .collect();
-            (v, uses)
+                    .map(|(p, _)| p.as_path())
+                    .collect(),
+            }
         })
         .collect();
     if json {
         let vs: Vec<_> = per_version
             .iter()
-            .map(|(v, f)| json!({"KeyMaterialId": v.key_material_id, "KeyMaterialState": v.key_material_state, "Files": f}))
+            .map(|u| {
+                json!({
+                    "KeyMaterialId": u.version.key_material_id,
+                    "KeyMaterialState": u.version.key_material_state,
+                    "Volumes": u.volumes,
+                    "Snapshots": u.snapshots,
+                    "Files": u.files,
+                })
+            })
             .collect();
         print_json(&json!({"KeyArn": arn, "Versions": vs}));
         return;
     }
-    for (v, f) in per_version {
+    for u in per_version {
         println!(
-            "{}  {:<11}  {} file(s)",
-            v.key_material_id,
-            v.key_material_state,
-            f.len()
+            "{}  {:<11}  {} volume(s)  {} snapshot(s)  {} file(s)",
+            u.version.key_material_id,
+            u.version.key_material_state,
+            u.volumes.len(),
+            u.snapshots.len(),
+            u.files.len()
         );
-        for p in f {
+        for id in u.volumes.iter().chain(&u.snapshots) {
+            println!("    {id}");
+        }
+        for p in u.files {
             println!("    {}", p.display());
         }
     }

@@ -319,6 +319,28 @@ impl<'k> Ebs<'k> {
         self.kms
     }
 
+    /// The volumes and snapshots of this region whose data key `key_arn` wraps: (key material
+    /// id, resource id), for usage reports and for warning before a key is disabled or deleted.
+    pub fn protected_by(&self, key_arn: &str) -> Result<Vec<(String, String)>> {
+        let head = self.region.load_head()?;
+        let under = |l: &Lineage| {
+            l.data_key
+                .as_ref()
+                .filter(|d| d.kms_key_id == key_arn)
+                .map(|d| d.key_material_id.clone())
+        };
+        Ok(head
+            .volumes
+            .values()
+            .filter_map(|v| under(&v.lineage).map(|m| (m, v.volume_id.clone())))
+            .chain(
+                head.snapshots
+                    .values()
+                    .filter_map(|s| under(&s.lineage).map(|m| (m, s.snapshot_id.clone()))),
+            )
+            .collect())
+    }
+
     /// GetEbsEncryptionByDefault.
     pub fn encryption_by_default(&self) -> Result<bool> {
         Ok(self.region.load_head()?.encryption_by_default)
