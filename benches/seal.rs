@@ -10,6 +10,9 @@
 //! - `rewrap/64MiB`: `files::rewrap` of a 64 MiB file to another key, as `cofre rewrap` does it
 //!   (unwrap, re-wrap, new header, payload copied with copy_file_range).
 //!
+//! - `block/seal|open|seal_and_put/<backend>`: one 512 KiB EBS block sealed or opened by
+//!   `LineageCipher`, and sealed then written to a `BlockStore` on /dev/shm.
+//!
 //! Run both backends with `cargo bench --bench seal --features rustcrypto`; the default build
 //! has aws-lc only. Measurement times are short so the whole run takes a few minutes.
 
@@ -268,5 +271,36 @@ fn rewrap(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, chunks, whole_buffer, header, rewrap);
+/// The EBS block store's hot path: one 512 KiB block sealed under a lineage key, opened, and
+/// written as a new content-addressed file (hash, temporary file, rename).
+fn block_store(c: &mut Criterion) {
+    use cofre::ebs::{BlockStore, LineageCipher, BLOCK_SIZE};
+    let dir = tempfile::tempdir_in(scratch_dir()).expect("a scratch folder");
+    let store = BlockStore::new(dir.path().join("blocks"));
+    let plain = pattern(BLOCK_SIZE);
+    let mut group = c.benchmark_group("block");
+    configure(&mut group);
+    group.throughput(Throughput::Bytes(BLOCK_SIZE as u64));
+    for &backend in Backend::ALL {
+        let cipher = LineageCipher::new(backend, SecretKey::random(), "dek-0123456789abcdef0");
+        let mut sealed = Vec::new();
+        group.bench_function(BenchmarkId::new("seal", backend.name()), |b| {
+            b.iter(|| cipher.seal(7, black_box(&plain), &mut sealed))
+        });
+        let mut out = vec![0u8; BLOCK_SIZE];
+        group.bench_function(BenchmarkId::new("open", backend.name()), |b| {
+            b.iter(|| cipher.open(7, black_box(&sealed), &mut out).expect("opens"))
+        });
+        // Every seal draws a new salt, so every put writes a new file.
+        group.bench_function(BenchmarkId::new("seal_and_put", backend.name()), |b| {
+            b.iter(|| {
+                cipher.seal(7, &plain, &mut sealed);
+                store.put(&sealed).expect("writing")
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, chunks, whole_buffer, header, rewrap, block_store);
 criterion_main!(benches);
