@@ -145,11 +145,16 @@ impl Ebs<'_> {
     /// Removes blocks and maps no record uses, and temporary files a crash left. Never removes
     /// a referenced block: it stops if any record's map cannot be read.
     pub fn gc(&self) -> Result<GcReport> {
+        let _removing = self.region.removing()?;
+        self.collect_garbage()
+    }
+
+    /// [`Ebs::gc`] with the exclusive `.gc.lock` already held.
+    pub(crate) fn collect_garbage(&self) -> Result<GcReport> {
         let mut report = GcReport {
             region: self.kms.region().to_string(),
             ..Default::default()
         };
-        let _removing = self.region.removing()?;
         let _lock = self.region.lock()?;
         let head = self.region.load_head()?;
         let live_maps = head.referenced_maps();

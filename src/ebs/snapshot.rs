@@ -123,18 +123,17 @@ impl Ebs<'_> {
             .collect()
     }
 
-    /// DeleteSnapshot: the record goes, and the blocks nothing else uses.
+    /// DeleteSnapshot: the record goes, then every block nothing uses any more.
     pub fn delete_snapshot(&self, id: &str) -> Result<()> {
         super::check_id(id, "snap-", "snapshot")?;
         let _removing = self.region.removing()?;
-        let (head, gone) = self.region.update(|h| {
-            let r = h
-                .snapshots
+        self.region.update(|h| {
+            h.snapshots
                 .remove(id)
-                .ok_or_else(|| not_found("snapshot", id, self.kms.region()))?;
-            Ok((h.clone(), r.map))
+                .map(drop)
+                .ok_or_else(|| not_found("snapshot", id, self.kms.region()))
         })?;
-        self.free_unreferenced(&head, &gone)
+        self.collect_garbage().map(drop)
     }
 
     /// ListChangedBlocks: block indexes whose data differs between two snapshots of one

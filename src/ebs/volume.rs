@@ -351,18 +351,18 @@ impl Ebs<'_> {
             .collect()
     }
 
-    /// DeleteVolume: the record goes, and the blocks no snapshot or other volume uses.
+    /// DeleteVolume: the record goes, then every block nothing uses any more (including any
+    /// an interrupted command left behind).
     pub fn delete_volume(&self, id: &str) -> Result<()> {
         super::check_id(id, "vol-", "volume")?;
         let _removing = self.region.removing()?;
-        let (head, gone) = self.region.update(|h| {
-            let r = h
-                .volumes
+        self.region.update(|h| {
+            h.volumes
                 .remove(id)
-                .ok_or_else(|| not_found("volume", id, self.kms.region()))?;
-            Ok((h.clone(), r.map))
+                .map(drop)
+                .ok_or_else(|| not_found("volume", id, self.kms.region()))
         })?;
-        self.free_unreferenced(&head, &gone)
+        self.collect_garbage().map(drop)
     }
 
     /// Reads `length` bytes at `offset` of volume `id` into `out`.
@@ -530,31 +530,6 @@ impl Ebs<'_> {
                 },
             )?;
         out.commit()
-    }
-
-    /// Removes the blocks of map `gone` (and the map) that nothing in `head` uses any more.
-    /// Call with [`super::RegionEbs::removing`] held.
-    pub(crate) fn free_unreferenced(&self, head: &Head, gone: &str) -> Result<()> {
-        let live = head.referenced_maps();
-        if live.contains(gone) {
-            return Ok(());
-        }
-        let map = match self.region.load_map(gone) {
-            Ok(m) => m,
-            // Already freed by an earlier run cut short: gc will finish.
-            Err(Error::StoreCorrupt(_)) => return Ok(()),
-            Err(e) => return Err(e),
-        };
-        let mut used = std::collections::HashSet::new();
-        for m in &live {
-            used.extend(self.region.load_map(m)?.blocks.into_values());
-        }
-        for h in map.blocks.values().filter(|h| !used.contains(*h)) {
-            self.region.blocks.remove(h)?;
-        }
-        let mut h = [0u8; 32];
-        hex::decode_to_slice(gone, &mut h).expect("checked when loaded");
-        self.region.maps.remove(&h)
     }
 }
 
