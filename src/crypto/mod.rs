@@ -10,8 +10,11 @@
 
 #[cfg(feature = "aws-lc")]
 mod aws_lc;
+mod rsa;
 #[cfg(feature = "rustcrypto")]
 mod rust_crypto;
+
+pub use self::rsa::{OaepHash, RsaPrivateKey};
 
 #[cfg(not(any(feature = "aws-lc", feature = "rustcrypto")))]
 compile_error!("cofre needs a crypto backend: enable feature `aws-lc` (default) or `rustcrypto`");

