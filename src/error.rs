@@ -42,6 +42,9 @@ pub enum KmsCode {
     TagException,
     UnsupportedOperationException,
     AccessDeniedException,
+    InvalidImportTokenException,
+    ExpiredImportTokenException,
+    IncorrectKeyMaterialException,
 }
 
 impl fmt::Display for KmsCode {
@@ -147,7 +150,10 @@ impl Error {
                 | KmsCode::ValidationException
                 | KmsCode::TagException
                 | KmsCode::AlreadyExistsException
-                | KmsCode::LimitExceededException => ExitCode::Usage,
+                | KmsCode::LimitExceededException
+                | KmsCode::InvalidImportTokenException
+                | KmsCode::ExpiredImportTokenException
+                | KmsCode::IncorrectKeyMaterialException => ExitCode::Usage,
                 KmsCode::InvalidCiphertextException => ExitCode::Integrity,
                 _ => ExitCode::Access,
             },

@@ -128,6 +128,48 @@ pub enum KeyCommand {
         /// A multi-Region primary key (mrk- id) that can be replicated to other regions
         #[arg(long)]
         multi_region: bool,
+        /// Where the key material comes from: AWS_KMS (made by cofre) or EXTERNAL (imported
+        /// with `key import-params` and `key import`)
+        #[arg(long, value_enum, default_value = "AWS_KMS")]
+        origin: crate::keyring::Origin,
+    },
+    /// Write the wrapping public key (DER) and an import token (valid 24 hours) for a key
+    /// created with --origin EXTERNAL
+    ImportParams {
+        /// Key id or key ARN
+        key: String,
+        #[arg(long, value_enum, default_value = "RSA_2048")]
+        wrapping_spec: crate::kms::WrappingKeySpec,
+        #[arg(long, value_enum, default_value = "RSAES_OAEP_SHA_256")]
+        wrapping_algorithm: crate::kms::WrappingAlgorithm,
+        /// Folder for WrappingPublicKey.bin and ImportToken.bin
+        #[arg(long, value_name = "DIR")]
+        out_dir: PathBuf,
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// Import key material wrapped with the public key from `key import-params`
+    #[command(group(clap::ArgGroup::new("expiry").required(true).args(["valid_to", "no_expiry"])))]
+    Import {
+        /// Key id or key ARN
+        key: String,
+        /// The wrapped key material
+        #[arg(long, value_name = "FILE")]
+        material: PathBuf,
+        /// The import token
+        #[arg(long, value_name = "FILE")]
+        token: PathBuf,
+        /// When the material expires (RFC 3339, at most 365 days ahead)
+        #[arg(long, value_name = "TIME")]
+        valid_to: Option<String>,
+        /// The material never expires
+        #[arg(long)]
+        no_expiry: bool,
+    },
+    /// Delete imported key material now; the key waits in PendingImport for the same material
+    DeleteMaterial {
+        /// Key id or key ARN
+        key: String,
     },
     /// Copy a multi-Region key into another region: same id, same material, every version
     Replicate {

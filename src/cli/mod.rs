@@ -136,6 +136,7 @@ fn dispatch(cli: Cli) -> Result<()> {
                     description,
                     tags,
                     multi_region,
+                    origin,
                 } => {
                     let tags = tags
                         .iter()
@@ -155,8 +156,56 @@ fn dispatch(cli: Cli) -> Result<()> {
                         tags,
                         alias,
                         multi_region,
+                        origin,
                     })?;
                     print::key_created(&m, json);
+                }
+                KeyCommand::ImportParams {
+                    key,
+                    wrapping_spec,
+                    wrapping_algorithm,
+                    out_dir,
+                    force,
+                } => {
+                    let p = kms.get_parameters_for_import(
+                        &key_ref(&key)?,
+                        wrapping_algorithm,
+                        wrapping_spec,
+                    )?;
+                    crate::store::create_dir(&out_dir)?;
+                    let public = out_dir.join("WrappingPublicKey.bin");
+                    let token = out_dir.join("ImportToken.bin");
+                    for path in [&public, &token] {
+                        if !force && path.exists() {
+                            return Err(Error::OutputExists(path.clone()));
+                        }
+                    }
+                    crate::store::write_atomic(&public, &p.public_key, 0o644)?;
+                    crate::store::write_atomic(&token, &p.import_token, 0o600)?;
+                    print::import_parameters(&p, &public, &token, json);
+                }
+                KeyCommand::Import {
+                    key,
+                    material,
+                    token,
+                    valid_to,
+                    no_expiry: _,
+                } => {
+                    let valid_to = valid_to
+                        .as_deref()
+                        .map(crate::store::parse_time)
+                        .transpose()?;
+                    let m = kms.import_key_material(
+                        &key_ref(&key)?,
+                        &crate::store::read(&token)?,
+                        &crate::store::read(&material)?,
+                        valid_to,
+                    )?;
+                    print::key_state(&m, json);
+                }
+                KeyCommand::DeleteMaterial { key } => {
+                    let m = kms.delete_imported_key_material(&key_ref(&key)?)?;
+                    print::key_state(&m, json);
                 }
                 KeyCommand::List => print::key_list(&kms.list_keys()?, json),
                 KeyCommand::Describe { key } => {

@@ -33,6 +33,26 @@ pub fn key_created(m: &KeyMetadata, json: bool) {
     }
 }
 
+pub fn import_parameters(
+    p: &crate::kms::ImportParameters,
+    public: &std::path::Path,
+    token: &std::path::Path,
+    json: bool,
+) {
+    if json {
+        print_json(&json!({
+            "KeyId": p.key_id,
+            "ParametersValidTo": p.parameters_valid_to,
+            "PublicKeyFile": public,
+            "ImportTokenFile": token,
+        }));
+    } else {
+        println!("{}", public.display());
+        println!("{}", token.display());
+        println!("valid to {}", p.parameters_valid_to);
+    }
+}
+
 pub fn key_metadata(m: &KeyMetadata, json: bool) {
     if json {
         print_json(&json!({ "KeyMetadata": m }));

@@ -39,9 +39,11 @@ pub enum KeyUsage {
 }
 
 /// KMS `Origin`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[clap(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Origin {
+    #[default]
     AwsKms,
     External,
 }
@@ -74,6 +76,12 @@ pub struct KeyMetadata {
     /// The waiting period chosen for a pending deletion.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_deletion_window_in_days: Option<u32>,
+    /// For imported material: KEY_MATERIAL_EXPIRES or KEY_MATERIAL_DOES_NOT_EXPIRE.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiration_model: Option<String>,
+    /// When imported material expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_to: Option<String>,
     /// For multi-Region keys: this key's role and its related keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub multi_region_configuration: Option<MultiRegionConfiguration>,

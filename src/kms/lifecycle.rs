@@ -170,7 +170,7 @@ impl Kms {
                 && r.rotation.enabled
                 && m.key_state == KeyState::Enabled
                 && parse(&r.rotation.next_rotation_date).is_some_and(|d| d <= now);
-            deletion || rotation
+            deletion || rotation || super::import::material_expired(r, now)
         };
         // Replicas are always checked against their primary: that repairs a sync cut short.
         if !store.list_keys()?.iter().any(|r| due(r) || is_replica(r)) {
@@ -182,6 +182,9 @@ impl Kms {
             for mut record in store.list_keys()? {
                 if record.key_metadata.key_state == KeyState::PendingDeletion && due(&record) {
                     destroy(store, &record)?;
+                } else if super::import::material_expired(&record, now) {
+                    super::import::drop_material(&mut record);
+                    store.save_key(&record)?;
                 } else if self.pull_from_primary(&mut record)? {
                     store.save_key(&record)?;
                 } else if self.rotate_overdue(&mut record, now, false) {
@@ -331,7 +334,12 @@ impl Kms {
         }
         m.deletion_date = None;
         m.pending_deletion_window_in_days = None;
-        record.set_state(KeyState::Disabled);
+        // Back to Disabled; an imported key without its material waits for it again.
+        record.set_state(if record.materials.is_empty() {
+            KeyState::PendingImport
+        } else {
+            KeyState::Disabled
+        });
         store.save_key(&record)?;
         Ok(record.key_metadata)
     }

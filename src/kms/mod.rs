@@ -6,10 +6,12 @@
 //! [`MasterKey`] version after those checks.
 
 mod aws_managed;
+mod import;
 mod keyref;
 mod lifecycle;
 mod multi_region;
 
+pub use import::{ImportParameters, WrappingAlgorithm, WrappingKeySpec};
 pub use keyref::{alias_arn, is_key_id, key_arn, KeyRef};
 pub use lifecycle::{KeyRotationStatus, KeyVersion};
 
@@ -36,6 +38,9 @@ pub struct CreateKeyRequest {
     pub alias: Option<String>,
     /// A multi-Region primary key (`mrk-` id), replicable to other regions.
     pub multi_region: bool,
+    /// AWS_KMS (material made by cofre) or EXTERNAL (imported later; the key starts in
+    /// PendingImport).
+    pub origin: Origin,
 }
 
 /// A KMS endpoint for one region of a home.
@@ -120,13 +125,26 @@ impl Kms {
         if let Some(a) = &req.alias {
             validate_alias_name(a)?;
         }
+        if req.origin == Origin::External && req.multi_region {
+            return Err(Error::kms(
+                KmsCode::UnsupportedOperationException,
+                "cofre does not import material into multi-Region keys yet; create a single-Region key with --origin EXTERNAL",
+            ));
+        }
         let store = self.store()?;
-        let record = self.new_record(
+        let mut record = self.new_record(
             &req.description,
             &req.tags,
             KeyManager::Customer,
             req.multi_region,
         );
+        if req.origin == Origin::External {
+            // No material until it is imported.
+            record.materials.clear();
+            record.key_metadata.current_key_material_id = String::new();
+            record.key_metadata.origin = Origin::External;
+            record.set_state(KeyState::PendingImport);
+        }
         self.insert_key(&store, record, req.alias.as_deref())
     }
 
@@ -167,6 +185,8 @@ impl Kms {
                 current_key_material_id: version.key_material_id.clone(),
                 deletion_date: None,
                 pending_deletion_window_in_days: None,
+                expiration_model: None,
+                valid_to: None,
                 multi_region_configuration: multi_region.then(|| MultiRegionConfiguration {
                     multi_region_key_type: MultiRegionKeyType::Primary,
                     primary_key: RegionalKey {
