@@ -698,13 +698,29 @@ fn usage_report_lists_volumes_and_snapshots_and_disable_needs_force_while_they_d
     let key = h.ok(T0, &["key", "create"]);
     let vol = h.ok(
         T0,
-        &["volume", "create", "--size", "1", "--encrypted", "--kms-key", &key],
+        &[
+            "volume",
+            "create",
+            "--size",
+            "1",
+            "--encrypted",
+            "--kms-key",
+            &key,
+        ],
     );
     let snap = h.ok(T0, &["snapshot", "create", &vol]);
     h.ok(T0, &["key", "rotate", &key]);
     let vol2 = h.ok(
         T0,
-        &["volume", "create", "--size", "1", "--encrypted", "--kms-key", &key],
+        &[
+            "volume",
+            "create",
+            "--size",
+            "1",
+            "--encrypted",
+            "--kms-key",
+            &key,
+        ],
     );
     let r = h.json(T0, &["key", "usage-report", &key]);
     let v = r["Versions"].as_array().unwrap();
@@ -715,7 +731,12 @@ fn usage_report_lists_volumes_and_snapshots_and_disable_needs_force_while_they_d
     assert_eq!(v[1]["Snapshots"], serde_json::json!([]));
 
     // Something depends on the key: disabling or deleting it needs --force.
-    h.fails(T0, &["key", "disable", &key], 2, &["3 volume(s)", "--force"]);
+    h.fails(
+        T0,
+        &["key", "disable", &key],
+        2,
+        &["3 volume(s)", "--force"],
+    );
     h.fails(
         T0,
         &["key", "schedule-deletion", &key, "--days", "7"],
@@ -735,7 +756,10 @@ fn usage_report_lists_volumes_and_snapshots_and_disable_needs_force_while_they_d
         &["DisabledException"],
     );
     h.ok(T0, &["key", "enable", &key]);
-    h.ok(T0, &["volume", "read", &vol, "--offset", "0", "--length", "1"]);
+    h.ok(
+        T0,
+        &["volume", "read", &vol, "--offset", "0", "--length", "1"],
+    );
     // A key nothing depends on needs no --force.
     let free = h.ok(T0, &["key", "create"]);
     h.ok(T0, &["key", "disable", &free]);

@@ -91,7 +91,7 @@ impl Backend {
     ) -> Result<Zeroizing<Vec<u8>>, AuthError> {
         // RFC 5649: at least two 64-bit blocks, whole blocks only (checked here: aes-kw 0.2
         // panics on shorter input).
-        if wrapped.len() < 16 || wrapped.len() % 8 != 0 {
+        if wrapped.len() < 16 || !wrapped.len().is_multiple_of(8) {
             return Err(AuthError);
         }
         match self {
