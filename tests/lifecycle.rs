@@ -603,13 +603,6 @@ fn replicas_follow_the_primary_and_repair_after_a_crash() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    // A primary with replicas is not deleted from under them.
-    h.fails(
-        t2,
-        &["key", "schedule-deletion", &key],
-        ACCESS,
-        &["KMSInvalidStateException", "eu-west-1"],
-    );
     // A primary pending deletion is not replicated.
     let lone = h.ok(t2, &["key", "create", "--multi-region"]);
     h.ok(t2, &["key", "schedule-deletion", &lone]);
@@ -763,4 +756,70 @@ fn usage_report_lists_volumes_and_snapshots_and_disable_needs_force_while_they_d
     // A key nothing depends on needs no --force.
     let free = h.ok(T0, &["key", "create"]);
     h.ok(T0, &["key", "disable", &free]);
+}
+
+#[test]
+fn a_primary_with_replicas_waits_in_pending_replica_deletion() {
+    let h = Home::new();
+    let key = h.ok(T0, &["key", "create", "--multi-region"]);
+    h.ok(T0, &["key", "replicate", &key, "--to", "eu-west-1"]);
+    let sealed = seal(&h, T0, &key, "f");
+    let m = h.json(T0, &["key", "schedule-deletion", &key, "--days", "7"]);
+    let state = |now: &str, args: &[&str]| {
+        h.json(now, &[args, &["key", "describe", &key]].concat())["KeyMetadata"].clone()
+    };
+    let primary = state(T0, &[]);
+    assert_eq!(primary["KeyState"], "PendingReplicaDeletion", "{m}");
+    assert!(primary.get("DeletionDate").is_none(), "{primary}");
+    // Unusable while it waits, with the KMS error name; the replica still works.
+    h.fails(
+        T0,
+        &["decrypt", sealed.to_str().unwrap()],
+        ACCESS,
+        &["KMSInvalidStateException"],
+    );
+    h.fails(
+        T0,
+        &["key", "enable", &key],
+        ACCESS,
+        &["KMSInvalidStateException"],
+    );
+    h.ok(T0, &eu(&["decrypt", sealed.to_str().unwrap()]));
+    // A year later it still waits: its window starts only when the replica is gone.
+    let later = "2027-01-01T00:00:00Z";
+    assert_eq!(state(later, &[])["KeyState"], "PendingReplicaDeletion");
+    h.ok(
+        later,
+        &eu(&["key", "schedule-deletion", &key, "--days", "7"]),
+    );
+    let replica_gone = "2027-01-09T00:00:00Z";
+    h.fails(
+        replica_gone,
+        &eu(&["key", "describe", &key]),
+        ACCESS,
+        &["NotFoundException", "deleted"],
+    );
+    let primary = state(replica_gone, &[]);
+    assert_eq!(primary["KeyState"], "PendingDeletion");
+    assert_eq!(primary["DeletionDate"], "2027-01-16T00:00:00Z");
+    assert!(primary["MultiRegionConfiguration"]["ReplicaKeys"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    h.fails(
+        "2027-01-17T00:00:00Z",
+        &["key", "describe", &key],
+        ACCESS,
+        &["NotFoundException", "deleted"],
+    );
+
+    // Cancelling while it waits brings it back Disabled.
+    let other = h.ok(T0, &["key", "create", "--multi-region"]);
+    h.ok(T0, &["key", "replicate", &other, "--to", "eu-west-1"]);
+    h.ok(T0, &["key", "schedule-deletion", &other]);
+    h.ok(T0, &["key", "cancel-deletion", &other]);
+    assert_eq!(
+        h.json(T0, &["key", "describe", &other])["KeyMetadata"]["KeyState"],
+        "Disabled"
+    );
 }

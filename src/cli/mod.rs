@@ -504,6 +504,16 @@ fn dispatch(cli: Cli) -> Result<()> {
                     report.region
                 )));
             }
+            if !report.unauthenticated.is_empty() {
+                return Err(Error::kms(
+                    crate::KmsCode::DisabledException,
+                    format!(
+                        "{} lineages of {} were checked against their hashes only: their KMS key cannot be used now; enable it and run verify again to authenticate their blocks",
+                        report.unauthenticated.len(),
+                        report.region
+                    ),
+                ));
+            }
         }
         Command::Gc => {
             let kms = open_kms(cli.home, cli.region)?;

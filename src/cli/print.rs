@@ -464,6 +464,9 @@ pub fn verify(r: &VerifyReport, json: bool) {
     for p in &r.problems {
         println!("PROBLEM  {p}");
     }
+    for u in &r.unauthenticated {
+        println!("HASH ONLY  {u}");
+    }
     println!(
         "{}: {} volumes, {} snapshots, {} blocks checked, {} problems, {} orphans, {} temporary files{}",
         r.region,

@@ -20,6 +20,9 @@ pub struct VerifyReport {
     pub blocks_checked: u64,
     /// Problems, one line each; empty means the region is sound.
     pub problems: Vec<String>,
+    /// Lineages whose blocks were checked against their hashes only, because their KMS key
+    /// cannot be used now (disabled, pending deletion…): not damage, but not fully verified.
+    pub unauthenticated: Vec<String>,
     /// Blocks and maps no record uses (left by an interrupted command; `cofre gc` removes them).
     pub orphans: u64,
     /// Temporary files left by an interrupted command (`cofre gc` removes them).
@@ -81,18 +84,24 @@ impl Ebs<'_> {
                     }
                 }
             }
-            lineages
-                .entry(lineage.id.clone())
-                .or_insert_with(|| match self.open_lineage(lineage) {
+            lineages.entry(lineage.id.clone()).or_insert_with(|| {
+                match self.open_lineage(lineage) {
                     Ok(o) => Some(o),
+                    Err(e @ crate::Error::Kms { .. }) => {
+                        report
+                            .unauthenticated
+                            .push(format!("{name} (lineage {}): {e}", lineage.id));
+                        None
+                    }
                     Err(e) => {
                         report.problems.push(format!(
-                            "{name}: cannot open the data key of lineage {} to authenticate its blocks: {e}",
+                            "{name}: the data key of lineage {} does not open: {e}",
                             lineage.id
                         ));
                         None
                     }
-                });
+                }
+            });
             for (i, h) in &maps[map].blocks {
                 work.entry((lineage.id.clone(), *i, *h))
                     .or_insert_with(|| name.clone());

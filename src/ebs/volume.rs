@@ -289,9 +289,10 @@ impl Ebs<'_> {
             .map_init(
                 || (Vec::new(), vec![0u8; SALT_LEN + BLOCK_SIZE]),
                 |(stored, buf), (&i, h)| -> Result<(u64, BlockHash)> {
+                    // The previous block's seal left its tag at the end.
+                    buf.truncate(SALT_LEN + BLOCK_SIZE);
                     read_block(src, from, i, Some(h), stored, &mut buf[SALT_LEN..])?;
                     progress.inc(BLOCK_SIZE as u64);
-                    buf.truncate(SALT_LEN + BLOCK_SIZE);
                     let (h, _) = match &to.cipher {
                         Some(c) => {
                             c.seal_stored(i, buf);
@@ -409,6 +410,14 @@ impl Ebs<'_> {
     /// read, changed and sealed again). The volume changes all at once when the input ends; a
     /// failure before leaves it as it was. Returns the bytes written.
     pub fn write_volume(&self, id: &str, offset: u64, input: &mut dyn Read) -> Result<u64> {
+        let written = self.write_volume_locked(id, offset, input)?;
+        // The blocks and map this write replaced, unless a snapshot still names them.
+        let _removing = self.region.removing()?;
+        self.collect_garbage()?;
+        Ok(written)
+    }
+
+    fn write_volume_locked(&self, id: &str, offset: u64, input: &mut dyn Read) -> Result<u64> {
         super::check_id(id, "vol-", "volume")?;
         let _writing = self.region.writing()?;
         let _lock = self.region.lock()?;

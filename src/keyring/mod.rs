@@ -201,16 +201,14 @@ impl Home {
         };
         let _guard = store::lock(&self.root.join(".lock"))?;
         let current = self.region_dir(region);
+        // Keys, aliases, deleted-key records, or an EBS head or blocks (lock files are not data).
         let holds_data = |d: &Path| {
-            std::fs::read_dir(d).is_ok_and(|mut e| {
-                e.any(|e| {
-                    e.is_ok_and(|e| {
-                        let n = e.file_name();
-                        (n == "keys" || n == "ebs" || n == "aliases.json")
-                            && std::fs::read_dir(e.path()).map_or(true, |mut i| i.next().is_some())
-                    })
-                })
-            })
+            let nonempty = |p: PathBuf| std::fs::read_dir(p).is_ok_and(|mut i| i.next().is_some());
+            nonempty(d.join("keys"))
+                || nonempty(d.join("deleted"))
+                || d.join("aliases.json").exists()
+                || d.join("ebs/head").exists()
+                || nonempty(d.join("ebs/blocks"))
         };
         if current != target && holds_data(&current) && !holds_data(&target) {
             return Err(Error::usage(format!(

@@ -170,7 +170,8 @@ impl Kms {
                 && r.rotation.enabled
                 && m.key_state == KeyState::Enabled
                 && parse(&r.rotation.next_rotation_date).is_some_and(|d| d <= now);
-            deletion || rotation || super::import::material_expired(r, now)
+            let waiting = m.key_state == KeyState::PendingReplicaDeletion;
+            deletion || rotation || waiting || super::import::material_expired(r, now)
         };
         // Replicas are always checked against their primary: that repairs a sync cut short.
         if !store.list_keys()?.iter().any(|r| due(r) || is_replica(r)) {
@@ -182,6 +183,16 @@ impl Kms {
             for mut record in store.list_keys()? {
                 if record.key_metadata.key_state == KeyState::PendingDeletion && due(&record) {
                     destroy(store, &record)?;
+                } else if record.key_metadata.key_state == KeyState::PendingReplicaDeletion {
+                    // The last replica gone: the primary's own waiting period starts now.
+                    if self.prune_replicas(&mut record)? && !has_replicas(&record) {
+                        let window = record.key_metadata.pending_deletion_window_in_days;
+                        record.key_metadata.deletion_date = Some(store::format_time(
+                            now + days(window.unwrap_or(DELETION_WINDOW_DAYS.2)),
+                        ));
+                        record.set_state(KeyState::PendingDeletion);
+                    }
+                    store.save_key(&record)?;
                 } else if super::import::material_expired(&record, now) {
                     super::import::drop_material(&mut record);
                     store.save_key(&record)?;
@@ -297,25 +308,24 @@ impl Kms {
         let mut record = self.resolve(&store, key, false)?;
         super::aws_managed::customer_managed_only(&record)?;
         let m = &mut record.key_metadata;
-        if m.key_state == KeyState::PendingDeletion {
+        if matches!(
+            m.key_state,
+            KeyState::PendingDeletion | KeyState::PendingReplicaDeletion
+        ) {
             return Err(invalid_state(&m.arn, m.key_state));
         }
-        if let Some(c) = m.multi_region_configuration.as_ref().filter(|c| {
-            c.multi_region_key_type == MultiRegionKeyType::Primary && !c.replica_keys.is_empty()
-        }) {
-            let regions: Vec<&str> = c.replica_keys.iter().map(|r| r.region.as_str()).collect();
-            return Err(Error::kms(
-                KmsCode::KMSInvalidStateException,
-                format!(
-                    "{} is a multi-Region primary with replicas in {}; delete the replicas first, or make one of them primary",
-                    m.arn,
-                    regions.join(", ")
-                ),
-            ));
-        }
-        m.deletion_date = Some(store::format_time(store::now() + days(window)));
         m.pending_deletion_window_in_days = Some(window);
-        record.set_state(KeyState::PendingDeletion);
+        self.prune_replicas(&mut record)?;
+        if has_replicas(&record) {
+            // A primary waits, with no date, until its last replica is deleted; then its own
+            // waiting period starts.
+            record.key_metadata.deletion_date = None;
+            record.set_state(KeyState::PendingReplicaDeletion);
+        } else {
+            record.key_metadata.deletion_date =
+                Some(store::format_time(store::now() + days(window)));
+            record.set_state(KeyState::PendingDeletion);
+        }
         store.save_key(&record)?;
         Ok(record.key_metadata)
     }
@@ -326,7 +336,10 @@ impl Kms {
         let _lock = store.lock()?;
         let mut record = self.resolve(&store, key, false)?;
         let m = &mut record.key_metadata;
-        if m.key_state != KeyState::PendingDeletion {
+        if !matches!(
+            m.key_state,
+            KeyState::PendingDeletion | KeyState::PendingReplicaDeletion
+        ) {
             return Err(Error::kms(
                 KmsCode::KMSInvalidStateException,
                 format!("{} is not pending deletion", m.arn),
@@ -343,6 +356,16 @@ impl Kms {
         store.save_key(&record)?;
         Ok(record.key_metadata)
     }
+}
+
+fn has_replicas(record: &KeyRecord) -> bool {
+    record
+        .key_metadata
+        .multi_region_configuration
+        .as_ref()
+        .is_some_and(|c| {
+            c.multi_region_key_type == MultiRegionKeyType::Primary && !c.replica_keys.is_empty()
+        })
 }
 
 fn is_replica(record: &KeyRecord) -> bool {

@@ -177,6 +177,31 @@ impl Kms {
         Ok(changed)
     }
 
+    /// Drops from a primary's replica list the replicas that have been deleted (their region
+    /// no longer holds the key). Returns whether any were dropped. Reads other regions without
+    /// their locks: a replica's existence is all it looks at.
+    pub(super) fn prune_replicas(&self, primary: &mut KeyRecord) -> Result<bool> {
+        let id = primary.key_metadata.key_id.clone();
+        let Some(c) = primary
+            .key_metadata
+            .multi_region_configuration
+            .as_mut()
+            .filter(|c| c.multi_region_key_type == MultiRegionKeyType::Primary)
+        else {
+            return Ok(false);
+        };
+        let before = c.replica_keys.len();
+        let mut kept = Vec::new();
+        for r in c.replica_keys.drain(..) {
+            let s = self.home.region(&Region::new(&r.region)?)?;
+            if s.load_key(&id)?.is_some() {
+                kept.push(r);
+            }
+        }
+        c.replica_keys = kept;
+        Ok(c.replica_keys.len() != before)
+    }
+
     /// Pushes a primary's versions and rotation settings to every replica, one region lock at
     /// a time. Callers must not hold any region lock.
     pub(super) fn sync_replicas(&self, primary: &KeyRecord) -> Result<()> {
