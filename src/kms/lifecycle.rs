@@ -162,10 +162,14 @@ impl Kms {
     /// Carries out the rotations and deletions due in the region. Called once per [`Kms`].
     pub(super) fn carry_out_due(&self, store: &RegionStore<'_>) -> Result<()> {
         let now = store::now();
+        let deletion_due = |r: &KeyRecord| {
+            let m = &r.key_metadata;
+            m.key_state == KeyState::PendingDeletion
+                && parse(&m.deletion_date).is_some_and(|d| d <= now)
+        };
         let due = |r: &KeyRecord| {
             let m = &r.key_metadata;
-            let deletion = m.key_state == KeyState::PendingDeletion
-                && parse(&m.deletion_date).is_some_and(|d| d <= now);
+            let deletion = deletion_due(r);
             let rotation = !is_replica(r)
                 && r.rotation.enabled
                 && m.key_state == KeyState::Enabled
@@ -181,7 +185,7 @@ impl Kms {
         {
             let _lock = store.lock()?;
             for mut record in store.list_keys()? {
-                if record.key_metadata.key_state == KeyState::PendingDeletion && due(&record) {
+                if deletion_due(&record) {
                     destroy(store, &record)?;
                 } else if record.key_metadata.key_state == KeyState::PendingReplicaDeletion {
                     // The last replica gone: the primary's own waiting period starts now.
