@@ -823,3 +823,54 @@ fn a_primary_with_replicas_waits_in_pending_replica_deletion() {
         "Disabled"
     );
 }
+
+#[test]
+fn an_update_primary_region_cut_short_is_finished_by_the_next_request() {
+    let h = Home::new();
+    let key = h.ok(T0, &["key", "create", "--multi-region"]);
+    h.ok(T0, &["key", "replicate", &key, "--to", "eu-west-1"]);
+    h.ok(T0, &["key", "replicate", &key, "--to", "ap-south-1"]);
+    let file = |r: &str| h.path(&format!("home/regions/{r}/keys/{key}.json"));
+    let (us_before, ap_before) = (
+        std::fs::read(file("us-east-1")).unwrap(),
+        std::fs::read(file("ap-south-1")).unwrap(),
+    );
+    h.ok(
+        T0,
+        &["key", "update-primary-region", &key, "--to", "eu-west-1"],
+    );
+    // A crash right after the new primary was written: the old primary and the other replica
+    // never learnt of the move.
+    std::fs::write(file("us-east-1"), us_before).unwrap();
+    std::fs::write(file("ap-south-1"), ap_before).unwrap();
+    let role = |args: &[&str]| {
+        h.json(T0, &[args, &["key", "describe", &key]].concat())["KeyMetadata"]
+            ["MultiRegionConfiguration"]
+            .clone()
+    };
+    // Whichever region is opened next, the roles come out as the move left them.
+    let ap = role(&["--region", "ap-south-1"]);
+    assert_eq!(ap["MultiRegionKeyType"], "REPLICA", "{ap}");
+    assert_eq!(ap["PrimaryKey"]["Region"], "eu-west-1", "{ap}");
+    let us = role(&[]);
+    assert_eq!(us["MultiRegionKeyType"], "REPLICA", "{us}");
+    assert_eq!(us["PrimaryKey"]["Region"], "eu-west-1", "{us}");
+    let eu_ = role(&EU);
+    assert_eq!(eu_["MultiRegionKeyType"], "PRIMARY", "{eu_}");
+    // And the key set works as one: rotation on the new primary reaches both replicas.
+    h.ok(T0, &eu(&["key", "rotate", &key]));
+    let n = |args: &[&str]| {
+        h.json(T0, &[args, &["key", "rotations", &key]].concat())["Rotations"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    assert_eq!(n(&[]), 2);
+    assert_eq!(n(&["--region", "ap-south-1"]), 2);
+    h.fails(
+        T0,
+        &["key", "rotate", &key],
+        ACCESS,
+        &["UnsupportedOperationException", "eu-west-1"],
+    );
+}

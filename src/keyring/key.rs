@@ -178,6 +178,15 @@ pub struct KeyRecord {
     /// Automatic and on-demand rotation.
     #[serde(default)]
     pub rotation: Rotation,
+    /// For multi-Region keys: how many times the primary has moved. Every key of the set
+    /// written by one UpdatePrimaryRegion gets the same new value, so after a crash midway the
+    /// higher value tells which roles are current.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub primary_epoch: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// What stays of a key after its deletion: `regions/<region>/deleted/<key-id>.json`, so that

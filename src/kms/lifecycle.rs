@@ -178,7 +178,11 @@ impl Kms {
             deletion || rotation || waiting || super::import::material_expired(r, now)
         };
         // Replicas are always checked against their primary: that repairs a sync cut short.
-        if !store.list_keys()?.iter().any(|r| due(r) || is_replica(r)) {
+        if !store
+            .list_keys()?
+            .iter()
+            .any(|r| due(r) || is_replica(r) || has_replicas(r))
+        {
             return Ok(());
         }
         let mut rotated = Vec::new();
@@ -200,11 +204,14 @@ impl Kms {
                 } else if super::import::material_expired(&record, now) {
                     super::import::drop_material(&mut record);
                     store.save_key(&record)?;
-                } else if self.pull_from_primary(&mut record)? {
-                    store.save_key(&record)?;
-                } else if self.rotate_overdue(&mut record, now, false) {
-                    store.save_key(&record)?;
-                    rotated.push(record);
+                } else {
+                    let repaired = self.repair_roles(&mut record)?;
+                    if self.pull_from_primary(&mut record)? || repaired {
+                        store.save_key(&record)?;
+                    } else if self.rotate_overdue(&mut record, now, false) {
+                        store.save_key(&record)?;
+                        rotated.push(record);
+                    }
                 }
             }
         }

@@ -199,6 +199,7 @@ impl Kms {
             tags: tags.to_vec(),
             materials: vec![version],
             rotation: Default::default(),
+            primary_epoch: 0,
         }
     }
 

@@ -121,6 +121,7 @@ impl Kms {
                 tags: Vec::new(),
                 materials,
                 rotation: primary.rotation.clone(),
+                primary_epoch: primary.primary_epoch,
             };
             replica.set_state(KeyState::Enabled);
             target.save_key(&replica)?;
@@ -175,6 +176,62 @@ impl Kms {
             changed = true;
         }
         Ok(changed)
+    }
+
+    /// Finishes an UpdatePrimaryRegion a crash cut short, from this key's side. It walks the
+    /// key set (every region any record of it names) and finds the key that claims to be
+    /// primary at the latest epoch; if that is newer than what this record knows, this record
+    /// becomes its replica. Returns whether the record changed.
+    pub(super) fn repair_roles(&self, record: &mut KeyRecord) -> Result<bool> {
+        let id = record.key_metadata.key_id.clone();
+        if record.key_metadata.multi_region_configuration.is_none() {
+            return Ok(false);
+        }
+        let named = |r: &KeyRecord| -> Vec<String> {
+            r.key_metadata
+                .multi_region_configuration
+                .iter()
+                .flat_map(|c| {
+                    std::iter::once(c.primary_key.region.clone())
+                        .chain(c.replica_keys.iter().map(|k| k.region.clone()))
+                })
+                .collect()
+        };
+        let mut todo = named(record);
+        let mut seen = std::collections::BTreeSet::new();
+        let mut best: Option<KeyRecord> = None;
+        while let Some(region) = todo.pop() {
+            if region == self.region.as_str() || !seen.insert(region.clone()) {
+                continue;
+            }
+            let Some(other) = self.home.region(&Region::new(&region)?)?.load_key(&id)? else {
+                continue;
+            };
+            todo.extend(named(&other));
+            let primary = other
+                .key_metadata
+                .multi_region_configuration
+                .as_ref()
+                .is_some_and(|c| c.multi_region_key_type == MultiRegionKeyType::Primary);
+            if primary && best.as_ref().is_none_or(|b| other.primary_epoch > b.primary_epoch) {
+                best = Some(other);
+            }
+        }
+        let Some(primary) = best.filter(|b| b.primary_epoch > record.primary_epoch) else {
+            return Ok(false);
+        };
+        let pc = primary
+            .key_metadata
+            .multi_region_configuration
+            .as_ref()
+            .expect("a primary has a configuration");
+        record.key_metadata.multi_region_configuration = Some(MultiRegionConfiguration {
+            multi_region_key_type: MultiRegionKeyType::Replica,
+            primary_key: pc.primary_key.clone(),
+            replica_keys: Vec::new(),
+        });
+        record.primary_epoch = primary.primary_epoch;
+        Ok(true)
     }
 
     /// Drops from a primary's replica list the replicas that have been deleted (their region
@@ -251,7 +308,9 @@ impl Kms {
             .chain(std::iter::once(old_primary))
             .collect();
         // Every key of the set learns its new role, one region lock at a time; the new primary
-        // first, so that a crash midway leaves a primary in charge.
+        // first, so that a crash midway leaves a primary in charge. Each gets the next epoch:
+        // a key a crash left with the old epoch is repaired by `repair_roles`.
+        let epoch = old.primary_epoch + 1;
         let id = old.key_metadata.key_id.clone();
         let mut order = vec![new_primary.clone()];
         order.extend(replicas.iter().cloned());
@@ -275,6 +334,7 @@ impl Kms {
                     Vec::new()
                 },
             });
+            rec.primary_epoch = epoch;
             s.save_key(&rec)?;
         }
         Ok(self.resolve(&store, key, false)?.key_metadata)
