@@ -146,13 +146,16 @@ impl BlockStore {
     /// both stores share a filesystem, else a copy (to a temporary name, then renamed).
     pub fn transfer_from(&self, src: &BlockStore, hash: &BlockHash) -> Result<Placed> {
         let to = self.path(hash);
-        if to.exists() {
-            return Ok(Placed::Present);
-        }
         let from = src.path(hash);
         let sub = to.parent().expect("in a subfolder");
-        crate::store::create_dir(sub)?;
-        match fs::hard_link(&from, &to) {
+        // One system call per block in the common case: link, and learn from its error
+        // whether the block is there already or the subfolder is missing.
+        let mut linked = fs::hard_link(&from, &to);
+        if matches!(&linked, Err(e) if e.kind() == std::io::ErrorKind::NotFound) && !sub.exists() {
+            crate::store::create_dir(sub)?;
+            linked = fs::hard_link(&from, &to);
+        }
+        match linked {
             Ok(()) => return Ok(Placed::Linked),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(Placed::Present),
             Err(e) if e.raw_os_error() == Some(libc_exdev()) => {}
@@ -163,6 +166,9 @@ impl BlockStore {
                 )))
             }
             Err(e) => return Err(Error::io("linking block", &to, e)),
+        }
+        if to.exists() {
+            return Ok(Placed::Present);
         }
         let tmp = sub.join(format!(
             "{TMP_PREFIX}{}",

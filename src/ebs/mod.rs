@@ -212,6 +212,21 @@ impl RegionEbs {
         *h.finalize().as_bytes()
     }
 
+    /// Temporary files a killed head replacement left in the EBS folder.
+    fn stale_head_temporaries(&self) -> Result<Vec<PathBuf>> {
+        let entries =
+            std::fs::read_dir(&self.dir).map_err(|e| Error::io("listing", &self.dir, e))?;
+        Ok(entries
+            .flatten()
+            .filter(|e| {
+                e.file_name()
+                    .to_str()
+                    .is_some_and(|n| n.starts_with(store::TMP_PREFIX))
+            })
+            .map(|e| e.path())
+            .collect())
+    }
+
     /// Reads and authenticates the head (an absent head is an empty region).
     pub fn load_head(&self) -> Result<Head> {
         let path = self.head_path();

@@ -148,6 +148,7 @@ impl Ebs<'_> {
                 Err(_) => report.temporary_files += 1,
             }
         }
+        report.temporary_files += self.region.stale_head_temporaries()?.len() as u64;
         Ok(report)
     }
 
@@ -183,6 +184,11 @@ impl Ebs<'_> {
                     report.temporary_files_removed += 1;
                 }
             }
+        }
+        // The head is replaced only under the lock held here: any temporary head is stale.
+        for path in self.region.stale_head_temporaries()? {
+            remove_temp(&path)?;
+            report.temporary_files_removed += 1;
         }
         for entry in self.region.maps.scan()? {
             match entry {

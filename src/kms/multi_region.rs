@@ -213,7 +213,11 @@ impl Kms {
                 .multi_region_configuration
                 .as_ref()
                 .is_some_and(|c| c.multi_region_key_type == MultiRegionKeyType::Primary);
-            if primary && best.as_ref().is_none_or(|b| other.primary_epoch > b.primary_epoch) {
+            if primary
+                && best
+                    .as_ref()
+                    .is_none_or(|b| other.primary_epoch > b.primary_epoch)
+            {
                 best = Some(other);
             }
         }
