@@ -1550,10 +1550,13 @@ fn demo_runs_and_cleans_up() {
     let out = String::from_utf8(out).unwrap();
     assert_eq!(
         out.matches("identical to the original: yes").count(),
-        2,
+        3,
         "{out}"
     );
     assert!(out.contains("refused"), "{out}");
+    // The EBS half: the snapshot copy links its blocks, and both regions verify.
+    assert!(out.contains("12 blocks hard-linked, 0 copied"), "{out}");
+    assert_eq!(out.matches("every one authentic").count(), 2, "{out}");
     assert_eq!(
         fs::read_dir(fx.dir.path()).unwrap().count(),
         0,

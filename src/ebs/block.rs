@@ -201,7 +201,10 @@ impl BlockStore {
             let dst_fd = match src_fd {
                 Some(_) => {
                     crate::store::create_dir(&d)?;
-                    Some(open(&d, flags, Mode::empty()).map_err(|e| Error::io("opening", &d, e.into()))?)
+                    Some(
+                        open(&d, flags, Mode::empty())
+                            .map_err(|e| Error::io("opening", &d, e.into()))?,
+                    )
                 }
                 None => None,
             };
@@ -212,7 +215,12 @@ impl BlockStore {
 
     /// [`BlockStore::transfer_from`] with the folders opened by [`BlockStore::open_pair`]:
     /// one `linkat` per block on one filesystem.
-    pub fn transfer_at(&self, src: &BlockStore, dirs: &FolderPair, hash: &BlockHash) -> Result<Placed> {
+    pub fn transfer_at(
+        &self,
+        src: &BlockStore,
+        dirs: &FolderPair,
+        hash: &BlockHash,
+    ) -> Result<Placed> {
         use rustix::fs::{linkat, AtFlags};
         use rustix::io::Errno;
         let (Some(s), Some(d)) = &dirs.0[usize::from(hash[0])] else {

@@ -91,7 +91,11 @@ impl Ebs<'_> {
             };
             let dirs = self.region.blocks.open_pair(&src.region.blocks)?;
             map.blocks.par_iter().try_for_each(|(_, h)| -> Result<()> {
-                let counter = match self.region.blocks.transfer_at(&src.region.blocks, &dirs, h)? {
+                let counter = match self
+                    .region
+                    .blocks
+                    .transfer_at(&src.region.blocks, &dirs, h)?
+                {
                     Placed::Present => &present,
                     Placed::Linked => &linked,
                     Placed::Written => &written,
