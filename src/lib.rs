@@ -31,6 +31,7 @@ pub mod store;
 pub mod envelope;
 
 // ── Keys: the keyring and the KMS verbs ───────────────────────────────────────────────────
+pub mod audit;
 pub mod keyring;
 pub mod kms;
 

@@ -13,6 +13,10 @@ pub struct Cli {
     /// Region [env: COFRE_REGION, AWS_REGION, AWS_DEFAULT_REGION] [default: us-east-1]
     #[arg(long, global = true, value_name = "REGION")]
     pub region: Option<String>,
+    /// The caller, as an IAM ARN (arn:aws:iam::ACCOUNT:root|user/NAME|role/NAME); with
+    /// `audit log`, the caller to show [env: COFRE_PRINCIPAL] [default: the account root]
+    #[arg(long, global = true, value_name = "ARN")]
+    pub principal: Option<String>,
     /// Output format for results
     #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
     pub output: Format,
@@ -69,6 +73,18 @@ pub enum Command {
     /// Where region folders live
     #[command(subcommand)]
     Region(RegionCommand),
+    /// Usage and cost at KMS prices for a month, from the audit trails and key records
+    Usage {
+        /// The month, YYYY-MM [default: this month]
+        #[arg(long, value_name = "YYYY-MM")]
+        month: Option<String>,
+        /// Every region of the home (the account's bill; the free requests are shared)
+        #[arg(long)]
+        all_regions: bool,
+    },
+    /// The audit trail: every request, chained and sealed
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Check a region's EBS store: every block, map and record; exits 4 if anything is wrong
     Verify,
     /// Remove EBS blocks and maps that nothing uses (left by interrupted commands)
@@ -374,6 +390,32 @@ pub enum DefaultKeyCommand {
     Set { key: String },
     /// Back to alias/aws/ebs
     Reset,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Print the region's events (a table, or JSON lines with --output json); --principal
+    /// filters by caller
+    Log {
+        /// Events at or after this time (RFC 3339)
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+        /// Events at or before this time (RFC 3339)
+        #[arg(long, value_name = "TIME")]
+        until: Option<String>,
+        /// Only this API (CreateKey, Decrypt, CreateVolume…)
+        #[arg(long, value_name = "NAME")]
+        event: Option<String>,
+        /// Only events naming this key (id or ARN)
+        #[arg(long, value_name = "KEY")]
+        key: Option<String>,
+        /// Only failed or refused requests
+        #[arg(long)]
+        errors: bool,
+    },
+    /// Check the region's trail: chain and digests; exits 4 naming the first record edited,
+    /// deleted, inserted or reordered
+    Verify,
 }
 
 #[derive(Debug, Subcommand)]

@@ -13,8 +13,8 @@ use crate::files::{self, Input, Output};
 use crate::keyring::{Home, Region, Tag, DEFAULT_REGION};
 use crate::kms::{CreateKeyRequest, KeyRef, Kms};
 use args::{
-    AliasCommand, Command, DefaultKeyCommand, EbsCommand, Format, KeyCommand, RegionCommand,
-    RotationCommand, SnapshotCommand, Toggle, VolumeCommand,
+    AliasCommand, AuditCommand, Command, DefaultKeyCommand, EbsCommand, Format, KeyCommand,
+    RegionCommand, RotationCommand, SnapshotCommand, Toggle, VolumeCommand,
 };
 use clap::Parser;
 use std::io::IsTerminal;
@@ -72,8 +72,26 @@ fn region_name(flag: Option<String>) -> Result<Region> {
 fn open_kms(cli_home: Option<PathBuf>, region: Option<String>) -> Result<Kms> {
     let region = region_name(region)?;
     let home = Home::open(&home_dir(cli_home)?, None)?;
-    Ok(Kms::new(home, region))
+    let principal = match principal_arn(None) {
+        Some(arn) => crate::audit::Principal::parse(&arn)?,
+        None => crate::audit::Principal::root(home.account_id()),
+    };
+    Ok(Kms::new(home, region).with_principal(principal))
 }
+
+/// The caller: `--principal` (passed through `COFRE_PRINCIPAL_FLAG` by [`dispatch`]), else
+/// `COFRE_PRINCIPAL`.
+fn principal_arn(flag: Option<String>) -> Option<String> {
+    flag.or_else(|| PRINCIPAL.get().cloned().flatten())
+        .or_else(|| {
+            std::env::var("COFRE_PRINCIPAL")
+                .ok()
+                .filter(|v| !v.is_empty())
+        })
+}
+
+/// `--principal`, set once per process by [`dispatch`].
+static PRINCIPAL: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
 
 /// Refuses, without `force`, to make a customer managed key unusable while volumes or
 /// snapshots of the region still depend on it (their data would become unreadable).
@@ -117,6 +135,7 @@ fn output_of(p: Option<PathBuf>, force: bool) -> Output {
 
 fn dispatch(cli: Cli) -> Result<()> {
     let json = cli.output == Format::Json;
+    let _ = PRINCIPAL.set(cli.principal.clone());
     let opts = files::Options {
         quiet: cli.quiet,
         ..Default::default()
@@ -490,6 +509,67 @@ fn dispatch(cli: Cli) -> Result<()> {
                         .map(|r| (r.to_string(), home.region_dir(&r)))
                         .collect();
                     print::regions(&rows, json);
+                }
+            }
+        }
+        Command::Usage { month, all_regions } => {
+            let kms = open_kms(cli.home, cli.region)?;
+            let regions = if all_regions {
+                kms.home().regions()?
+            } else {
+                vec![kms.region().clone()]
+            };
+            let trails = regions
+                .into_iter()
+                .map(|r| Ok((r.clone(), kms.in_region(r)?.audit_trail())))
+                .collect::<Result<Vec<_>>>()?;
+            let month = month.unwrap_or_else(crate::audit::usage::this_month);
+            let report = crate::audit::usage::report(kms.home(), &trails, &month)?;
+            print::usage(&report, all_regions, json);
+        }
+        Command::Audit(cmd) => {
+            let kms = open_kms(cli.home, cli.region)?;
+            let trail = kms.audit_trail();
+            match cmd {
+                AuditCommand::Log {
+                    since,
+                    until,
+                    event,
+                    key,
+                    errors,
+                } => {
+                    let since = since.as_deref().map(crate::store::parse_time).transpose()?;
+                    let until = until.as_deref().map(crate::store::parse_time).transpose()?;
+                    let who = principal_arn(None);
+                    let events: Vec<_> = trail
+                        .events()?
+                        .into_iter()
+                        .filter(|e| crate::audit::within(&e.event_time, since, until))
+                        .filter(|e| event.as_ref().is_none_or(|n| &e.event_name == n))
+                        .filter(|e| !errors || e.error_code.is_some())
+                        .filter(|e| {
+                            who.as_ref()
+                                .is_none_or(|w| e.user_identity.arn.as_ref() == Some(w))
+                        })
+                        .filter(|e| {
+                            key.as_ref().is_none_or(|k| {
+                                e.resources.iter().any(|r| r.arn.ends_with(k.as_str()))
+                                    || e.request_parameters["keyId"].as_str() == Some(k)
+                            })
+                        })
+                        .collect();
+                    print::audit_log(&events, json);
+                }
+                AuditCommand::Verify => {
+                    let problems = trail.verify()?;
+                    print::audit_verify(&problems, kms.region(), json);
+                    if let Some(p) = problems.first() {
+                        return Err(Error::StoreCorrupt(format!(
+                            "the audit trail of {} fails its checks: {}",
+                            kms.region(),
+                            p.message
+                        )));
+                    }
                 }
             }
         }

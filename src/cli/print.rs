@@ -494,3 +494,84 @@ pub fn gc(r: &GcReport, json: bool) {
         );
     }
 }
+
+pub fn audit_log(events: &[crate::audit::Event], json: bool) {
+    if json {
+        for e in events {
+            println!("{}", serde_json::to_string(e).expect("serializable"));
+        }
+        return;
+    }
+    for e in events {
+        let who = e
+            .user_identity
+            .arn
+            .as_deref()
+            .or(e.user_identity.invoked_by.as_deref())
+            .unwrap_or("-");
+        let key = e
+            .resources
+            .first()
+            .map(|r| r.arn.as_str())
+            .or(e.request_parameters["keyId"].as_str())
+            .unwrap_or("-");
+        println!(
+            "{:>6}  {}  {:<32}  {:<40}  {}  {}",
+            e.cofre_sequence,
+            e.event_time,
+            e.event_name,
+            who,
+            key,
+            e.error_code.as_deref().unwrap_or("")
+        );
+    }
+}
+
+pub fn audit_verify(problems: &[crate::audit::TrailProblem], region: &crate::Region, json: bool) {
+    if json {
+        print_json(&json!({ "Region": region.as_str(), "Problems": problems }));
+        return;
+    }
+    for p in problems {
+        println!("PROBLEM  {}", p.message);
+    }
+    if problems.is_empty() {
+        println!("{region}: the audit trail is intact");
+    }
+}
+
+pub fn usage(r: &crate::audit::usage::UsageReport, all_regions: bool, json: bool) {
+    if json {
+        print_json(&serde_json::to_value(r).expect("serializable"));
+        return;
+    }
+    println!("{}: {} hours", r.month, r.hours_in_month);
+    for k in &r.keys {
+        let reqs: u64 = k.requests.values().sum();
+        println!(
+            "{:<14} {:<38} {:<8} {:>4} h  ${:>9.6}  rotations {:>4} h  ${:>9.6}  {reqs} requests",
+            k.region,
+            k.key_id,
+            format!("{:?}", k.key_manager).to_uppercase(),
+            k.hours,
+            k.key_cost,
+            k.rotation_hours,
+            k.rotation_cost
+        );
+    }
+    for (region, apis) in &r.requests {
+        let list: Vec<String> = apis.iter().map(|(a, n)| format!("{a} {n}")).collect();
+        println!("{region} requests: {}", list.join(", "));
+    }
+    println!(
+        "requests {} ({} free, {} billable): ${:.6}",
+        r.total_requests, r.free_requests, r.billable_requests, r.request_cost
+    );
+    println!(
+        "keys ${:.6} + rotations ${:.6} + requests ${:.6} = ${:.2}",
+        r.key_cost, r.rotation_cost, r.request_cost, r.total
+    );
+    if !all_regions {
+        println!("(this region only, its requests against the free 20,000; --all-regions gives the account's bill)");
+    }
+}

@@ -8,6 +8,7 @@ use super::{new_id, Ebs, SnapshotRecord, BLOCK_SIZE};
 use crate::envelope::Progress;
 use crate::error::{Ec2Code, Error, Result};
 use crate::keyring::Region;
+use crate::kms::Call;
 use crate::kms::KeyRef;
 use crate::store;
 use rayon::prelude::*;
@@ -48,94 +49,106 @@ pub struct CopyReport {
 impl Ebs<'_> {
     /// CopySnapshot into this region.
     pub fn copy_snapshot(&self, req: &CopySnapshotRequest) -> Result<CopyReport> {
-        if req.kms_key.is_some() && !req.encrypted {
-            return Err(Error::ec2(
-                Ec2Code::InvalidParameterDependency,
-                "--kms-key needs --encrypted (as KmsKeyId needs Encrypted=true)",
-            ));
-        }
-        if let Some(d) = &req.description {
-            check_description(d)?;
-        }
-        let src_kms = self.kms.in_region(req.source_region.clone())?;
-        let src = Ebs::new(&src_kms)?;
-        let snap = src.snapshot_record(&req.source_snapshot_id)?;
-        // Hold off removals in both regions while blocks move.
-        let _src_writing = src.region.writing()?;
-        let _dst_writing = self.region.writing()?;
-        let map = src.region.load_map(&snap.map)?;
-        let head = self.region.load_head()?;
-        let src_encrypted = snap.lineage.data_key.is_some();
-        let key = if src_encrypted || req.encrypted || head.encryption_by_default {
-            Some(self.key_for_new_lineage(&head, req.kms_key.as_ref())?)
-        } else {
-            None
-        };
-        let bytes = map.blocks.len() as u64 * BLOCK_SIZE as u64;
-        let progress = Progress::new("copy", Some(bytes), req.quiet);
-        let (present, linked, written) = (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
-        let resealed = req.reencrypt || (!src_encrypted && key.is_some());
-        let (lineage, new_map) = if resealed {
-            let from = src.open_lineage(&snap.lineage)?;
-            let to = self.new_lineage(&snap.volume_id, key.as_ref())?;
-            let m = self.reseal_from(&src.region.blocks, &map, &from, &to, &progress)?;
-            written.store(m.blocks.len() as u64, Relaxed);
-            (to.lineage, m)
-        } else {
-            let lineage = match &key {
-                Some(k) => {
-                    let data_key = src.unwrap_data_key(&snap.lineage)?;
-                    self.rewrap_lineage(&snap.lineage, k, &data_key)?
+        self.kms.audited(
+            Call::ec2("CopySnapshot", false)
+                .param("sourceRegion", req.source_region.as_str())
+                .param("sourceSnapshotId", &req.source_snapshot_id)
+                .param("encrypted", req.encrypted)
+                .param("reencrypt", req.reencrypt)
+                .param("kmsKeyId", req.kms_key.as_ref().map(|k| k.to_string())),
+            || {
+                if req.kms_key.is_some() && !req.encrypted {
+                    return Err(Error::ec2(
+                        Ec2Code::InvalidParameterDependency,
+                        "--kms-key needs --encrypted (as KmsKeyId needs Encrypted=true)",
+                    ));
                 }
-                None => snap.lineage.clone(),
-            };
-            let dirs = self.region.blocks.open_pair(&src.region.blocks)?;
-            map.blocks.par_iter().try_for_each(|(_, h)| -> Result<()> {
-                let counter = match self
-                    .region
-                    .blocks
-                    .transfer_at(&src.region.blocks, &dirs, h)?
-                {
-                    Placed::Present => &present,
-                    Placed::Linked => &linked,
-                    Placed::Written => &written,
+                if let Some(d) = &req.description {
+                    check_description(d)?;
+                }
+                let src_kms = self.kms.in_region(req.source_region.clone())?;
+                let src = Ebs::new(&src_kms)?;
+                let snap = src.snapshot_record(&req.source_snapshot_id)?;
+                // Hold off removals in both regions while blocks move.
+                let _src_writing = src.region.writing()?;
+                let _dst_writing = self.region.writing()?;
+                let map = src.region.load_map(&snap.map)?;
+                let head = self.region.load_head()?;
+                let src_encrypted = snap.lineage.data_key.is_some();
+                let key = if src_encrypted || req.encrypted || head.encryption_by_default {
+                    Some(self.key_for_new_lineage(&head, req.kms_key.as_ref())?)
+                } else {
+                    None
                 };
-                counter.fetch_add(1, Relaxed);
-                progress.inc(BLOCK_SIZE as u64);
-                Ok(())
-            })?;
-            (lineage, map)
-        };
-        drop(progress);
-        let map_hash = self.region.save_map(&new_map)?;
-        let id = new_id("snap-");
-        let record = SnapshotRecord {
-            snapshot_id: id.clone(),
-            volume_id: snap.volume_id.clone(),
-            volume_size_bytes: snap.volume_size_bytes,
-            start_time: store::format_time(store::now()),
-            description: req.description.clone().unwrap_or_else(|| {
-                format!(
-                    "[Copied {} from {}]",
-                    req.source_snapshot_id, req.source_region
-                )
-            }),
-            lineage,
-            map: map_hash,
-            source_region: Some(req.source_region.to_string()),
-            source_snapshot_id: Some(req.source_snapshot_id.clone()),
-        };
-        self.region.update(|h| {
-            h.snapshots.insert(id.clone(), record.clone());
-            Ok(())
-        })?;
-        Ok(CopyReport {
-            snapshot: self.describe_snapshot_record(&record)?,
-            blocks: new_map.blocks.len() as u64,
-            present: present.into_inner(),
-            linked: linked.into_inner(),
-            written: written.into_inner(),
-            resealed,
-        })
+                let bytes = map.blocks.len() as u64 * BLOCK_SIZE as u64;
+                let progress = Progress::new("copy", Some(bytes), req.quiet);
+                let (present, linked, written) =
+                    (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
+                let resealed = req.reencrypt || (!src_encrypted && key.is_some());
+                let (lineage, new_map) = if resealed {
+                    let from = src.open_lineage(&snap.lineage)?;
+                    let to = self.new_lineage(&snap.volume_id, key.as_ref())?;
+                    let m = self.reseal_from(&src.region.blocks, &map, &from, &to, &progress)?;
+                    written.store(m.blocks.len() as u64, Relaxed);
+                    (to.lineage, m)
+                } else {
+                    let lineage = match &key {
+                        Some(k) => {
+                            let data_key = src.unwrap_data_key(&snap.lineage)?;
+                            self.rewrap_lineage(&snap.lineage, k, &data_key)?
+                        }
+                        None => snap.lineage.clone(),
+                    };
+                    let dirs = self.region.blocks.open_pair(&src.region.blocks)?;
+                    map.blocks.par_iter().try_for_each(|(_, h)| -> Result<()> {
+                        let counter =
+                            match self
+                                .region
+                                .blocks
+                                .transfer_at(&src.region.blocks, &dirs, h)?
+                            {
+                                Placed::Present => &present,
+                                Placed::Linked => &linked,
+                                Placed::Written => &written,
+                            };
+                        counter.fetch_add(1, Relaxed);
+                        progress.inc(BLOCK_SIZE as u64);
+                        Ok(())
+                    })?;
+                    (lineage, map)
+                };
+                drop(progress);
+                let map_hash = self.region.save_map(&new_map)?;
+                let id = new_id("snap-");
+                let record = SnapshotRecord {
+                    snapshot_id: id.clone(),
+                    volume_id: snap.volume_id.clone(),
+                    volume_size_bytes: snap.volume_size_bytes,
+                    start_time: store::format_time(store::now()),
+                    description: req.description.clone().unwrap_or_else(|| {
+                        format!(
+                            "[Copied {} from {}]",
+                            req.source_snapshot_id, req.source_region
+                        )
+                    }),
+                    lineage,
+                    map: map_hash,
+                    source_region: Some(req.source_region.to_string()),
+                    source_snapshot_id: Some(req.source_snapshot_id.clone()),
+                };
+                self.region.update(|h| {
+                    h.snapshots.insert(id.clone(), record.clone());
+                    Ok(())
+                })?;
+                Ok(CopyReport {
+                    snapshot: self.describe_snapshot_record(&record)?,
+                    blocks: new_map.blocks.len() as u64,
+                    present: present.into_inner(),
+                    linked: linked.into_inner(),
+                    written: written.into_inner(),
+                    resealed,
+                })
+            },
+        )
     }
 }

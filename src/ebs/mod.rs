@@ -46,6 +46,7 @@ use crate::crypto::SecretKey;
 use crate::envelope::{EncryptionContext, WrappedKey};
 use crate::error::{Ec2Code, Error, Result};
 use crate::keyring::Region;
+use crate::kms::Call;
 use crate::kms::{KeyRef, Kms};
 use crate::store::{self, LockGuard};
 use serde::{Deserialize, Serialize};
@@ -358,49 +359,75 @@ impl<'k> Ebs<'k> {
 
     /// GetEbsEncryptionByDefault.
     pub fn encryption_by_default(&self) -> Result<bool> {
-        Ok(self.region.load_head()?.encryption_by_default)
+        self.kms
+            .audited(Call::ec2("GetEbsEncryptionByDefault", true), || {
+                Ok(self.region.load_head()?.encryption_by_default)
+            })
     }
 
     /// EnableEbsEncryptionByDefault / DisableEbsEncryptionByDefault.
     pub fn set_encryption_by_default(&self, on: bool) -> Result<bool> {
-        self.region.update(|h| {
-            h.encryption_by_default = on;
-            Ok(on)
-        })
+        self.kms.audited(
+            Call::ec2(
+                if on {
+                    "EnableEbsEncryptionByDefault"
+                } else {
+                    "DisableEbsEncryptionByDefault"
+                },
+                false,
+            ),
+            || {
+                self.region.update(|h| {
+                    h.encryption_by_default = on;
+                    Ok(on)
+                })
+            },
+        )
     }
 
     /// GetEbsDefaultKmsKeyId: the default key's ARN (alias/aws/ebs's alias ARN if not set).
     pub fn default_kms_key_id(&self) -> Result<String> {
-        Ok(match self.region.load_head()?.default_kms_key_id {
-            Some(arn) => arn,
-            None => crate::kms::alias_arn(
-                self.kms.region().as_str(),
-                self.kms.home().account_id(),
-                DEFAULT_KEY_ALIAS,
-            ),
-        })
+        self.kms
+            .audited(Call::ec2("GetEbsDefaultKmsKeyId", true), || {
+                Ok(match self.region.load_head()?.default_kms_key_id {
+                    Some(arn) => arn,
+                    None => crate::kms::alias_arn(
+                        self.kms.region().as_str(),
+                        self.kms.home().account_id(),
+                        DEFAULT_KEY_ALIAS,
+                    ),
+                })
+            })
     }
 
     /// ModifyEbsDefaultKmsKeyId: checks the key can encrypt for EBS, stores its ARN.
     pub fn set_default_kms_key_id(&self, key: &KeyRef) -> Result<String> {
-        let arn = self
-            .kms
-            .service_encryption_key(key, "ebs")?
-            .arn()
-            .to_owned();
-        self.region.update(|h| {
-            h.default_kms_key_id = Some(arn.clone());
-            Ok(arn.clone())
-        })
+        self.kms.audited(
+            Call::ec2("ModifyEbsDefaultKmsKeyId", false).param("kmsKeyId", key.to_string()),
+            || {
+                let arn = self
+                    .kms
+                    .service_encryption_key(key, "ebs")?
+                    .arn()
+                    .to_owned();
+                self.region.update(|h| {
+                    h.default_kms_key_id = Some(arn.clone());
+                    Ok(arn.clone())
+                })
+            },
+        )
     }
 
     /// ResetEbsDefaultKmsKeyId: back to alias/aws/ebs.
     pub fn reset_default_kms_key_id(&self) -> Result<String> {
-        self.region.update(|h| {
-            h.default_kms_key_id = None;
-            Ok(())
-        })?;
-        self.default_kms_key_id()
+        self.kms
+            .audited(Call::ec2("ResetEbsDefaultKmsKeyId", false), || {
+                self.region.update(|h| {
+                    h.default_kms_key_id = None;
+                    Ok(())
+                })?;
+                self.default_kms_key_id()
+            })
     }
 
     /// The key a new encrypted lineage uses: `requested`, else the region's default key.

@@ -5,6 +5,7 @@ use super::volume::read_block;
 use super::{BlockMap, Ebs, Lineage, BLOCK_SIZE};
 use crate::envelope::Progress;
 use crate::error::Result;
+use crate::kms::Call;
 use rayon::prelude::*;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;
@@ -43,120 +44,125 @@ impl Ebs<'_> {
     /// Scrubs the region: the head authenticates, every map and block matches its hash, every
     /// encrypted block authenticates at its index, every record's blocks exist.
     pub fn verify(&self, quiet: bool) -> Result<VerifyReport> {
-        let mut report = VerifyReport {
-            region: self.kms.region().to_string(),
-            ..Default::default()
-        };
-        let _writing = self.region.writing()?;
-        let head = match self.region.load_head() {
-            Ok(h) => h,
-            Err(e) => {
-                report.problems.push(e.to_string());
-                return Ok(report);
-            }
-        };
-        report.volumes = head.volumes.len() as u64;
-        report.snapshots = head.snapshots.len() as u64;
-        // Every record: its lineage and map.
-        let records: Vec<(String, &Lineage, &str)> = head
-            .volumes
-            .values()
-            .map(|v| (v.volume_id.clone(), &v.lineage, v.map.as_str()))
-            .chain(
-                head.snapshots
-                    .values()
-                    .map(|s| (s.snapshot_id.clone(), &s.lineage, s.map.as_str())),
-            )
-            .collect();
-        let mut maps: BTreeMap<&str, BlockMap> = BTreeMap::new();
-        // (lineage id, index, hash) → the record that first named it.
-        let mut work: BTreeMap<(String, u64, BlockHash), String> = BTreeMap::new();
-        let mut lineages = BTreeMap::new();
-        for (name, lineage, map) in &records {
-            if !maps.contains_key(map) {
-                match self.region.load_map(map) {
-                    Ok(m) => {
-                        maps.insert(map, m);
-                    }
-                    Err(e) => {
-                        report.problems.push(format!("{name}: {e}"));
-                        continue;
+        self.kms.audited(Call::ec2("VerifyStore", true), || {
+            let mut report = VerifyReport {
+                region: self.kms.region().to_string(),
+                ..Default::default()
+            };
+            let _writing = self.region.writing()?;
+            let head = match self.region.load_head() {
+                Ok(h) => h,
+                Err(e) => {
+                    report.problems.push(e.to_string());
+                    return Ok(report);
+                }
+            };
+            report.volumes = head.volumes.len() as u64;
+            report.snapshots = head.snapshots.len() as u64;
+            // Every record: its lineage and map.
+            let records: Vec<(String, &Lineage, &str)> = head
+                .volumes
+                .values()
+                .map(|v| (v.volume_id.clone(), &v.lineage, v.map.as_str()))
+                .chain(
+                    head.snapshots
+                        .values()
+                        .map(|s| (s.snapshot_id.clone(), &s.lineage, s.map.as_str())),
+                )
+                .collect();
+            let mut maps: BTreeMap<&str, BlockMap> = BTreeMap::new();
+            // (lineage id, index, hash) → the record that first named it.
+            let mut work: BTreeMap<(String, u64, BlockHash), String> = BTreeMap::new();
+            let mut lineages = BTreeMap::new();
+            for (name, lineage, map) in &records {
+                if !maps.contains_key(map) {
+                    match self.region.load_map(map) {
+                        Ok(m) => {
+                            maps.insert(map, m);
+                        }
+                        Err(e) => {
+                            report.problems.push(format!("{name}: {e}"));
+                            continue;
+                        }
                     }
                 }
-            }
-            lineages.entry(lineage.id.clone()).or_insert_with(|| {
-                match self.open_lineage(lineage) {
-                    Ok(o) => Some(o),
-                    Err(e @ crate::Error::Kms { .. }) => {
-                        report
-                            .unauthenticated
-                            .push(format!("{name} (lineage {}): {e}", lineage.id));
-                        None
+                lineages.entry(lineage.id.clone()).or_insert_with(|| {
+                    match self.open_lineage(lineage) {
+                        Ok(o) => Some(o),
+                        Err(e @ crate::Error::Kms { .. }) => {
+                            report
+                                .unauthenticated
+                                .push(format!("{name} (lineage {}): {e}", lineage.id));
+                            None
+                        }
+                        Err(e) => {
+                            report.problems.push(format!(
+                                "{name}: the data key of lineage {} does not open: {e}",
+                                lineage.id
+                            ));
+                            None
+                        }
                     }
-                    Err(e) => {
-                        report.problems.push(format!(
-                            "{name}: the data key of lineage {} does not open: {e}",
-                            lineage.id
-                        ));
-                        None
+                });
+                for (i, h) in &maps[map].blocks {
+                    work.entry((lineage.id.clone(), *i, *h))
+                        .or_insert_with(|| name.clone());
+                }
+            }
+            let progress =
+                Progress::new("verify", Some(work.len() as u64 * BLOCK_SIZE as u64), quiet);
+            let problems = Mutex::new(Vec::new());
+            let blocks = &self.region.blocks;
+            work.par_iter().for_each_init(
+                || (Vec::new(), vec![0u8; BLOCK_SIZE]),
+                |(stored, out), ((lineage, i, h), name)| {
+                    let r = match lineages.get(lineage).and_then(Option::as_ref) {
+                        Some(open) => read_block(blocks, open, *i, Some(h), stored, out),
+                        // The key is unavailable: still check the hash.
+                        None => blocks.get(h, stored),
+                    };
+                    if let Err(e) = r {
+                        problems
+                            .lock()
+                            .expect("not poisoned")
+                            .push(format!("{name}: block {i}: {e}"));
                     }
+                    progress.inc(BLOCK_SIZE as u64);
+                },
+            );
+            drop(progress);
+            let mut problems = problems.into_inner().expect("not poisoned");
+            problems.sort();
+            report.problems.extend(problems);
+            report.blocks_checked = work.len() as u64;
+            let used: HashSet<BlockHash> = work.keys().map(|(_, _, h)| *h).collect();
+            for entry in self.region.blocks.scan()? {
+                match entry {
+                    Ok(h) if !used.contains(&h) => report.orphans += 1,
+                    Ok(_) => {}
+                    Err(_) => report.temporary_files += 1,
                 }
-            });
-            for (i, h) in &maps[map].blocks {
-                work.entry((lineage.id.clone(), *i, *h))
-                    .or_insert_with(|| name.clone());
             }
-        }
-        let progress = Progress::new("verify", Some(work.len() as u64 * BLOCK_SIZE as u64), quiet);
-        let problems = Mutex::new(Vec::new());
-        let blocks = &self.region.blocks;
-        work.par_iter().for_each_init(
-            || (Vec::new(), vec![0u8; BLOCK_SIZE]),
-            |(stored, out), ((lineage, i, h), name)| {
-                let r = match lineages.get(lineage).and_then(Option::as_ref) {
-                    Some(open) => read_block(blocks, open, *i, Some(h), stored, out),
-                    // The key is unavailable: still check the hash.
-                    None => blocks.get(h, stored),
-                };
-                if let Err(e) = r {
-                    problems
-                        .lock()
-                        .expect("not poisoned")
-                        .push(format!("{name}: block {i}: {e}"));
+            let live_maps = head.referenced_maps();
+            for entry in self.region.maps.scan()? {
+                match entry {
+                    Ok(h) if !live_maps.contains(&hex::encode(h)) => report.orphans += 1,
+                    Ok(_) => {}
+                    Err(_) => report.temporary_files += 1,
                 }
-                progress.inc(BLOCK_SIZE as u64);
-            },
-        );
-        drop(progress);
-        let mut problems = problems.into_inner().expect("not poisoned");
-        problems.sort();
-        report.problems.extend(problems);
-        report.blocks_checked = work.len() as u64;
-        let used: HashSet<BlockHash> = work.keys().map(|(_, _, h)| *h).collect();
-        for entry in self.region.blocks.scan()? {
-            match entry {
-                Ok(h) if !used.contains(&h) => report.orphans += 1,
-                Ok(_) => {}
-                Err(_) => report.temporary_files += 1,
             }
-        }
-        let live_maps = head.referenced_maps();
-        for entry in self.region.maps.scan()? {
-            match entry {
-                Ok(h) if !live_maps.contains(&hex::encode(h)) => report.orphans += 1,
-                Ok(_) => {}
-                Err(_) => report.temporary_files += 1,
-            }
-        }
-        report.temporary_files += self.region.stale_head_temporaries()?.len() as u64;
-        Ok(report)
+            report.temporary_files += self.region.stale_head_temporaries()?.len() as u64;
+            Ok(report)
+        })
     }
 
     /// Removes blocks and maps no record uses, and temporary files a crash left. Never removes
     /// a referenced block: it stops if any record's map cannot be read.
     pub fn gc(&self) -> Result<GcReport> {
-        let _removing = self.region.removing()?;
-        self.collect_garbage()
+        self.kms.audited(Call::ec2("CollectGarbage", false), || {
+            let _removing = self.region.removing()?;
+            self.collect_garbage()
+        })
     }
 
     /// [`Ebs::gc`] with the exclusive `.gc.lock` already held.

@@ -3,6 +3,7 @@
 
 use super::{new_id, not_found, Ebs, SnapshotRecord};
 use crate::error::{Ec2Code, Error, Result};
+use crate::kms::Call;
 use crate::store;
 use serde::Serialize;
 
@@ -51,29 +52,34 @@ impl Ebs<'_> {
     /// CreateSnapshot of volume `volume_id`: records its current map, in time independent of
     /// its size.
     pub fn create_snapshot(&self, volume_id: &str, description: &str) -> Result<Snapshot> {
-        super::check_id(volume_id, "vol-", "volume")?;
-        check_description(description)?;
-        let id = new_id("snap-");
-        let record = self.region.update(|h| {
-            let v = h
-                .volumes
-                .get(volume_id)
-                .ok_or_else(|| not_found("volume", volume_id, self.kms.region()))?;
-            let r = SnapshotRecord {
-                snapshot_id: id.clone(),
-                volume_id: volume_id.to_owned(),
-                volume_size_bytes: v.size_bytes,
-                start_time: store::format_time(store::now()),
-                description: description.to_owned(),
-                lineage: v.lineage.clone(),
-                map: v.map.clone(),
-                source_region: None,
-                source_snapshot_id: None,
-            };
-            h.snapshots.insert(id.clone(), r.clone());
-            Ok(r)
-        })?;
-        self.describe_snapshot_record(&record)
+        self.kms.audited(
+            Call::ec2("CreateSnapshot", false).param("volumeId", volume_id),
+            || {
+                super::check_id(volume_id, "vol-", "volume")?;
+                check_description(description)?;
+                let id = new_id("snap-");
+                let record = self.region.update(|h| {
+                    let v = h
+                        .volumes
+                        .get(volume_id)
+                        .ok_or_else(|| not_found("volume", volume_id, self.kms.region()))?;
+                    let r = SnapshotRecord {
+                        snapshot_id: id.clone(),
+                        volume_id: volume_id.to_owned(),
+                        volume_size_bytes: v.size_bytes,
+                        start_time: store::format_time(store::now()),
+                        description: description.to_owned(),
+                        lineage: v.lineage.clone(),
+                        map: v.map.clone(),
+                        source_region: None,
+                        source_snapshot_id: None,
+                    };
+                    h.snapshots.insert(id.clone(), r.clone());
+                    Ok(r)
+                })?;
+                self.describe_snapshot_record(&record)
+            },
+        )
     }
 
     pub(crate) fn describe_snapshot_record(&self, r: &SnapshotRecord) -> Result<Snapshot> {
@@ -111,34 +117,45 @@ impl Ebs<'_> {
 
     /// DescribeSnapshots for one snapshot.
     pub fn describe_snapshot(&self, id: &str) -> Result<Snapshot> {
-        self.describe_snapshot_record(&self.snapshot_record(id)?)
+        self.kms.audited(
+            Call::ec2("DescribeSnapshots", true).param("snapshotId", id),
+            || self.describe_snapshot_record(&self.snapshot_record(id)?),
+        )
     }
 
     /// DescribeSnapshots for all.
     pub fn list_snapshots(&self) -> Result<Vec<Snapshot>> {
-        let head = self.region.load_head()?;
-        head.snapshots
-            .values()
-            .map(|r| self.describe_snapshot_record(r))
-            .collect()
+        self.kms.audited(Call::ec2("DescribeSnapshots", true), || {
+            let head = self.region.load_head()?;
+            head.snapshots
+                .values()
+                .map(|r| self.describe_snapshot_record(r))
+                .collect()
+        })
     }
 
     /// DeleteSnapshot: the record goes, then every block nothing uses any more.
     pub fn delete_snapshot(&self, id: &str) -> Result<()> {
-        super::check_id(id, "snap-", "snapshot")?;
-        let _removing = self.region.removing()?;
-        self.region.update(|h| {
-            h.snapshots
-                .remove(id)
-                .map(drop)
-                .ok_or_else(|| not_found("snapshot", id, self.kms.region()))
-        })?;
-        self.collect_garbage().map(drop)
+        self.kms.audited(
+            Call::ec2("DeleteSnapshot", false).param("snapshotId", id),
+            || {
+                super::check_id(id, "snap-", "snapshot")?;
+                let _removing = self.region.removing()?;
+                self.region.update(|h| {
+                    h.snapshots
+                        .remove(id)
+                        .map(drop)
+                        .ok_or_else(|| not_found("snapshot", id, self.kms.region()))
+                })?;
+                self.collect_garbage().map(drop)
+            },
+        )
     }
 
     /// ListChangedBlocks: block indexes whose data differs between two snapshots of one
     /// lineage.
     pub fn diff_snapshots(&self, first: &str, second: &str) -> Result<ChangedBlocks> {
+        self.kms.audited(Call::ec2("ListChangedBlocks", true).param("firstSnapshotId", first).param("secondSnapshotId", second), || {
         let a = self.snapshot_record(first)?;
         let b = self.snapshot_record(second)?;
         if a.lineage.id != b.lineage.id {
@@ -154,6 +171,7 @@ impl Ebs<'_> {
             block_size: super::BLOCK_SIZE as u64,
             volume_size: b.volume_size_bytes.div_ceil(1 << 30),
         })
+            })
     }
 }
 

@@ -5,6 +5,7 @@ use super::block::{is_zero, BlockHash, SALT_LEN};
 use super::{new_id, not_found, BlockMap, Ebs, Head, OpenLineage, VolumeRecord, BLOCK_SIZE};
 use crate::envelope::Progress;
 use crate::error::{Ec2Code, Error, Result};
+use crate::kms::Call;
 use crate::kms::KeyRef;
 use crate::store::{self, OutputFile};
 use rayon::prelude::*;
@@ -110,6 +111,7 @@ pub struct Volume {
 impl Ebs<'_> {
     /// CreateVolume. Returns the new volume.
     pub fn create_volume(&self, req: &CreateVolumeRequest) -> Result<Volume> {
+        self.kms.audited(Call::ec2("CreateVolume", false).param("encrypted", req.encrypted).param("kmsKeyId", req.kms_key.as_ref().map(|k| k.to_string())).param("volumeType", req.volume_type), || {
         if req.kms_key.is_some() && !req.encrypted {
             return Err(Error::ec2(
                 Ec2Code::InvalidParameterDependency,
@@ -213,6 +215,7 @@ impl Ebs<'_> {
             Ok(())
         })?;
         Ok(self.describe(&record, map.blocks.len() as u64))
+            })
     }
 
     /// Seals a raw image into blocks, in parallel, and returns its map.
@@ -338,32 +341,44 @@ impl Ebs<'_> {
 
     /// DescribeVolumes for one volume.
     pub fn describe_volume(&self, id: &str) -> Result<Volume> {
-        let r = self.volume_record(id)?;
-        let map = self.region.load_map(&r.map)?;
-        Ok(self.describe(&r, map.blocks.len() as u64))
+        self.kms.audited(
+            Call::ec2("DescribeVolumes", true).param("volumeId", id),
+            || {
+                let r = self.volume_record(id)?;
+                let map = self.region.load_map(&r.map)?;
+                Ok(self.describe(&r, map.blocks.len() as u64))
+            },
+        )
     }
 
     /// DescribeVolumes for all.
     pub fn list_volumes(&self) -> Result<Vec<Volume>> {
-        let head = self.region.load_head()?;
-        head.volumes
-            .values()
-            .map(|r| Ok(self.describe(r, self.region.load_map(&r.map)?.blocks.len() as u64)))
-            .collect()
+        self.kms.audited(Call::ec2("DescribeVolumes", true), || {
+            let head = self.region.load_head()?;
+            head.volumes
+                .values()
+                .map(|r| Ok(self.describe(r, self.region.load_map(&r.map)?.blocks.len() as u64)))
+                .collect()
+        })
     }
 
     /// DeleteVolume: the record goes, then every block nothing uses any more (including any
     /// an interrupted command left behind).
     pub fn delete_volume(&self, id: &str) -> Result<()> {
-        super::check_id(id, "vol-", "volume")?;
-        let _removing = self.region.removing()?;
-        self.region.update(|h| {
-            h.volumes
-                .remove(id)
-                .map(drop)
-                .ok_or_else(|| not_found("volume", id, self.kms.region()))
-        })?;
-        self.collect_garbage().map(drop)
+        self.kms.audited(
+            Call::ec2("DeleteVolume", false).param("volumeId", id),
+            || {
+                super::check_id(id, "vol-", "volume")?;
+                let _removing = self.region.removing()?;
+                self.region.update(|h| {
+                    h.volumes
+                        .remove(id)
+                        .map(drop)
+                        .ok_or_else(|| not_found("volume", id, self.kms.region()))
+                })?;
+                self.collect_garbage().map(drop)
+            },
+        )
     }
 
     /// Reads `length` bytes at `offset` of volume `id` into `out`.
@@ -374,47 +389,62 @@ impl Ebs<'_> {
         length: u64,
         out: &mut dyn Write,
     ) -> Result<()> {
-        let r = self.volume_record(id)?;
-        check_range(&r, offset, length)?;
-        let open = self.open_lineage(&r.lineage)?;
-        let map = self.region.load_map(&r.map)?;
-        let (mut stored, mut block) = (Vec::new(), vec![0u8; BLOCK_SIZE]);
-        let end = offset + length;
-        let mut pos = offset;
-        while pos < end {
-            let i = pos / BLOCK_SIZE as u64;
-            let start = (pos % BLOCK_SIZE as u64) as usize;
-            let take = ((end - pos) as usize).min(BLOCK_SIZE - start);
-            read_block(
-                &self.region.blocks,
-                &open,
-                i,
-                map.blocks.get(&i),
-                &mut stored,
-                &mut block,
-            )?;
-            out.write_all(&block[start..start + take])
-                .map_err(|e| Error::Io {
+        self.kms.audited(
+            Call::ec2("ReadVolume", true)
+                .param("volumeId", id)
+                .param("offset", offset)
+                .param("length", length),
+            || {
+                let r = self.volume_record(id)?;
+                check_range(&r, offset, length)?;
+                let open = self.open_lineage(&r.lineage)?;
+                let map = self.region.load_map(&r.map)?;
+                let (mut stored, mut block) = (Vec::new(), vec![0u8; BLOCK_SIZE]);
+                let end = offset + length;
+                let mut pos = offset;
+                while pos < end {
+                    let i = pos / BLOCK_SIZE as u64;
+                    let start = (pos % BLOCK_SIZE as u64) as usize;
+                    let take = ((end - pos) as usize).min(BLOCK_SIZE - start);
+                    read_block(
+                        &self.region.blocks,
+                        &open,
+                        i,
+                        map.blocks.get(&i),
+                        &mut stored,
+                        &mut block,
+                    )?;
+                    out.write_all(&block[start..start + take])
+                        .map_err(|e| Error::Io {
+                            what: "writing output".into(),
+                            source: e,
+                        })?;
+                    pos += take as u64;
+                }
+                out.flush().map_err(|e| Error::Io {
                     what: "writing output".into(),
                     source: e,
-                })?;
-            pos += take as u64;
-        }
-        out.flush().map_err(|e| Error::Io {
-            what: "writing output".into(),
-            source: e,
-        })
+                })
+            },
+        )
     }
 
     /// Writes what `input` holds at `offset` of volume `id` (any alignment: partial blocks are
     /// read, changed and sealed again). The volume changes all at once when the input ends; a
     /// failure before leaves it as it was. Returns the bytes written.
     pub fn write_volume(&self, id: &str, offset: u64, input: &mut dyn Read) -> Result<u64> {
-        let written = self.write_volume_locked(id, offset, input)?;
-        // The blocks and map this write replaced, unless a snapshot still names them.
-        let _removing = self.region.removing()?;
-        self.collect_garbage()?;
-        Ok(written)
+        self.kms.audited(
+            Call::ec2("WriteVolume", false)
+                .param("volumeId", id)
+                .param("offset", offset),
+            || {
+                let written = self.write_volume_locked(id, offset, input)?;
+                // The blocks and map this write replaced, unless a snapshot still names them.
+                let _removing = self.region.removing()?;
+                self.collect_garbage()?;
+                Ok(written)
+            },
+        )
     }
 
     fn write_volume_locked(&self, id: &str, offset: u64, input: &mut dyn Read) -> Result<u64> {
@@ -512,33 +542,38 @@ impl Ebs<'_> {
         force: bool,
         quiet: bool,
     ) -> Result<()> {
-        let r = self.volume_record(id)?;
-        let open = self.open_lineage(&r.lineage)?;
-        let map = self.region.load_map(&r.map)?;
-        let out = OutputFile::create(path, force)?;
-        let file = out.file();
-        file.set_len(r.size_bytes)
-            .map_err(|e| Error::io("sizing", path, e))?;
-        let progress = Progress::new("export", Some(r.size_bytes), quiet);
-        let blocks = &self.region.blocks;
-        (0..blocks_for(r.size_bytes))
-            .into_par_iter()
-            .try_for_each_init(
-                || (Vec::new(), vec![0u8; BLOCK_SIZE]),
-                |(stored, buf), i| -> Result<()> {
-                    let off = i * BLOCK_SIZE as u64;
-                    let len = (r.size_bytes - off).min(BLOCK_SIZE as u64) as usize;
-                    progress.inc(len as u64);
-                    let entry = map.blocks.get(&i);
-                    if entry.is_none() && sparse {
-                        return Ok(());
-                    }
-                    read_block(blocks, &open, i, entry, stored, buf)?;
-                    file.write_all_at(&buf[..len], off)
-                        .map_err(|e| Error::io("writing", path, e))
-                },
-            )?;
-        out.commit()
+        self.kms.audited(
+            Call::ec2("ExportVolume", true).param("volumeId", id),
+            || {
+                let r = self.volume_record(id)?;
+                let open = self.open_lineage(&r.lineage)?;
+                let map = self.region.load_map(&r.map)?;
+                let out = OutputFile::create(path, force)?;
+                let file = out.file();
+                file.set_len(r.size_bytes)
+                    .map_err(|e| Error::io("sizing", path, e))?;
+                let progress = Progress::new("export", Some(r.size_bytes), quiet);
+                let blocks = &self.region.blocks;
+                (0..blocks_for(r.size_bytes))
+                    .into_par_iter()
+                    .try_for_each_init(
+                        || (Vec::new(), vec![0u8; BLOCK_SIZE]),
+                        |(stored, buf), i| -> Result<()> {
+                            let off = i * BLOCK_SIZE as u64;
+                            let len = (r.size_bytes - off).min(BLOCK_SIZE as u64) as usize;
+                            progress.inc(len as u64);
+                            let entry = map.blocks.get(&i);
+                            if entry.is_none() && sparse {
+                                return Ok(());
+                            }
+                            read_block(blocks, &open, i, entry, stored, buf)?;
+                            file.write_all_at(&buf[..len], off)
+                                .map_err(|e| Error::io("writing", path, e))
+                        },
+                    )?;
+                out.commit()
+            },
+        )
     }
 }
 

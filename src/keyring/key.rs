@@ -197,6 +197,15 @@ pub struct DeletedKey {
     pub key_id: String,
     pub arn: String,
     pub deletion_date: String,
+    /// When the key was created, and who managed it (for usage reports after deletion).
+    #[serde(default)]
+    pub creation_date: String,
+    #[serde(default = "customer")]
+    pub key_manager: KeyManager,
+}
+
+fn customer() -> KeyManager {
+    KeyManager::Customer
 }
 
 impl KeyRecord {

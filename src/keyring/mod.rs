@@ -390,6 +390,23 @@ impl RegionStore<'_> {
         serde_json::from_slice(&std::fs::read(path).ok()?).ok()
     }
 
+    /// Every destroyed key's record in the region.
+    pub fn tombstones(&self) -> Result<Vec<DeletedKey>> {
+        let dir = self.dir.join("deleted");
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for e in entries.flatten() {
+            let bytes = store::read(&e.path())?;
+            out.push(
+                serde_json::from_slice(&bytes)
+                    .map_err(|_| Error::Damaged(e.path().display().to_string()))?,
+            );
+        }
+        Ok(out)
+    }
+
     /// Every key record in the region, by key id.
     pub fn list_keys(&self) -> Result<Vec<KeyRecord>> {
         let dir = self.dir.join("keys");

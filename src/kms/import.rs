@@ -10,6 +10,7 @@
 //! the material under an AWS owned key — so the same material imported again after it expired
 //! gets the same id and files wrapped under it open again, and different material is refused.
 
+use super::Call;
 use super::{aws_managed, invalid_state, KeyRef, Kms};
 use crate::crypto::{self, OaepHash, SecretKey, NONCE_LEN};
 use crate::error::{Error, KmsCode, Result};
@@ -112,35 +113,43 @@ impl Kms {
         algorithm: WrappingAlgorithm,
         spec: WrappingKeySpec,
     ) -> Result<ImportParameters> {
-        let store = self.store()?;
-        let record = self.resolve(&store, key, false)?;
-        self.external(&record)?;
-        let m = &record.key_metadata;
-        if m.key_state == KeyState::PendingDeletion {
-            return Err(invalid_state(&m.arn, m.key_state));
-        }
-        let backend = self.home.backend();
-        let private = backend.rsa_generate(spec.bits())?;
-        let valid_to = store::format_time(store::now() + PARAMETERS_VALID);
-        let token = Token {
-            key_arn: m.arn.clone(),
-            wrapping_algorithm: algorithm,
-            wrapping_key_spec: spec,
-            valid_to: valid_to.clone(),
-            private_key: hex::encode(private.pkcs8_der()?.as_slice()),
-        };
-        let json = Zeroizing::new(serde_json::to_vec(&token).expect("serializable"));
-        drop(Zeroizing::new(token.private_key));
-        let nonce: [u8; NONCE_LEN] = crypto::random_array();
-        let mut sealed = TOKEN_MAGIC.to_vec();
-        sealed.extend_from_slice(&nonce);
-        sealed.extend_from_slice(&self.token_key().seal_to_vec(&nonce, TOKEN_MAGIC, &json));
-        Ok(ImportParameters {
-            key_id: m.key_id.clone(),
-            public_key: private.public_key_der()?,
-            import_token: sealed,
-            parameters_valid_to: valid_to,
-        })
+        self.audited(
+            Call::new("GetParametersForImport", false)
+                .key(key)
+                .param("wrappingAlgorithm", algorithm)
+                .param("wrappingKeySpec", spec),
+            || {
+                let store = self.store()?;
+                let record = self.resolve(&store, key, false)?;
+                self.external(&record)?;
+                let m = &record.key_metadata;
+                if m.key_state == KeyState::PendingDeletion {
+                    return Err(invalid_state(&m.arn, m.key_state));
+                }
+                let backend = self.home.backend();
+                let private = backend.rsa_generate(spec.bits())?;
+                let valid_to = store::format_time(store::now() + PARAMETERS_VALID);
+                let token = Token {
+                    key_arn: m.arn.clone(),
+                    wrapping_algorithm: algorithm,
+                    wrapping_key_spec: spec,
+                    valid_to: valid_to.clone(),
+                    private_key: hex::encode(private.pkcs8_der()?.as_slice()),
+                };
+                let json = Zeroizing::new(serde_json::to_vec(&token).expect("serializable"));
+                drop(Zeroizing::new(token.private_key));
+                let nonce: [u8; NONCE_LEN] = crypto::random_array();
+                let mut sealed = TOKEN_MAGIC.to_vec();
+                sealed.extend_from_slice(&nonce);
+                sealed.extend_from_slice(&self.token_key().seal_to_vec(&nonce, TOKEN_MAGIC, &json));
+                Ok(ImportParameters {
+                    key_id: m.key_id.clone(),
+                    public_key: private.public_key_der()?,
+                    import_token: sealed,
+                    parameters_valid_to: valid_to,
+                })
+            },
+        )
     }
 
     fn token_key(&self) -> crypto::AeadKey {
@@ -201,6 +210,7 @@ impl Kms {
         encrypted_material: &[u8],
         valid_to: Option<SystemTime>,
     ) -> Result<KeyMetadata> {
+        self.audited(Call::new("ImportKeyMaterial", false).key(key).param("expirationModel", if valid_to.is_some() { "KEY_MATERIAL_EXPIRES" } else { "KEY_MATERIAL_DOES_NOT_EXPIRE" }), || {
         let now = store::now();
         if let Some(t) = valid_to {
             if t <= now || t > now + MAX_VALID_TO {
@@ -251,6 +261,7 @@ impl Kms {
         }
         store.save_key(&record)?;
         Ok(record.key_metadata)
+            })
     }
 
     fn unwrap_material(&self, token: &Token, wrapped: &[u8]) -> Result<SecretKey> {
@@ -313,13 +324,18 @@ impl Kms {
     /// DeleteImportedKeyMaterial: the material is gone at once; the key waits in PendingImport
     /// (a key pending deletion keeps its state) until the same material is imported again.
     pub fn delete_imported_key_material(&self, key: &KeyRef) -> Result<KeyMetadata> {
-        let store = self.store()?;
-        let _lock = store.lock()?;
-        let mut record = self.resolve(&store, key, false)?;
-        self.external(&record)?;
-        drop_material(&mut record);
-        store.save_key(&record)?;
-        Ok(record.key_metadata)
+        self.audited(
+            Call::new("DeleteImportedKeyMaterial", false).key(key),
+            || {
+                let store = self.store()?;
+                let _lock = store.lock()?;
+                let mut record = self.resolve(&store, key, false)?;
+                self.external(&record)?;
+                drop_material(&mut record);
+                store.save_key(&record)?;
+                Ok(record.key_metadata)
+            },
+        )
     }
 }
 

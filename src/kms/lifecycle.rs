@@ -6,6 +6,7 @@
 //! [`store::now`] (which `COFRE_NOW` sets). A rotation missed for several periods is carried out
 //! once per period, each dated when it was due, as a KMS that had been running would have.
 
+use super::Call;
 use super::{check_usable, invalid_state, KeyRef, Kms};
 use crate::crypto::SecretKey;
 use crate::error::{Error, KmsCode, Result};
@@ -186,11 +187,14 @@ impl Kms {
             return Ok(());
         }
         let mut rotated = Vec::new();
+        // Service events, recorded once the lock is released.
+        let mut events: Vec<(&'static str, String)> = Vec::new();
         {
             let _lock = store.lock()?;
             for mut record in store.list_keys()? {
                 if deletion_due(&record) {
                     destroy(store, &record)?;
+                    events.push(("DeleteKey", record.key_metadata.arn.clone()));
                 } else if record.key_metadata.key_state == KeyState::PendingReplicaDeletion {
                     // The last replica gone: the primary's own waiting period starts now.
                     if self.prune_replicas(&mut record)? && !has_replicas(&record) {
@@ -203,6 +207,7 @@ impl Kms {
                     store.save_key(&record)?;
                 } else if super::import::material_expired(&record, now) {
                     super::import::drop_material(&mut record);
+                    events.push(("DeleteExpiredKeyMaterial", record.key_metadata.arn.clone()));
                     store.save_key(&record)?;
                 } else {
                     let repaired = self.repair_roles(&mut record)?;
@@ -210,12 +215,16 @@ impl Kms {
                         store.save_key(&record)?;
                     } else if self.rotate_overdue(&mut record, now, false) {
                         store.save_key(&record)?;
+                        events.push(("RotateKey", record.key_metadata.arn.clone()));
                         rotated.push(record);
                     }
                 }
             }
         }
         // Pushed once this region's lock is released: never two region locks at once.
+        for (name, arn) in events {
+            self.record(&Call::service(name).param("keyId", &arn), Some(arn), None);
+        }
         for record in &rotated {
             self.sync_replicas(record)?;
         }
@@ -228,23 +237,32 @@ impl Kms {
         key: &KeyRef,
         period_days: Option<u32>,
     ) -> Result<KeyRotationStatus> {
-        let period = days_within(ROTATION_PERIOD_DAYS, period_days, "rotation period")?;
-        self.change_rotation(key, |record, now| {
-            let r = &mut record.rotation;
-            // Re-enabling with the same period keeps the schedule; otherwise it starts now.
-            if !(r.enabled && r.rotation_period_in_days == Some(period)) {
-                r.next_rotation_date = Some(store::format_time(now + days(period)));
-            }
-            r.enabled = true;
-            r.rotation_period_in_days = Some(period);
-        })
+        self.audited(
+            Call::new("EnableKeyRotation", false)
+                .key(key)
+                .param("rotationPeriodInDays", period_days),
+            || {
+                let period = days_within(ROTATION_PERIOD_DAYS, period_days, "rotation period")?;
+                self.change_rotation(key, |record, now| {
+                    let r = &mut record.rotation;
+                    // Re-enabling with the same period keeps the schedule; otherwise it starts now.
+                    if !(r.enabled && r.rotation_period_in_days == Some(period)) {
+                        r.next_rotation_date = Some(store::format_time(now + days(period)));
+                    }
+                    r.enabled = true;
+                    r.rotation_period_in_days = Some(period);
+                })
+            },
+        )
     }
 
     /// DisableKeyRotation.
     pub fn disable_key_rotation(&self, key: &KeyRef) -> Result<KeyRotationStatus> {
-        self.change_rotation(key, |record, _| {
-            record.rotation.enabled = false;
-            record.rotation.next_rotation_date = None;
+        self.audited(Call::new("DisableKeyRotation", false).key(key), || {
+            self.change_rotation(key, |record, _| {
+                record.rotation.enabled = false;
+                record.rotation.next_rotation_date = None;
+            })
         })
     }
 
@@ -269,13 +287,16 @@ impl Kms {
 
     /// GetKeyRotationStatus (reported off while the key is pending deletion).
     pub fn key_rotation_status(&self, key: &KeyRef) -> Result<KeyRotationStatus> {
-        let store = self.store()?;
-        Ok(status(&self.resolve(&store, key, false)?))
+        self.audited(Call::new("GetKeyRotationStatus", true).key(key), || {
+            let store = self.store()?;
+            Ok(status(&self.resolve(&store, key, false)?))
+        })
     }
 
     /// RotateKeyOnDemand: a new current version now, at most 25 times per key. The automatic
     /// schedule is unchanged.
     pub fn rotate_key_on_demand(&self, key: &KeyRef) -> Result<KeyVersion> {
+        self.audited(Call::new("RotateKeyOnDemand", false).key(key), || {
         let store = self.store()?;
         let record = {
             let _lock = store.lock()?;
@@ -298,12 +319,15 @@ impl Kms {
         };
         self.sync_replicas(&record)?;
         Ok(versions(&record).pop().expect("a version was added"))
+            })
     }
 
     /// Every material version of a key, oldest first (ListKeyRotations with the original).
     pub fn list_key_versions(&self, key: &KeyRef) -> Result<Vec<KeyVersion>> {
-        let store = self.store()?;
-        Ok(versions(&self.resolve(&store, key, false)?))
+        self.audited(Call::new("ListKeyRotations", true).key(key), || {
+            let store = self.store()?;
+            Ok(versions(&self.resolve(&store, key, false)?))
+        })
     }
 
     /// ScheduleKeyDeletion: the key becomes unusable at once and is destroyed, with all its
@@ -313,59 +337,69 @@ impl Kms {
         key: &KeyRef,
         window_days: Option<u32>,
     ) -> Result<KeyMetadata> {
-        let window = days_within(DELETION_WINDOW_DAYS, window_days, "deletion waiting period")?;
-        let store = self.store()?;
-        let _lock = store.lock()?;
-        let mut record = self.resolve(&store, key, false)?;
-        super::aws_managed::customer_managed_only(&record)?;
-        let m = &mut record.key_metadata;
-        if matches!(
-            m.key_state,
-            KeyState::PendingDeletion | KeyState::PendingReplicaDeletion
-        ) {
-            return Err(invalid_state(&m.arn, m.key_state));
-        }
-        m.pending_deletion_window_in_days = Some(window);
-        self.prune_replicas(&mut record)?;
-        if has_replicas(&record) {
-            // A primary waits, with no date, until its last replica is deleted; then its own
-            // waiting period starts.
-            record.key_metadata.deletion_date = None;
-            record.set_state(KeyState::PendingReplicaDeletion);
-        } else {
-            record.key_metadata.deletion_date =
-                Some(store::format_time(store::now() + days(window)));
-            record.set_state(KeyState::PendingDeletion);
-        }
-        store.save_key(&record)?;
-        Ok(record.key_metadata)
+        self.audited(
+            Call::new("ScheduleKeyDeletion", false)
+                .key(key)
+                .param("pendingWindowInDays", window_days),
+            || {
+                let window =
+                    days_within(DELETION_WINDOW_DAYS, window_days, "deletion waiting period")?;
+                let store = self.store()?;
+                let _lock = store.lock()?;
+                let mut record = self.resolve(&store, key, false)?;
+                super::aws_managed::customer_managed_only(&record)?;
+                let m = &mut record.key_metadata;
+                if matches!(
+                    m.key_state,
+                    KeyState::PendingDeletion | KeyState::PendingReplicaDeletion
+                ) {
+                    return Err(invalid_state(&m.arn, m.key_state));
+                }
+                m.pending_deletion_window_in_days = Some(window);
+                self.prune_replicas(&mut record)?;
+                if has_replicas(&record) {
+                    // A primary waits, with no date, until its last replica is deleted; then its own
+                    // waiting period starts.
+                    record.key_metadata.deletion_date = None;
+                    record.set_state(KeyState::PendingReplicaDeletion);
+                } else {
+                    record.key_metadata.deletion_date =
+                        Some(store::format_time(store::now() + days(window)));
+                    record.set_state(KeyState::PendingDeletion);
+                }
+                store.save_key(&record)?;
+                Ok(record.key_metadata)
+            },
+        )
     }
 
     /// CancelKeyDeletion: the key comes back Disabled.
     pub fn cancel_key_deletion(&self, key: &KeyRef) -> Result<KeyMetadata> {
-        let store = self.store()?;
-        let _lock = store.lock()?;
-        let mut record = self.resolve(&store, key, false)?;
-        let m = &mut record.key_metadata;
-        if !matches!(
-            m.key_state,
-            KeyState::PendingDeletion | KeyState::PendingReplicaDeletion
-        ) {
-            return Err(Error::kms(
-                KmsCode::KMSInvalidStateException,
-                format!("{} is not pending deletion", m.arn),
-            ));
-        }
-        m.deletion_date = None;
-        m.pending_deletion_window_in_days = None;
-        // Back to Disabled; an imported key without its material waits for it again.
-        record.set_state(if record.materials.is_empty() {
-            KeyState::PendingImport
-        } else {
-            KeyState::Disabled
-        });
-        store.save_key(&record)?;
-        Ok(record.key_metadata)
+        self.audited(Call::new("CancelKeyDeletion", false).key(key), || {
+            let store = self.store()?;
+            let _lock = store.lock()?;
+            let mut record = self.resolve(&store, key, false)?;
+            let m = &mut record.key_metadata;
+            if !matches!(
+                m.key_state,
+                KeyState::PendingDeletion | KeyState::PendingReplicaDeletion
+            ) {
+                return Err(Error::kms(
+                    KmsCode::KMSInvalidStateException,
+                    format!("{} is not pending deletion", m.arn),
+                ));
+            }
+            m.deletion_date = None;
+            m.pending_deletion_window_in_days = None;
+            // Back to Disabled; an imported key without its material waits for it again.
+            record.set_state(if record.materials.is_empty() {
+                KeyState::PendingImport
+            } else {
+                KeyState::Disabled
+            });
+            store.save_key(&record)?;
+            Ok(record.key_metadata)
+        })
     }
 }
 
@@ -427,6 +461,8 @@ fn destroy(store: &RegionStore<'_>, record: &KeyRecord) -> Result<()> {
         key_id: m.key_id.clone(),
         arn: m.arn.clone(),
         deletion_date: m.deletion_date.clone().unwrap_or_default(),
+        creation_date: m.creation_date.clone(),
+        key_manager: m.key_manager,
     })?;
     let mut aliases = store.aliases()?;
     let before = aliases.0.len();

@@ -5,12 +5,14 @@
 //! a master key: [`Kms::encryption_key`] and [`Kms::decryption_key`] hand out an opened
 //! [`MasterKey`] version after those checks.
 
+mod audited;
 mod aws_managed;
 mod import;
 mod keyref;
 mod lifecycle;
 mod multi_region;
 
+pub(crate) use audited::Call;
 pub use import::{ImportParameters, WrappingAlgorithm, WrappingKeySpec};
 pub use keyref::{alias_arn, is_key_id, key_arn, KeyRef};
 pub use lifecycle::{KeyRotationStatus, KeyVersion};
@@ -48,6 +50,8 @@ pub struct CreateKeyRequest {
 pub struct Kms {
     home: Home,
     region: Region,
+    /// Who is calling (recorded in every audit event).
+    principal: crate::audit::Principal,
     /// Set once the rotations and deletions due in the region have been carried out.
     maintained: std::sync::atomic::AtomicBool,
 }
@@ -63,10 +67,22 @@ impl Kms {
     /// A KMS for `region` of `home`.
     pub fn new(home: Home, region: Region) -> Self {
         Kms {
+            principal: crate::audit::Principal::root(home.account_id()),
             home,
             region,
             maintained: Default::default(),
         }
+    }
+
+    /// The same endpoint, called by `principal`.
+    pub fn with_principal(mut self, principal: crate::audit::Principal) -> Self {
+        self.principal = principal;
+        self
+    }
+
+    /// Who is calling.
+    pub fn principal(&self) -> &crate::audit::Principal {
+        &self.principal
     }
 
     /// The home.
@@ -81,7 +97,8 @@ impl Kms {
 
     /// The same home, another region.
     pub fn in_region(&self, region: Region) -> Result<Kms> {
-        Ok(Kms::new(Home::open(self.home.root(), None)?, region))
+        Ok(Kms::new(Home::open(self.home.root(), None)?, region)
+            .with_principal(self.principal.clone()))
     }
 
     /// The region's store. The first time, it carries out the automatic rotations and the
@@ -99,6 +116,7 @@ impl Kms {
 
     /// CreateKey: a symmetric customer managed key with one material version.
     pub fn create_key(&self, req: &CreateKeyRequest) -> Result<KeyMetadata> {
+        self.audited(Call::new("CreateKey", false).param("description", &req.description).param("multiRegion", req.multi_region).param("origin", req.origin), || {
         if req.description.len() > MAX_DESCRIPTION {
             return Err(Error::kms(
                 KmsCode::ValidationException,
@@ -146,6 +164,7 @@ impl Kms {
             record.set_state(KeyState::PendingImport);
         }
         self.insert_key(&store, record, req.alias.as_deref())
+            })
     }
 
     /// A new symmetric key record with one material version.
@@ -351,29 +370,33 @@ impl Kms {
 
     /// DescribeKey.
     pub fn describe_key(&self, key: &KeyRef) -> Result<KeyMetadata> {
-        let store = self.store()?;
-        // As in KMS, describing a predefined alias/aws/<service> creates its AWS managed key.
-        if let KeyRef::Alias(name) = key {
-            self.ensure_aws_managed_key(&store, name)?;
-        }
-        Ok(self.resolve(&store, key, true)?.key_metadata)
+        self.audited(Call::new("DescribeKey", true).key(key), || {
+            let store = self.store()?;
+            // As in KMS, describing a predefined alias/aws/<service> creates its AWS managed key.
+            if let KeyRef::Alias(name) = key {
+                self.ensure_aws_managed_key(&store, name)?;
+            }
+            Ok(self.resolve(&store, key, true)?.key_metadata)
+        })
     }
 
     /// ListKeys, with each key's aliases.
     pub fn list_keys(&self) -> Result<Vec<KeyListing>> {
-        let store = self.store()?;
-        let aliases = store.aliases()?;
-        Ok(store
-            .list_keys()?
-            .into_iter()
-            .map(|r| KeyListing {
-                aliases: aliases
-                    .for_key(&r.key_metadata.key_id)
-                    .map(str::to_owned)
-                    .collect(),
-                metadata: r.key_metadata,
-            })
-            .collect())
+        self.audited(Call::new("ListKeys", true), || {
+            let store = self.store()?;
+            let aliases = store.aliases()?;
+            Ok(store
+                .list_keys()?
+                .into_iter()
+                .map(|r| KeyListing {
+                    aliases: aliases
+                        .for_key(&r.key_metadata.key_id)
+                        .map(str::to_owned)
+                        .collect(),
+                    metadata: r.key_metadata,
+                })
+                .collect())
+        })
     }
 
     fn set_enabled(&self, key: &KeyRef, enable: bool) -> Result<KeyMetadata> {
@@ -406,108 +429,146 @@ impl Kms {
 
     /// EnableKey.
     pub fn enable_key(&self, key: &KeyRef) -> Result<KeyMetadata> {
-        self.set_enabled(key, true)
+        self.audited(Call::new("EnableKey", false).key(key), || {
+            self.set_enabled(key, true)
+        })
     }
 
     /// DisableKey.
     pub fn disable_key(&self, key: &KeyRef) -> Result<KeyMetadata> {
-        self.set_enabled(key, false)
+        self.audited(Call::new("DisableKey", false).key(key), || {
+            self.set_enabled(key, false)
+        })
     }
 
     /// CreateAlias: `name` must be new in this region; the target is a key id or ARN.
     pub fn create_alias(&self, name: &str, target: &KeyRef) -> Result<AliasEntry> {
-        validate_alias_name(name)?;
-        let store = self.store()?;
-        let _lock = store.lock()?;
-        let record = self.resolve(&store, target, false)?;
-        aws_managed::customer_managed_only(&record)?;
-        if record.key_metadata.key_state == KeyState::PendingDeletion {
-            return Err(invalid_state(
-                &record.key_metadata.arn,
-                KeyState::PendingDeletion,
-            ));
-        }
-        let mut aliases = store.aliases()?;
-        if aliases.0.contains_key(name) {
-            return Err(already_exists(name, &self.region));
-        }
-        let id = &record.key_metadata.key_id;
-        if aliases.for_key(id).count() >= MAX_ALIASES_PER_KEY {
-            return Err(Error::kms(
-                KmsCode::LimitExceededException,
-                format!("key {id} already has {MAX_ALIASES_PER_KEY} aliases; delete one first"),
-            ));
-        }
-        let now = store::format_time(store::now());
-        let entry = self.alias_entry(name, id, &now, &now);
-        aliases.0.insert(name.to_owned(), entry.clone());
-        store.save_aliases(&aliases)?;
-        Ok(entry)
+        self.audited(
+            Call::new("CreateAlias", false)
+                .param("aliasName", name)
+                .param("targetKeyId", target.to_string()),
+            || {
+                validate_alias_name(name)?;
+                let store = self.store()?;
+                let _lock = store.lock()?;
+                let record = self.resolve(&store, target, false)?;
+                aws_managed::customer_managed_only(&record)?;
+                if record.key_metadata.key_state == KeyState::PendingDeletion {
+                    return Err(invalid_state(
+                        &record.key_metadata.arn,
+                        KeyState::PendingDeletion,
+                    ));
+                }
+                let mut aliases = store.aliases()?;
+                if aliases.0.contains_key(name) {
+                    return Err(already_exists(name, &self.region));
+                }
+                let id = &record.key_metadata.key_id;
+                if aliases.for_key(id).count() >= MAX_ALIASES_PER_KEY {
+                    return Err(Error::kms(
+                        KmsCode::LimitExceededException,
+                        format!(
+                            "key {id} already has {MAX_ALIASES_PER_KEY} aliases; delete one first"
+                        ),
+                    ));
+                }
+                let now = store::format_time(store::now());
+                let entry = self.alias_entry(name, id, &now, &now);
+                aliases.0.insert(name.to_owned(), entry.clone());
+                store.save_aliases(&aliases)?;
+                Ok(entry)
+            },
+        )
     }
 
     /// UpdateAlias: points an existing alias at another key of this region.
     pub fn update_alias(&self, name: &str, target: &KeyRef) -> Result<AliasEntry> {
-        validate_alias_name(name)?;
-        let store = self.store()?;
-        let _lock = store.lock()?;
-        let record = self.resolve(&store, target, false)?;
-        aws_managed::customer_managed_only(&record)?;
-        if record.key_metadata.key_state == KeyState::PendingDeletion {
-            return Err(invalid_state(
-                &record.key_metadata.arn,
-                KeyState::PendingDeletion,
-            ));
-        }
-        let mut aliases = store.aliases()?;
-        let Some(entry) = aliases.0.get_mut(name) else {
-            return Err(Error::kms(
-                KmsCode::NotFoundException,
-                format!(
+        self.audited(
+            Call::new("UpdateAlias", false)
+                .param("aliasName", name)
+                .param("targetKeyId", target.to_string()),
+            || {
+                validate_alias_name(name)?;
+                let store = self.store()?;
+                let _lock = store.lock()?;
+                let record = self.resolve(&store, target, false)?;
+                aws_managed::customer_managed_only(&record)?;
+                if record.key_metadata.key_state == KeyState::PendingDeletion {
+                    return Err(invalid_state(
+                        &record.key_metadata.arn,
+                        KeyState::PendingDeletion,
+                    ));
+                }
+                let mut aliases = store.aliases()?;
+                let Some(entry) = aliases.0.get_mut(name) else {
+                    return Err(Error::kms(
+                        KmsCode::NotFoundException,
+                        format!(
                     "alias {name} does not exist in {}; create it with `cofre alias create`",
                     self.region
                 ),
-            ));
-        };
-        entry.target_key_id = record.key_metadata.key_id.clone();
-        entry.last_updated_date = store::format_time(store::now());
-        let entry = entry.clone();
-        store.save_aliases(&aliases)?;
-        Ok(entry)
+                    ));
+                };
+                entry.target_key_id = record.key_metadata.key_id.clone();
+                entry.last_updated_date = store::format_time(store::now());
+                let entry = entry.clone();
+                store.save_aliases(&aliases)?;
+                Ok(entry)
+            },
+        )
     }
 
     /// DeleteAlias.
     pub fn delete_alias(&self, name: &str) -> Result<()> {
-        validate_alias_name(name)?;
-        let store = self.store()?;
-        let _lock = store.lock()?;
-        let mut aliases = store.aliases()?;
-        if aliases.0.remove(name).is_none() {
-            return Err(Error::kms(
-                KmsCode::NotFoundException,
-                format!(
+        self.audited(
+            Call::new("DeleteAlias", false).param("aliasName", name),
+            || {
+                validate_alias_name(name)?;
+                let store = self.store()?;
+                let _lock = store.lock()?;
+                let mut aliases = store.aliases()?;
+                if aliases.0.remove(name).is_none() {
+                    return Err(Error::kms(
+                        KmsCode::NotFoundException,
+                        format!(
                     "alias {name} does not exist in {}; `cofre alias list` shows the aliases",
                     self.region
                 ),
-            ));
-        }
-        store.save_aliases(&aliases)
+                    ));
+                }
+                store.save_aliases(&aliases)
+            },
+        )
     }
 
     /// ListAliases.
     pub fn list_aliases(&self) -> Result<Vec<AliasEntry>> {
-        Ok(self.store()?.aliases()?.0.into_values().collect())
+        self.audited(Call::new("ListAliases", true), || {
+            Ok(self.store()?.aliases()?.0.into_values().collect())
+        })
     }
 
     /// The current material version of `key`, for wrapping new data keys (KMS Encrypt /
     /// GenerateDataKey). Refuses keys that are not Enabled.
     pub fn encryption_key(&self, key: &KeyRef) -> Result<MasterKey> {
-        self.encryption_key_via(key, None)
+        self.audited(
+            Call::new("GenerateDataKey", true)
+                .key(key)
+                .param("keySpec", "AES_256"),
+            || self.encryption_key_via(key, None),
+        )
     }
 
     /// [`Kms::encryption_key`] for a cofre service (`"ebs"`): also takes that service's AWS
     /// managed key, `alias/aws/<service>`, creating it on first use.
     pub fn service_encryption_key(&self, key: &KeyRef, service: &str) -> Result<MasterKey> {
-        self.encryption_key_via(key, Some(service))
+        self.audited(
+            Call::new("GenerateDataKeyWithoutPlaintext", true)
+                .key(key)
+                .param("keySpec", "AES_256")
+                .via(service),
+            || self.encryption_key_via(key, Some(service)),
+        )
     }
 
     fn encryption_key_via(&self, key: &KeyRef, service: Option<&str>) -> Result<MasterKey> {
@@ -526,13 +587,24 @@ impl Kms {
     /// The material version that wrapped `wrapped`, for unwrapping it (KMS Decrypt). Refuses
     /// keys that are not Enabled and keys of other regions.
     pub fn decryption_key(&self, wrapped: &WrappedKey) -> Result<MasterKey> {
-        self.decryption_key_via(wrapped, None)
+        self.audited(
+            Call::new("Decrypt", true)
+                .param("keyId", &wrapped.key_arn)
+                .param("encryptionAlgorithm", "SYMMETRIC_DEFAULT"),
+            || self.decryption_key_via(wrapped, None),
+        )
     }
 
     /// [`Kms::decryption_key`] for a cofre service (`"ebs"`), which may use its own AWS managed
     /// key.
     pub fn service_decryption_key(&self, wrapped: &WrappedKey, service: &str) -> Result<MasterKey> {
-        self.decryption_key_via(wrapped, Some(service))
+        self.audited(
+            Call::new("Decrypt", true)
+                .param("keyId", &wrapped.key_arn)
+                .param("encryptionAlgorithm", "SYMMETRIC_DEFAULT")
+                .via(service),
+            || self.decryption_key_via(wrapped, Some(service)),
+        )
     }
 
     fn decryption_key_via(&self, wrapped: &WrappedKey, service: Option<&str>) -> Result<MasterKey> {

@@ -8,6 +8,7 @@
 //! (once the primary's lock is released), and whenever the replica's region is opened, which
 //! also repairs a sync cut short by a crash. Replicas never rotate on their own.
 
+use super::Call;
 use super::{key_arn, KeyRef, Kms};
 use crate::error::{Error, KmsCode, Result};
 use crate::keyring::{
@@ -66,81 +67,88 @@ impl Kms {
     /// ReplicateKey: a replica of this region's multi-Region primary key in `to`, with the same
     /// id and every material version.
     pub fn replicate_key(&self, key: &KeyRef, to: &Region) -> Result<KeyMetadata> {
-        let store = self.store()?;
-        let primary = self.resolve(&store, key, false)?;
-        require_primary(&primary)?;
-        if primary.key_metadata.key_state == KeyState::PendingDeletion {
-            return Err(super::invalid_state(
-                &primary.key_metadata.arn,
-                KeyState::PendingDeletion,
-            ));
-        }
-        if to == &self.region {
-            return Err(Error::kms(
-                KmsCode::ValidationException,
-                format!(
-                    "{} is already in {to}; replicate it to another region",
-                    primary.key_metadata.arn
-                ),
-            ));
-        }
-        let id = primary.key_metadata.key_id.clone();
-        let replica_arn = key_arn(to.as_str(), self.home.account_id(), &id);
-        let target = self.home.region(to)?;
-        {
-            let _lock = target.lock()?;
-            if target.load_key(&id)?.is_some() {
-                return Err(Error::kms(
-                    KmsCode::AlreadyExistsException,
-                    format!("{id} already has a replica in {to}"),
-                ));
-            }
-            let m = &primary.key_metadata;
-            let materials = primary
-                .materials
-                .iter()
-                .map(|v| self.reseal(&m.arn, &replica_arn, v))
-                .collect::<Result<Vec<_>>>()?;
-            let mut replica = KeyRecord {
-                key_metadata: KeyMetadata {
-                    arn: replica_arn.clone(),
-                    creation_date: crate::store::format_time(crate::store::now()),
-                    description: String::new(),
-                    deletion_date: None,
-                    pending_deletion_window_in_days: None,
-                    multi_region_configuration: Some(MultiRegionConfiguration {
-                        multi_region_key_type: MultiRegionKeyType::Replica,
-                        primary_key: RegionalKey {
-                            arn: m.arn.clone(),
-                            region: self.region.to_string(),
+        self.audited(
+            Call::new("ReplicateKey", false)
+                .key(key)
+                .param("replicaRegion", to.as_str()),
+            || {
+                let store = self.store()?;
+                let primary = self.resolve(&store, key, false)?;
+                require_primary(&primary)?;
+                if primary.key_metadata.key_state == KeyState::PendingDeletion {
+                    return Err(super::invalid_state(
+                        &primary.key_metadata.arn,
+                        KeyState::PendingDeletion,
+                    ));
+                }
+                if to == &self.region {
+                    return Err(Error::kms(
+                        KmsCode::ValidationException,
+                        format!(
+                            "{} is already in {to}; replicate it to another region",
+                            primary.key_metadata.arn
+                        ),
+                    ));
+                }
+                let id = primary.key_metadata.key_id.clone();
+                let replica_arn = key_arn(to.as_str(), self.home.account_id(), &id);
+                let target = self.home.region(to)?;
+                {
+                    let _lock = target.lock()?;
+                    if target.load_key(&id)?.is_some() {
+                        return Err(Error::kms(
+                            KmsCode::AlreadyExistsException,
+                            format!("{id} already has a replica in {to}"),
+                        ));
+                    }
+                    let m = &primary.key_metadata;
+                    let materials = primary
+                        .materials
+                        .iter()
+                        .map(|v| self.reseal(&m.arn, &replica_arn, v))
+                        .collect::<Result<Vec<_>>>()?;
+                    let mut replica = KeyRecord {
+                        key_metadata: KeyMetadata {
+                            arn: replica_arn.clone(),
+                            creation_date: crate::store::format_time(crate::store::now()),
+                            description: String::new(),
+                            deletion_date: None,
+                            pending_deletion_window_in_days: None,
+                            multi_region_configuration: Some(MultiRegionConfiguration {
+                                multi_region_key_type: MultiRegionKeyType::Replica,
+                                primary_key: RegionalKey {
+                                    arn: m.arn.clone(),
+                                    region: self.region.to_string(),
+                                },
+                                replica_keys: Vec::new(),
+                            }),
+                            ..m.clone()
                         },
-                        replica_keys: Vec::new(),
-                    }),
-                    ..m.clone()
-                },
-                tags: Vec::new(),
-                materials,
-                rotation: primary.rotation.clone(),
-                primary_epoch: primary.primary_epoch,
-            };
-            replica.set_state(KeyState::Enabled);
-            target.save_key(&replica)?;
-        }
-        let primary = {
-            let _lock = store.lock()?;
-            let mut primary = self.resolve(&store, key, false)?;
-            if let Some(c) = primary.key_metadata.multi_region_configuration.as_mut() {
-                c.replica_keys.push(RegionalKey {
-                    arn: replica_arn,
-                    region: to.to_string(),
-                });
-            }
-            store.save_key(&primary)?;
-            primary
-        };
-        // A rotation between the copy above and the registration reaches the replica here.
-        self.sync_replicas(&primary)?;
-        Ok(target.load_key(&id)?.expect("just saved").key_metadata)
+                        tags: Vec::new(),
+                        materials,
+                        rotation: primary.rotation.clone(),
+                        primary_epoch: primary.primary_epoch,
+                    };
+                    replica.set_state(KeyState::Enabled);
+                    target.save_key(&replica)?;
+                }
+                let primary = {
+                    let _lock = store.lock()?;
+                    let mut primary = self.resolve(&store, key, false)?;
+                    if let Some(c) = primary.key_metadata.multi_region_configuration.as_mut() {
+                        c.replica_keys.push(RegionalKey {
+                            arn: replica_arn,
+                            region: to.to_string(),
+                        });
+                    }
+                    store.save_key(&primary)?;
+                    primary
+                };
+                // A rotation between the copy above and the registration reaches the replica here.
+                self.sync_replicas(&primary)?;
+                Ok(target.load_key(&id)?.expect("just saved").key_metadata)
+            },
+        )
     }
 
     /// Brings a replica up to date with its primary: every material version it lacks, the
@@ -286,61 +294,68 @@ impl Kms {
 
     /// UpdatePrimaryRegion: the replica in `to` becomes the primary, and this key a replica.
     pub fn update_primary_region(&self, key: &KeyRef, to: &Region) -> Result<KeyMetadata> {
-        let store = self.store()?;
-        let old = self.resolve(&store, key, false)?;
-        let c = require_primary(&old)?.clone();
-        let Some(new_primary) = c
-            .replica_keys
-            .iter()
-            .find(|r| r.region == to.as_str())
-            .cloned()
-        else {
-            return Err(Error::kms(
-                KmsCode::NotFoundException,
-                format!(
-                    "{} has no replica in {to}; replicate it there first",
-                    old.key_metadata.arn
-                ),
-            ));
-        };
-        let old_primary = c.primary_key.clone();
-        let replicas: Vec<RegionalKey> = c
-            .replica_keys
-            .iter()
-            .filter(|r| r.region != to.as_str())
-            .cloned()
-            .chain(std::iter::once(old_primary))
-            .collect();
-        // Every key of the set learns its new role, one region lock at a time; the new primary
-        // first, so that a crash midway leaves a primary in charge. Each gets the next epoch:
-        // a key a crash left with the old epoch is repaired by `repair_roles`.
-        let epoch = old.primary_epoch + 1;
-        let id = old.key_metadata.key_id.clone();
-        let mut order = vec![new_primary.clone()];
-        order.extend(replicas.iter().cloned());
-        for k in &order {
-            let s = self.home.region(&Region::new(&k.region)?)?;
-            let _lock = s.lock()?;
-            let Some(mut rec) = s.load_key(&id)? else {
-                continue;
-            };
-            let is_primary = k.region == new_primary.region;
-            rec.key_metadata.multi_region_configuration = Some(MultiRegionConfiguration {
-                multi_region_key_type: if is_primary {
-                    MultiRegionKeyType::Primary
-                } else {
-                    MultiRegionKeyType::Replica
-                },
-                primary_key: new_primary.clone(),
-                replica_keys: if is_primary {
-                    replicas.clone()
-                } else {
-                    Vec::new()
-                },
-            });
-            rec.primary_epoch = epoch;
-            s.save_key(&rec)?;
-        }
-        Ok(self.resolve(&store, key, false)?.key_metadata)
+        self.audited(
+            Call::new("UpdatePrimaryRegion", false)
+                .key(key)
+                .param("primaryRegion", to.as_str()),
+            || {
+                let store = self.store()?;
+                let old = self.resolve(&store, key, false)?;
+                let c = require_primary(&old)?.clone();
+                let Some(new_primary) = c
+                    .replica_keys
+                    .iter()
+                    .find(|r| r.region == to.as_str())
+                    .cloned()
+                else {
+                    return Err(Error::kms(
+                        KmsCode::NotFoundException,
+                        format!(
+                            "{} has no replica in {to}; replicate it there first",
+                            old.key_metadata.arn
+                        ),
+                    ));
+                };
+                let old_primary = c.primary_key.clone();
+                let replicas: Vec<RegionalKey> = c
+                    .replica_keys
+                    .iter()
+                    .filter(|r| r.region != to.as_str())
+                    .cloned()
+                    .chain(std::iter::once(old_primary))
+                    .collect();
+                // Every key of the set learns its new role, one region lock at a time; the new primary
+                // first, so that a crash midway leaves a primary in charge. Each gets the next epoch:
+                // a key a crash left with the old epoch is repaired by `repair_roles`.
+                let epoch = old.primary_epoch + 1;
+                let id = old.key_metadata.key_id.clone();
+                let mut order = vec![new_primary.clone()];
+                order.extend(replicas.iter().cloned());
+                for k in &order {
+                    let s = self.home.region(&Region::new(&k.region)?)?;
+                    let _lock = s.lock()?;
+                    let Some(mut rec) = s.load_key(&id)? else {
+                        continue;
+                    };
+                    let is_primary = k.region == new_primary.region;
+                    rec.key_metadata.multi_region_configuration = Some(MultiRegionConfiguration {
+                        multi_region_key_type: if is_primary {
+                            MultiRegionKeyType::Primary
+                        } else {
+                            MultiRegionKeyType::Replica
+                        },
+                        primary_key: new_primary.clone(),
+                        replica_keys: if is_primary {
+                            replicas.clone()
+                        } else {
+                            Vec::new()
+                        },
+                    });
+                    rec.primary_epoch = epoch;
+                    s.save_key(&rec)?;
+                }
+                Ok(self.resolve(&store, key, false)?.key_metadata)
+            },
+        )
     }
 }

@@ -1,0 +1,317 @@
+//! Usage and cost at KMS prices, computed from the audit trails and the key records alone, so
+//! the same home always gives the same bill.
+//!
+//! - $1 per customer managed key per month, prorated by the hour (each started hour counts):
+//!   replicas and imported keys count; AWS managed keys are free; hours a key spends pending
+//!   deletion are free.
+//! - $1 per month more for each of a key's first two rotations, from the rotation on.
+//! - $0.03 per 10,000 KMS requests beyond 20,000 free per month, across all regions.
+
+use super::{Event, Trail};
+use crate::error::{Error, Result};
+use crate::keyring::{Home, KeyManager, Region};
+use crate::store;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+const FREE_REQUESTS: u64 = 20_000;
+const PRICE_PER_10K_REQUESTS: f64 = 0.03;
+const PRICE_KEY_MONTH: f64 = 1.0;
+
+/// One key's month.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct KeyUsage {
+    pub region: String,
+    pub key_id: String,
+    pub key_manager: KeyManager,
+    /// Billable hours (not pending deletion, not deleted) in the month.
+    pub hours: u64,
+    pub key_cost: f64,
+    /// Billable hours of its first and second rotations' material.
+    pub rotation_hours: u64,
+    pub rotation_cost: f64,
+    /// KMS requests naming the key, by API.
+    pub requests: BTreeMap<String, u64>,
+}
+
+/// The month's bill.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct UsageReport {
+    pub month: String,
+    pub hours_in_month: u64,
+    pub keys: Vec<KeyUsage>,
+    /// KMS requests by region and API (those naming no key included).
+    pub requests: BTreeMap<String, BTreeMap<String, u64>>,
+    pub total_requests: u64,
+    pub free_requests: u64,
+    pub billable_requests: u64,
+    pub request_cost: f64,
+    pub key_cost: f64,
+    pub rotation_cost: f64,
+    pub total: f64,
+}
+
+/// Parses `YYYY-MM` into the month's start and end.
+pub fn month_bounds(month: &str) -> Result<(SystemTime, SystemTime)> {
+    let bad = || {
+        Error::usage(format!(
+            "bad month {month:?}; write it as YYYY-MM, e.g. 2027-03"
+        ))
+    };
+    let (y, m) = month.split_once('-').ok_or_else(bad)?;
+    let (y, m): (u32, u32) = (y.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+    if !(1..=12).contains(&m) || !(1970..=9999).contains(&y) {
+        return Err(bad());
+    }
+    let start = store::parse_time(&format!("{y:04}-{m:02}-01T00:00:00Z"))?;
+    let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+    let end = store::parse_time(&format!("{ny:04}-{nm:02}-01T00:00:00Z"))?;
+    Ok((start, end))
+}
+
+/// The current month, `YYYY-MM`.
+pub fn this_month() -> String {
+    store::format_time(store::now())[..7].to_owned()
+}
+
+/// Started hours between `a` and `b`.
+fn hours(a: SystemTime, b: SystemTime) -> u64 {
+    b.duration_since(a)
+        .unwrap_or_default()
+        .as_secs()
+        .div_ceil(3600)
+}
+
+fn time(s: &str) -> Option<SystemTime> {
+    store::parse_time(s).ok()
+}
+
+/// Intervals `[from, to)` minus `holes`, clipped to `[lo, hi)`, in started hours.
+fn billable_hours(
+    from: SystemTime,
+    to: SystemTime,
+    holes: &[(SystemTime, SystemTime)],
+    lo: SystemTime,
+    hi: SystemTime,
+) -> u64 {
+    let (from, to) = (from.max(lo), to.min(hi));
+    if from >= to {
+        return 0;
+    }
+    // Walk the interval, skipping the holes (sorted, possibly overlapping).
+    let mut total = 0;
+    let mut at = from;
+    let mut holes: Vec<_> = holes.to_vec();
+    holes.sort();
+    for (a, b) in holes {
+        if b <= at || a >= to {
+            continue;
+        }
+        if a > at {
+            total += hours(at, a.min(to));
+        }
+        at = at.max(b);
+        if at >= to {
+            return total;
+        }
+    }
+    total + hours(at, to)
+}
+
+/// The bill of `month` for `home`: every region's keys and trail.
+pub fn report(home: &Home, trails: &[(Region, Trail)], month: &str) -> Result<UsageReport> {
+    let (lo, month_end) = month_bounds(month)?;
+    let now = store::now();
+    let hi = month_end.min(now.max(lo));
+    let hours_in_month = hours(lo, month_end);
+    let mut keys = Vec::new();
+    let mut requests: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    let mut total_requests: u64 = 0;
+    for (region, trail) in trails {
+        let events = trail.events()?;
+        let by_arn = |arn: &str| -> Vec<&Event> {
+            events
+                .iter()
+                .filter(|e| e.resources.iter().any(|r| r.arn == arn))
+                .collect()
+        };
+        // Requests: KMS API calls (not service events) in the month.
+        for e in &events {
+            let t = time(&e.event_time).unwrap_or(lo);
+            if e.event_source == "kms.amazonaws.com"
+                && e.event_type == "AwsApiCall"
+                && t >= lo
+                && t < month_end
+            {
+                *requests
+                    .entry(region.to_string())
+                    .or_default()
+                    .entry(e.event_name.clone())
+                    .or_default() += 1;
+                total_requests += 1;
+            }
+        }
+        let store = home.region(region)?;
+        let mut all: Vec<(String, String, KeyManager, SystemTime, Option<SystemTime>)> = store
+            .list_keys()?
+            .into_iter()
+            .map(|r| {
+                let m = r.key_metadata;
+                (
+                    m.key_id,
+                    m.arn,
+                    m.key_manager,
+                    time(&m.creation_date).unwrap_or(lo),
+                    None,
+                )
+            })
+            .collect();
+        for t in store.tombstones()? {
+            let created = time(&t.creation_date)
+                .or_else(|| {
+                    by_arn(&t.arn)
+                        .iter()
+                        .find(|e| e.event_name == "CreateKey" || e.event_name == "ReplicateKey")
+                        .and_then(|e| time(&e.event_time))
+                })
+                .unwrap_or(lo);
+            all.push((
+                t.key_id,
+                t.arn,
+                t.key_manager,
+                created,
+                time(&t.deletion_date),
+            ));
+        }
+        for (key_id, arn, manager, created, deleted) in all {
+            let evs = by_arn(&arn);
+            let ok = |name: &str| {
+                evs.iter()
+                    .filter(move |e| e.event_name == name && e.error_code.is_none())
+                    .filter_map(|e| time(&e.event_time))
+                    .collect::<Vec<_>>()
+            };
+            // Pending deletion: from each schedule to the next cancel (or the deletion).
+            let mut holes = Vec::new();
+            let cancels = ok("CancelKeyDeletion");
+            for s in ok("ScheduleKeyDeletion") {
+                let end = cancels
+                    .iter()
+                    .copied()
+                    .filter(|c| *c > s)
+                    .min()
+                    .or(deleted)
+                    .unwrap_or(month_end.max(now));
+                holes.push((s, end));
+            }
+            let end = deleted.unwrap_or(month_end.max(now));
+            let mut per_api = BTreeMap::new();
+            for e in &evs {
+                let t = time(&e.event_time).unwrap_or(lo);
+                if e.event_source == "kms.amazonaws.com"
+                    && e.event_type == "AwsApiCall"
+                    && t >= lo
+                    && t < month_end
+                {
+                    *per_api.entry(e.event_name.clone()).or_default() += 1;
+                }
+            }
+            let billable = manager == KeyManager::Customer;
+            let h = if billable {
+                billable_hours(created, end, &holes, lo, hi)
+            } else {
+                0
+            };
+            let mut rotations: Vec<SystemTime> = ok("RotateKeyOnDemand");
+            rotations.extend(ok("RotateKey"));
+            rotations.sort();
+            let rh: u64 = if billable {
+                rotations
+                    .iter()
+                    .take(2)
+                    .map(|r| billable_hours(*r, end, &holes, lo, hi))
+                    .sum()
+            } else {
+                0
+            };
+            if h == 0 && rh == 0 && per_api.is_empty() {
+                continue;
+            }
+            let price = |hrs: u64| PRICE_KEY_MONTH * hrs as f64 / hours_in_month as f64;
+            keys.push(KeyUsage {
+                region: region.to_string(),
+                key_id,
+                key_manager: manager,
+                hours: h,
+                key_cost: round(price(h)),
+                rotation_hours: rh,
+                rotation_cost: round(price(rh)),
+                requests: per_api,
+            });
+        }
+    }
+    let billable_requests = total_requests.saturating_sub(FREE_REQUESTS);
+    let request_cost = round(billable_requests as f64 * PRICE_PER_10K_REQUESTS / 10_000.0);
+    let key_cost = round(keys.iter().map(|k| k.key_cost).sum());
+    let rotation_cost = round(keys.iter().map(|k| k.rotation_cost).sum());
+    Ok(UsageReport {
+        month: month.to_owned(),
+        hours_in_month,
+        keys,
+        requests,
+        total_requests,
+        free_requests: total_requests.min(FREE_REQUESTS),
+        billable_requests,
+        request_cost,
+        key_cost,
+        rotation_cost,
+        total: round(request_cost + key_cost + rotation_cost),
+    })
+}
+
+/// Cents and a bit: six decimals, so sums are exact enough to compare.
+fn round(x: f64) -> f64 {
+    (x * 1e6).round() / 1e6
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> SystemTime {
+        store::parse_time(s).unwrap()
+    }
+
+    #[test]
+    fn hours_are_started_hours_minus_holes() {
+        let (lo, hi) = month_bounds("2027-02").unwrap();
+        assert_eq!(hours(lo, hi), 28 * 24);
+        // A key for the whole month.
+        assert_eq!(
+            billable_hours(t("2026-01-01T00:00:00Z"), hi, &[], lo, hi),
+            672
+        );
+        // Created at 10:30 on the 1st: 14 started hours that day.
+        assert_eq!(
+            billable_hours(
+                t("2027-02-01T10:30:00Z"),
+                t("2027-02-02T00:00:00Z"),
+                &[],
+                lo,
+                hi
+            ),
+            14
+        );
+        // Pending deletion from the 10th to the 12th is free.
+        let hole = (t("2027-02-10T00:00:00Z"), t("2027-02-12T00:00:00Z"));
+        assert_eq!(billable_hours(lo, hi, &[hole], lo, hi), 672 - 48);
+        assert!(month_bounds("2027-13").is_err() && month_bounds("27-01").is_err());
+        assert_eq!(
+            month_bounds("2027-12").unwrap().1,
+            t("2028-01-01T00:00:00Z")
+        );
+    }
+}

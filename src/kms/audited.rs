@@ -1,0 +1,245 @@
+//! Every KMS request goes through [`Kms::audited`]: the request runs, then one event is
+//! appended to the region's trail whatever the outcome — allowed, refused or failed.
+
+use super::{ImportParameters, KeyListing, KeyRef, KeyRotationStatus, KeyVersion, Kms};
+use crate::audit::{Event, Resource, Trail, UserIdentity};
+use crate::error::Error;
+use crate::keyring::{AliasEntry, KeyMetadata, MasterKey};
+use crate::Result;
+use serde_json::{Map, Value};
+
+/// One request, as the trail will record it.
+#[derive(Debug, Clone)]
+pub(crate) struct Call {
+    name: &'static str,
+    read_only: bool,
+    params: Map<String, Value>,
+    source: &'static str,
+    invoked_by: Option<&'static str>,
+    service_event: bool,
+}
+
+impl Call {
+    /// A KMS API call by the caller.
+    pub(crate) fn new(name: &'static str, read_only: bool) -> Self {
+        Call {
+            name,
+            read_only,
+            params: Map::new(),
+            source: "kms.amazonaws.com",
+            invoked_by: None,
+            service_event: false,
+        }
+    }
+
+    /// An EC2 (EBS) API call by the caller.
+    pub(crate) fn ec2(name: &'static str, read_only: bool) -> Self {
+        Call {
+            source: "ec2.amazonaws.com",
+            ..Call::new(name, read_only)
+        }
+    }
+
+    /// An event cofre's KMS carries out on its own (rotation, deletion, expiry).
+    pub(crate) fn service(name: &'static str) -> Self {
+        Call {
+            service_event: true,
+            ..Call::new(name, false)
+        }
+    }
+
+    /// `keyId` as the caller supplied it.
+    pub(crate) fn key(self, key: &KeyRef) -> Self {
+        self.param("keyId", key.to_string())
+    }
+
+    /// Another request parameter (never plaintext or key material).
+    pub(crate) fn param(mut self, name: &str, value: impl serde::Serialize) -> Self {
+        self.params.insert(
+            name.to_owned(),
+            serde_json::to_value(value).expect("serializable"),
+        );
+        self
+    }
+
+    /// Made by a cofre service on the caller's behalf (`ec2.amazonaws.com` for EBS).
+    pub(crate) fn via(mut self, service: &str) -> Self {
+        self.invoked_by = Some(match service {
+            "ebs" => "ec2.amazonaws.com",
+            _ => "AWS Internal",
+        });
+        self
+    }
+}
+
+/// What a result says about the key it acted on.
+pub trait Audited {
+    fn key_arn(&self) -> Option<String> {
+        None
+    }
+}
+
+impl Audited for KeyMetadata {
+    fn key_arn(&self) -> Option<String> {
+        Some(self.arn.clone())
+    }
+}
+impl Audited for MasterKey {
+    fn key_arn(&self) -> Option<String> {
+        Some(self.arn().to_owned())
+    }
+}
+impl Audited for () {}
+impl Audited for AliasEntry {}
+impl Audited for KeyRotationStatus {}
+impl Audited for KeyVersion {}
+impl Audited for ImportParameters {}
+impl<T> Audited for Vec<T> {}
+impl Audited for KeyListing {}
+impl Audited for bool {}
+impl Audited for String {}
+impl Audited for u64 {}
+impl Audited for crate::ebs::Volume {}
+impl Audited for crate::ebs::Snapshot {}
+impl Audited for crate::ebs::ChangedBlocks {}
+impl Audited for crate::ebs::CopyReport {}
+impl Audited for crate::ebs::VerifyReport {}
+impl Audited for crate::ebs::GcReport {}
+
+/// The exception name a failed request is recorded with.
+fn error_code(e: &Error) -> String {
+    match e {
+        Error::Kms { code, .. } => code.to_string(),
+        Error::Usage(_) => "ValidationException".into(),
+        Error::Io { .. } | Error::Damaged(_) => "KMSInternalException".into(),
+        _ => "InvalidCiphertextException".into(),
+    }
+}
+
+impl Kms {
+    /// The audit trail of this region.
+    pub fn audit_trail(&self) -> Trail {
+        self.trail()
+    }
+
+    /// The trail of this region.
+    pub(crate) fn trail(&self) -> Trail {
+        let key = self
+            .home
+            .aws_owned_key(&format!("audit digests\0{}", self.region));
+        Trail::new(
+            &self.home.region_dir(&self.region),
+            self.region.as_str(),
+            key,
+        )
+    }
+
+    /// Runs a request and records it.
+    pub(crate) fn audited<T: Audited>(
+        &self,
+        call: Call,
+        f: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
+        let result = f();
+        let arn = match &result {
+            Ok(t) => t.key_arn(),
+            Err(_) => None,
+        }
+        .or_else(|| {
+            // The key as supplied: an ARN, or a key id in this region.
+            let k = call.params.get("keyId").and_then(Value::as_str)?;
+            if k.starts_with("arn:") {
+                Some(k.to_owned())
+            } else if super::is_key_id(k) {
+                Some(super::key_arn(
+                    self.region.as_str(),
+                    self.home.account_id(),
+                    k,
+                ))
+            } else {
+                None
+            }
+        });
+        self.record(&call, arn, result.as_ref().err());
+        result
+    }
+
+    /// Appends one event; a trail that cannot be written is reported, not fatal to a
+    /// request that already took effect.
+    pub(crate) fn record(&self, call: &Call, key_arn: Option<String>, error: Option<&Error>) {
+        let account = self.home.account_id().to_owned();
+        let p = &self.principal;
+        let identity = if call.service_event {
+            UserIdentity {
+                kind: "AWSService".into(),
+                arn: None,
+                account_id: None,
+                user_name: None,
+                invoked_by: Some("kms.amazonaws.com".into()),
+            }
+        } else {
+            UserIdentity {
+                kind: p.identity_type().into(),
+                arn: Some(p.arn().to_owned()),
+                account_id: Some(p.account().to_owned()),
+                user_name: p.name().map(str::to_owned),
+                invoked_by: call.invoked_by.map(str::to_owned),
+            }
+        };
+        let uuid = || {
+            uuid::Builder::from_random_bytes(crate::crypto::random_array())
+                .into_uuid()
+                .to_string()
+        };
+        let event = Event {
+            event_version: "1.08".into(),
+            user_identity: identity,
+            event_time: crate::store::format_time(crate::store::now()),
+            event_source: call.source.into(),
+            event_name: call.name.into(),
+            aws_region: self.region.to_string(),
+            source_ip_address: if call.service_event || call.invoked_by.is_some() {
+                "AWS Internal".into()
+            } else {
+                "127.0.0.1".into()
+            },
+            user_agent: concat!("cofre/", env!("CARGO_PKG_VERSION")).into(),
+            error_code: error.map(error_code),
+            error_message: error.map(|e| e.to_string()),
+            request_parameters: if call.params.is_empty() {
+                Value::Null
+            } else {
+                Value::Object(call.params.clone())
+            },
+            response_elements: Value::Null,
+            request_id: uuid(),
+            event_id: uuid(),
+            read_only: call.read_only,
+            resources: key_arn
+                .map(|arn| Resource {
+                    account_id: account.clone(),
+                    kind: "AWS::KMS::Key".into(),
+                    arn,
+                })
+                .into_iter()
+                .collect(),
+            event_type: if call.service_event {
+                "AwsServiceEvent"
+            } else {
+                "AwsApiCall"
+            }
+            .into(),
+            management_event: true,
+            recipient_account_id: account,
+            event_category: "Management".into(),
+            cofre_sequence: 0,
+            cofre_previous: String::new(),
+        };
+        if let Err(e) = self.trail().append(event) {
+            eprintln!(
+                "cofre: warning: the audit trail of {} was not written: {e}",
+                self.region
+            );
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! The bill of a scripted month, against a hand computation. One test in its own binary: it
+//! moves cofre's clock with COFRE_NOW, which is process-wide.
+
+use cofre::{audit::usage, CreateKeyRequest, Home, KeyRef, Kms, Region};
+
+fn at(now: &str, dir: &std::path::Path) -> Kms {
+    // Safe here: this binary has one test, so no other thread reads the environment.
+    std::env::set_var("COFRE_NOW", now);
+    Kms::new(
+        Home::open(&dir.join("home"), Some("111122223333")).unwrap(),
+        Region::new("us-east-1").unwrap(),
+    )
+}
+
+#[test]
+fn a_scripted_month_bills_as_computed_by_hand() {
+    let dir = tempfile::tempdir().unwrap();
+    // March 2027: 31 days, 744 hours.
+    let kms = at("2027-03-01T00:00:00Z", dir.path());
+    let a: KeyRef = kms
+        .create_key(&CreateKeyRequest::default())
+        .unwrap()
+        .key_id
+        .parse()
+        .unwrap();
+    // Three on-demand rotations of A; only the first two are billed.
+    for day in ["05", "06", "07"] {
+        at(&format!("2027-03-{day}T00:00:00Z"), dir.path())
+            .rotate_key_on_demand(&a)
+            .unwrap();
+    }
+    // B lives from 06:30 on the 10th; pending deletion (free) from the 20th; gone on the 27th.
+    let kms = at("2027-03-10T06:30:00Z", dir.path());
+    let b: KeyRef = kms
+        .create_key(&CreateKeyRequest::default())
+        .unwrap()
+        .key_id
+        .parse()
+        .unwrap();
+    at("2027-03-20T00:00:00Z", dir.path())
+        .schedule_key_deletion(&b, Some(7))
+        .unwrap();
+    // The AWS managed key for EBS: its requests count, the key is free.
+    let kms = at("2027-03-21T00:00:00Z", dir.path());
+    kms.describe_key(&"alias/aws/ebs".parse().unwrap()).unwrap();
+    // 50,000 requests, the last ones after B's deletion date (the first of them destroys B).
+    for _ in 0..25_000 {
+        kms.describe_key(&a).unwrap();
+    }
+    let kms = at("2027-03-28T00:00:00Z", dir.path());
+    for _ in 0..25_000 {
+        kms.describe_key(&a).unwrap();
+    }
+    assert!(kms.describe_key(&b).is_err(), "B was destroyed on the 27th");
+    // That refused request counts too.
+    let kms = at("2027-04-02T00:00:00Z", dir.path());
+    let trails = [(kms.region().clone(), kms.audit_trail())];
+    let r = usage::report(kms.home(), &trails, "2027-03").unwrap();
+
+    // By hand:
+    // requests: 2 CreateKey + 3 RotateKeyOnDemand + 1 ScheduleKeyDeletion + 1 DescribeKey
+    //           (alias/aws/ebs) + 50,000 DescribeKey + 1 refused DescribeKey = 50,008;
+    //           20,000 free, 30,008 × $0.03 / 10,000 = $0.090024
+    // A: 744 h = $1; rotations from the 5th (648 h) and the 6th (624 h): 1272/744 = $1.709677
+    // B: 06:30 on the 10th to the 20th = 233.5 h, 234 started hours: 234/744 = $0.314516
+    assert_eq!(r.hours_in_month, 744);
+    assert_eq!(r.total_requests, 50_008);
+    assert_eq!(r.billable_requests, 30_008);
+    assert!(
+        (r.request_cost - 0.090024).abs() < 1e-9,
+        "{}",
+        r.request_cost
+    );
+    let key = |k: &KeyRef| {
+        r.keys
+            .iter()
+            .find(|u| k.to_string() == u.key_id)
+            .unwrap_or_else(|| panic!("{k} not in {:?}", r.keys))
+            .clone()
+    };
+    let (ua, ub) = (key(&a), key(&b));
+    assert_eq!((ua.hours, ua.rotation_hours), (744, 648 + 624));
+    assert!((ua.key_cost - 1.0).abs() < 1e-9 && (ua.rotation_cost - 1.709677).abs() < 1e-6);
+    assert_eq!((ub.hours, ub.rotation_hours), (234, 0));
+    assert!((ub.key_cost - 0.314516).abs() < 1e-6, "{}", ub.key_cost);
+    // The AWS managed key costs nothing.
+    assert!(r
+        .keys
+        .iter()
+        .filter(|k| k.key_manager == cofre::keyring::KeyManager::Aws)
+        .all(|k| k.hours == 0 && k.key_cost == 0.0));
+    assert!(
+        (r.total - (0.090024 + 1.0 + 1.709677 + 0.314516)).abs() < 1e-5,
+        "{}",
+        r.total
+    );
+    // The same home gives the same bill.
+    let again = usage::report(kms.home(), &trails, "2027-03").unwrap();
+    assert_eq!(again.total, r.total);
+    std::env::remove_var("COFRE_NOW");
+}
