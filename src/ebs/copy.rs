@@ -68,10 +68,11 @@ impl Ebs<'_> {
                 }
                 let src_kms = self.kms.in_region(req.source_region.clone())?;
                 let src = Ebs::new(&src_kms)?;
-                let snap = src.snapshot_record(&req.source_snapshot_id)?;
-                // Hold off removals in both regions while blocks move.
+                // Hold off removals in both regions, from before the snapshot is read until
+                // the copy names its blocks.
                 let _src_writing = src.region.writing()?;
                 let _dst_writing = self.region.writing()?;
+                let snap = src.snapshot_record(&req.source_snapshot_id)?;
                 let map = src.region.load_map(&snap.map)?;
                 let head = self.region.load_head()?;
                 let src_encrypted = snap.lineage.data_key.is_some();

@@ -119,6 +119,9 @@ impl Ebs<'_> {
             ));
         }
         let volume_id = new_id("vol-");
+        // Held from before the head is read: a snapshot this restores cannot lose its blocks
+        // to a concurrent delete until the new volume names them.
+        let _writing = self.region.writing()?;
         let head = self.region.load_head()?;
         let want_key = |head: &Head| -> Result<Option<KeyRef>> {
             Ok(if req.encrypted || head.encryption_by_default {
@@ -127,7 +130,6 @@ impl Ebs<'_> {
                 None
             })
         };
-        let _writing = self.region.writing()?;
         let (size, lineage, map, snapshot_id) = match &req.source {
             VolumeSource::Empty(size) => {
                 check_size(*size, req.volume_type, false)?;
