@@ -360,7 +360,7 @@ pub fn verify(raw: &[u8]) -> Vec<TrailProblem> {
 
 /// The last complete line of the trail, dropping a line a crash cut short.
 fn last_line(f: &mut File, path: &Path) -> Result<Option<Vec<u8>>> {
-    let len = f
+    let mut len = f
         .seek(SeekFrom::End(0))
         .map_err(|e| Error::io("reading", path, e))?;
     if len == 0 {
@@ -383,9 +383,15 @@ fn last_line(f: &mut File, path: &Path) -> Result<Option<Vec<u8>>> {
             }
         };
         if (start + complete as u64) < len {
-            // A line cut short (a kill or a full disk mid-append): drop it.
-            f.set_len(start + complete as u64)
+            // A line cut short (a kill or a full disk mid-append): drop it, and look again
+            // from the new end.
+            len = start + complete as u64;
+            f.set_len(len)
                 .map_err(|e| Error::io("repairing", path, e))?;
+            if len == 0 {
+                return Ok(None);
+            }
+            continue;
         }
         let body = &buf[..complete.saturating_sub(1)];
         match body.iter().rposition(|&b| b == b'\n') {

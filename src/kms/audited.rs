@@ -107,11 +107,21 @@ impl Audited for crate::ebs::VerifyReport {}
 impl Audited for crate::ebs::GcReport {}
 
 /// The exception name a failed request is recorded with.
-fn error_code(e: &Error) -> String {
+fn error_code(e: &Error, source: &str) -> String {
+    let ec2 = source == "ec2.amazonaws.com";
     match e {
         Error::Kms { code, .. } => code.to_string(),
-        Error::Usage(_) => "ValidationException".into(),
+        Error::Ec2 { code, .. } => code.to_string(),
+        Error::Usage(_) | Error::OutputExists(_) | Error::SameFile(_) if ec2 => {
+            "InvalidParameterValue".into()
+        }
+        Error::Usage(_) | Error::OutputExists(_) | Error::SameFile(_) => {
+            "ValidationException".into()
+        }
+        Error::StoreCorrupt(_) if ec2 => "IncorrectState".into(),
+        Error::Io { .. } | Error::Damaged(_) if ec2 => "InternalError".into(),
         Error::Io { .. } | Error::Damaged(_) => "KMSInternalException".into(),
+        _ if ec2 => "IncorrectState".into(),
         _ => "InvalidCiphertextException".into(),
     }
 }
@@ -204,7 +214,7 @@ impl Kms {
                 "127.0.0.1".into()
             },
             user_agent: concat!("cofre/", env!("CARGO_PKG_VERSION")).into(),
-            error_code: error.map(error_code),
+            error_code: error.map(|e| error_code(e, call.source)),
             error_message: error.map(|e| e.to_string()),
             request_parameters: if call.params.is_empty() {
                 Value::Null

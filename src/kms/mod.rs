@@ -116,7 +116,7 @@ impl Kms {
 
     /// CreateKey: a symmetric customer managed key with one material version.
     pub fn create_key(&self, req: &CreateKeyRequest) -> Result<KeyMetadata> {
-        self.audited(Call::new("CreateKey", false).param("description", &req.description).param("multiRegion", req.multi_region).param("origin", req.origin), || {
+        self.audited(Call::new("CreateKey", false).param("description", &req.description).param("aliasName", &req.alias).param("multiRegion", req.multi_region).param("origin", req.origin), || {
         if req.description.len() > MAX_DESCRIPTION {
             return Err(Error::kms(
                 KmsCode::ValidationException,
