@@ -45,6 +45,7 @@ pub enum KmsCode {
     InvalidImportTokenException,
     ExpiredImportTokenException,
     IncorrectKeyMaterialException,
+    MalformedPolicyDocumentException,
 }
 
 impl fmt::Display for KmsCode {
@@ -153,7 +154,8 @@ impl Error {
                 | KmsCode::LimitExceededException
                 | KmsCode::InvalidImportTokenException
                 | KmsCode::ExpiredImportTokenException
-                | KmsCode::IncorrectKeyMaterialException => ExitCode::Usage,
+                | KmsCode::IncorrectKeyMaterialException
+                | KmsCode::MalformedPolicyDocumentException => ExitCode::Usage,
                 KmsCode::InvalidCiphertextException => ExitCode::Integrity,
                 _ => ExitCode::Access,
             },

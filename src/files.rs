@@ -300,7 +300,7 @@ fn wrap_for(kms: &Kms, keys: &[KeyRef], data_key: &SecretKey, header: &mut Heade
         return Err(Error::usage("give at least one key with -k KEY"));
     }
     for k in keys {
-        let master = kms.encryption_key(k)?;
+        let master = kms.encryption_key(k, &header.context)?;
         let aad = WrappedKey::aad(
             master.arn(),
             master.material_id(),
@@ -400,7 +400,10 @@ fn open_header(
             &header.message_id,
             &header.context,
         );
-        match kms.decryption_key(w).and_then(|m| m.unwrap(w, &aad)) {
+        match kms
+            .decryption_key(w, &header.context)
+            .and_then(|m| m.unwrap(w, &aad))
+        {
             Ok(dk) => {
                 let keys = header.open_keys(raw, backend, &dk)?;
                 return Ok((dk, keys));

@@ -148,7 +148,16 @@ pub enum KeyCommand {
         /// with `key import-params` and `key import`)
         #[arg(long, value_enum, default_value = "AWS_KMS")]
         origin: crate::keyring::Origin,
+        /// Key policy document (JSON) [default: the default key policy]
+        #[arg(long, value_name = "FILE")]
+        policy: Option<PathBuf>,
+        /// Accept a policy that would stop you from changing it later
+        #[arg(long)]
+        bypass_lockout_check: bool,
     },
+    /// The key policy: get or put
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// Write the wrapping public key (DER) and an import token (valid 24 hours) for a key
     /// created with --origin EXTERNAL
     ImportParams {
@@ -430,6 +439,24 @@ pub enum RegionCommand {
     },
     /// List regions and where their folders are
     List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Print a key's policy (JSON)
+    Get {
+        /// Key id or key ARN
+        key: String,
+    },
+    /// Replace a key's policy with FILE (JSON, at most 32 KiB)
+    Put {
+        /// Key id or key ARN
+        key: String,
+        file: PathBuf,
+        /// Accept a policy that would stop you from changing it later
+        #[arg(long)]
+        bypass_lockout_check: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

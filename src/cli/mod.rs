@@ -14,7 +14,7 @@ use crate::keyring::{Home, Region, Tag, DEFAULT_REGION};
 use crate::kms::{CreateKeyRequest, KeyRef, Kms};
 use args::{
     AliasCommand, AuditCommand, Command, DefaultKeyCommand, EbsCommand, Format, KeyCommand,
-    RegionCommand, RotationCommand, SnapshotCommand, Toggle, VolumeCommand,
+    PolicyCommand, RegionCommand, RotationCommand, SnapshotCommand, Toggle, VolumeCommand,
 };
 use clap::Parser;
 use std::io::IsTerminal;
@@ -156,7 +156,17 @@ fn dispatch(cli: Cli) -> Result<()> {
                     tags,
                     multi_region,
                     origin,
+                    policy,
+                    bypass_lockout_check,
                 } => {
+                    let policy = match policy {
+                        Some(p) => {
+                            Some(String::from_utf8(crate::store::read(&p)?).map_err(|_| {
+                                Error::usage(format!("{} is not UTF-8 JSON", p.display()))
+                            })?)
+                        }
+                        None => None,
+                    };
                     let tags = tags
                         .iter()
                         .map(|t| {
@@ -176,6 +186,8 @@ fn dispatch(cli: Cli) -> Result<()> {
                         alias,
                         multi_region,
                         origin,
+                        policy,
+                        bypass_policy_lockout_safety_check: bypass_lockout_check,
                     })?;
                     print::key_created(&m, json);
                 }
@@ -225,6 +237,24 @@ fn dispatch(cli: Cli) -> Result<()> {
                 KeyCommand::DeleteMaterial { key } => {
                     let m = kms.delete_imported_key_material(&key_ref(&key)?)?;
                     print::key_state(&m, json);
+                }
+                KeyCommand::Policy(PolicyCommand::Get { key }) => {
+                    let text = kms.get_key_policy(&key_ref(&key)?)?;
+                    if json {
+                        print::setting("Policy", text.into(), true);
+                    } else {
+                        println!("{text}");
+                    }
+                }
+                KeyCommand::Policy(PolicyCommand::Put {
+                    key,
+                    file,
+                    bypass_lockout_check,
+                }) => {
+                    let text = String::from_utf8(crate::store::read(&file)?).map_err(|_| {
+                        Error::usage(format!("{} is not UTF-8 JSON", file.display()))
+                    })?;
+                    kms.put_key_policy(&key_ref(&key)?, &text, bypass_lockout_check)?;
                 }
                 KeyCommand::List => print::key_list(&kms.list_keys()?, json),
                 KeyCommand::Describe { key } => {

@@ -183,6 +183,10 @@ pub struct KeyRecord {
     /// higher value tells which roles are current.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub primary_epoch: u64,
+    /// The key policy (policy name `default`) as its JSON text; none means the default key
+    /// policy (the account root gets `kms:*`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
 }
 
 fn is_zero(n: &u64) -> bool {

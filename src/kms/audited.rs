@@ -62,6 +62,60 @@ impl Call {
         self
     }
 
+    /// The encryption context of the request (recorded, and seen by policy conditions).
+    pub(crate) fn context(self, context: &crate::envelope::EncryptionContext) -> Self {
+        let map: Map<String, Value> = context
+            .iter()
+            .map(|(k, v)| (k.to_owned(), Value::String(v.to_owned())))
+            .collect();
+        self.param("encryptionContext", Value::Object(map))
+    }
+
+    /// The API name.
+    pub(crate) fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The service that made the call for the caller, if one did.
+    pub(crate) fn invoked_by(&self) -> Option<&'static str> {
+        self.invoked_by
+    }
+
+    /// The IAM action this request needs (`kms:Decrypt`, `ec2:CreateVolume`…).
+    pub(crate) fn action(&self) -> String {
+        let service = if self.source == "ec2.amazonaws.com" {
+            "ec2"
+        } else {
+            "kms"
+        };
+        format!("{service}:{}", self.name)
+    }
+
+    /// The request's encryption context, if any.
+    pub(crate) fn encryption_context(&self) -> Vec<(String, String)> {
+        self.params
+            .get("encryptionContext")
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The service a request came through, as `kms:ViaService` names it.
+    pub(crate) fn via_service(&self, region: &str) -> Option<String> {
+        self.invoked_by
+            .filter(|s| s.ends_with(".amazonaws.com"))
+            .map(|s| {
+                format!(
+                    "{}.{region}.amazonaws.com",
+                    s.trim_end_matches(".amazonaws.com")
+                )
+            })
+    }
+
     /// Made by a cofre service on the caller's behalf (`ec2.amazonaws.com` for EBS).
     pub(crate) fn via(mut self, service: &str) -> Self {
         self.invoked_by = Some(match service {
@@ -70,6 +124,17 @@ impl Call {
         });
         self
     }
+}
+
+thread_local! {
+    /// The requests being served on this thread, innermost last (EBS calls KMS inside its own
+    /// request).
+    static CURRENT: std::cell::RefCell<Vec<Call>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The innermost request being served on this thread.
+pub(crate) fn current_call() -> Option<Call> {
+    CURRENT.with(|c| c.borrow().last().cloned())
 }
 
 /// What a result says about the key it acted on.
@@ -144,13 +209,16 @@ impl Kms {
         )
     }
 
-    /// Runs a request and records it.
+    /// Runs a request and records it. While it runs, the request is the thread's current
+    /// call, which [`Kms::authorize`] checks key policies against.
     pub(crate) fn audited<T: Audited>(
         &self,
         call: Call,
         f: impl FnOnce() -> Result<T>,
     ) -> Result<T> {
-        let result = f();
+        CURRENT.with(|c| c.borrow_mut().push(call.clone()));
+        let result = self.own_account_only(&call).and_then(|()| f());
+        CURRENT.with(|c| c.borrow_mut().pop());
         let arn = match &result {
             Ok(t) => t.key_arn(),
             Err(_) => None,

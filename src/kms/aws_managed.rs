@@ -115,6 +115,12 @@ impl Kms {
             return Ok(());
         }
         let mut record = self.new_record(description, &[], KeyManager::Aws, false);
+        let policy = super::policy::aws_managed_policy(
+            self.home.account_id(),
+            service,
+            self.region.as_str(),
+        );
+        record.policy = Some(serde_json::to_string_pretty(&policy).expect("serializable"));
         let now = crate::store::now();
         record.rotation.enabled = true;
         record.rotation.rotation_period_in_days = Some(ROTATION_DAYS);

@@ -6,11 +6,13 @@
 //! [`MasterKey`] version after those checks.
 
 mod audited;
+mod authorize;
 mod aws_managed;
 mod import;
 mod keyref;
 mod lifecycle;
 mod multi_region;
+pub mod policy;
 
 pub(crate) use audited::Call;
 pub use import::{ImportParameters, WrappingAlgorithm, WrappingKeySpec};
@@ -43,6 +45,10 @@ pub struct CreateKeyRequest {
     /// AWS_KMS (material made by cofre) or EXTERNAL (imported later; the key starts in
     /// PendingImport).
     pub origin: Origin,
+    /// The key policy (JSON); none for the default key policy.
+    pub policy: Option<String>,
+    /// Skip the check that the caller can still change the policy afterwards.
+    pub bypass_policy_lockout_safety_check: bool,
 }
 
 /// A KMS endpoint for one region of a home.
@@ -156,6 +162,13 @@ impl Kms {
             KeyManager::Customer,
             req.multi_region,
         );
+        if let Some(text) = &req.policy {
+            policy::validate(text)?;
+            if !req.bypass_policy_lockout_safety_check {
+                self.check_lockout(text, &record.key_metadata.arn)?;
+            }
+            record.policy = Some(text.clone());
+        }
         if req.origin == Origin::External {
             // No material until it is imported.
             record.materials.clear();
@@ -219,6 +232,7 @@ impl Kms {
             materials: vec![version],
             rotation: Default::default(),
             primary_epoch: 0,
+            policy: None,
         }
     }
 
@@ -321,8 +335,16 @@ impl Kms {
                 entry.target_key_id.clone()
             }
         };
+        let named_by_arn = matches!(key, KeyRef::Arn { .. } | KeyRef::AliasArn { .. });
+        if self.principal.account() != self.home.account_id() && !named_by_arn {
+            // Another account's principal finds keys here only by ARN, as in KMS.
+            return Err(self.not_found(&id));
+        }
         match store.load_key(&id)? {
-            Some(r) => Ok(r),
+            Some(r) => {
+                self.authorize(&r)?;
+                Ok(r)
+            }
             None => Err(self.not_found(&id)),
         }
     }
@@ -550,11 +572,16 @@ impl Kms {
 
     /// The current material version of `key`, for wrapping new data keys (KMS Encrypt /
     /// GenerateDataKey). Refuses keys that are not Enabled.
-    pub fn encryption_key(&self, key: &KeyRef) -> Result<MasterKey> {
+    pub fn encryption_key(
+        &self,
+        key: &KeyRef,
+        context: &crate::envelope::EncryptionContext,
+    ) -> Result<MasterKey> {
         self.audited(
             Call::new("GenerateDataKey", true)
                 .key(key)
-                .param("keySpec", "AES_256"),
+                .param("keySpec", "AES_256")
+                .context(context),
             || self.encryption_key_via(key, None),
         )
     }
@@ -586,11 +613,16 @@ impl Kms {
 
     /// The material version that wrapped `wrapped`, for unwrapping it (KMS Decrypt). Refuses
     /// keys that are not Enabled and keys of other regions.
-    pub fn decryption_key(&self, wrapped: &WrappedKey) -> Result<MasterKey> {
+    pub fn decryption_key(
+        &self,
+        wrapped: &WrappedKey,
+        context: &crate::envelope::EncryptionContext,
+    ) -> Result<MasterKey> {
         self.audited(
             Call::new("Decrypt", true)
                 .param("keyId", &wrapped.key_arn)
-                .param("encryptionAlgorithm", "SYMMETRIC_DEFAULT"),
+                .param("encryptionAlgorithm", "SYMMETRIC_DEFAULT")
+                .context(context),
             || self.decryption_key_via(wrapped, None),
         )
     }

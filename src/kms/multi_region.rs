@@ -128,6 +128,8 @@ impl Kms {
                         materials,
                         rotation: primary.rotation.clone(),
                         primary_epoch: primary.primary_epoch,
+                        // Replicas share id and material, not policy.
+                        policy: None,
                     };
                     replica.set_state(KeyState::Enabled);
                     target.save_key(&replica)?;

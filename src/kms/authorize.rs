@@ -1,0 +1,201 @@
+//! Authorization: every request that names a key is checked against that key's policy before
+//! it touches the key ([`Kms::authorize`], called when a key is resolved); GetKeyPolicy and
+//! PutKeyPolicy with the lockout safety check.
+
+use super::audited::{current_call, Call};
+use super::policy::{self, Decision, RequestContext};
+use super::{aws_managed, KeyRef, Kms};
+use crate::error::{Error, KmsCode, Result};
+use crate::keyring::{KeyManager, KeyRecord};
+use std::collections::BTreeMap;
+
+/// Requests that name no key: in AWS they are IAM's business, so cofre lets the account's own
+/// principals make them and refuses other accounts'.
+const ACCOUNT_ACTIONS: &[&str] = &["CreateKey", "ListKeys", "ListAliases"];
+
+impl Kms {
+    /// The policy in force on a key, as JSON.
+    fn policy_of(&self, record: &KeyRecord) -> serde_json::Value {
+        match &record.policy {
+            Some(text) => serde_json::from_str(text).unwrap_or(serde_json::Value::Null),
+            None => policy::default_policy(self.home.account_id()),
+        }
+    }
+
+    fn request_context<'a>(
+        &'a self,
+        call: &Call,
+        arn: &'a str,
+        record: Option<&KeyRecord>,
+    ) -> RequestContext<'a> {
+        let mut keys: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        keys.insert(
+            "kms:CallerAccount".into(),
+            vec![self.principal.account().to_owned()],
+        );
+        keys.insert(
+            "aws:PrincipalArn".into(),
+            vec![self.principal.arn().to_owned()],
+        );
+        if let Some(via) = call.via_service(self.region.as_str()) {
+            keys.insert("kms:ViaService".into(), vec![via]);
+        }
+        if let Some(r) = record {
+            let m = &r.key_metadata;
+            let name = |v: &dyn erased::Named| v.name();
+            keys.insert("kms:KeySpec".into(), vec![name(&m.key_spec)]);
+            keys.insert("kms:KeyOrigin".into(), vec![name(&m.origin)]);
+            keys.insert("kms:KeyUsage".into(), vec![name(&m.key_usage)]);
+        }
+        let context = call.encryption_context();
+        if !context.is_empty() {
+            keys.insert(
+                "kms:EncryptionContextKeys".into(),
+                context.iter().map(|(k, _)| k.clone()).collect(),
+            );
+            for (k, v) in context {
+                keys.insert(format!("kms:EncryptionContext:{k}"), vec![v]);
+            }
+        }
+        RequestContext {
+            principal: &self.principal,
+            action: call.action(),
+            resource: arn,
+            keys,
+        }
+    }
+
+    /// Checks the current request against `record`'s key policy. A thread serving no request
+    /// (cofre's own upkeep) is not checked.
+    pub(crate) fn authorize(&self, record: &KeyRecord) -> Result<()> {
+        let Some(call) = current_call() else {
+            return Ok(());
+        };
+        let arn = &record.key_metadata.arn;
+        let ctx = self.request_context(&call, arn, Some(record));
+        let crypto = [
+            "kms:Encrypt",
+            "kms:Decrypt",
+            "kms:ReEncrypt",
+            "kms:GenerateDataKey",
+        ]
+        .iter()
+        .any(|a| ctx.action.starts_with(a));
+        match policy::evaluate(&self.policy_of(record), &ctx) {
+            Decision::Allow => Ok(()),
+            // Management of an AWS managed key is refused by its service rule, with
+            // UnsupportedOperationException, as before any policy.
+            _ if record.key_metadata.key_manager == KeyManager::Aws && !crypto => Ok(()),
+            d => Err(Error::kms(
+                KmsCode::AccessDeniedException,
+                format!(
+                    "User: {} is not authorized to perform: {} on resource: {arn} because {}",
+                    self.principal.arn(),
+                    ctx.action,
+                    if d == Decision::ExplicitDeny {
+                        "of an explicit deny in its key policy"
+                    } else if record.key_metadata.key_manager == KeyManager::Aws {
+                        "it is an AWS managed key, usable only through its own service; use a customer managed key (`cofre key create`)"
+                    } else {
+                        "no statement of its key policy allows it; `cofre key policy get` shows the policy"
+                    }
+                ),
+            )),
+        }
+    }
+
+    /// Refuses another account's principal the requests that name no key, and every EBS
+    /// request (EBS resources belong to the account).
+    pub(crate) fn own_account_only(&self, call: &Call) -> Result<()> {
+        let foreign = self.principal.account() != self.home.account_id();
+        let account_level =
+            ACCOUNT_ACTIONS.contains(&call.name()) || call.action().starts_with("ec2:");
+        if foreign && account_level && call.invoked_by().is_none() {
+            return Err(Error::kms(
+                KmsCode::AccessDeniedException,
+                format!(
+                    "User: {} is not authorized to perform: {} in account {}; only that account's principals may",
+                    self.principal.arn(),
+                    call.action(),
+                    self.home.account_id()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The lockout safety check: refuses a policy that would stop the caller from changing it.
+    pub(crate) fn check_lockout(&self, text: &str, arn: &str) -> Result<()> {
+        let doc = policy::validate(text)?;
+        let call = Call::new("PutKeyPolicy", false);
+        let ctx = self.request_context(&call, arn, None);
+        if policy::evaluate(&doc, &ctx) != Decision::Allow {
+            return Err(Error::kms(
+                KmsCode::MalformedPolicyDocumentException,
+                format!(
+                    "the new key policy will not allow you ({}) to update the key policy in the future; fix it, or pass --bypass-lockout-check",
+                    self.principal.arn()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// GetKeyPolicy (policy name `default`).
+    pub fn get_key_policy(&self, key: &KeyRef) -> Result<String> {
+        self.audited(
+            Call::new("GetKeyPolicy", true)
+                .key(key)
+                .param("policyName", "default"),
+            || {
+                let store = self.store()?;
+                let record = self.resolve(&store, key, false)?;
+                Ok(match &record.policy {
+                    Some(t) => t.clone(),
+                    None => serde_json::to_string_pretty(&policy::default_policy(
+                        self.home.account_id(),
+                    ))
+                    .expect("serializable"),
+                })
+            },
+        )
+    }
+
+    /// PutKeyPolicy: validates the document, checks the caller is not locked out (unless
+    /// `bypass`), and replaces the key's policy.
+    pub fn put_key_policy(&self, key: &KeyRef, text: &str, bypass: bool) -> Result<()> {
+        self.audited(
+            Call::new("PutKeyPolicy", false)
+                .key(key)
+                .param("policyName", "default")
+                .param("bypassPolicyLockoutSafetyCheck", bypass),
+            || {
+                policy::validate(text)?;
+                let store = self.store()?;
+                let _lock = store.lock()?;
+                let mut record = self.resolve(&store, key, false)?;
+                aws_managed::customer_managed_only(&record)?;
+                if !bypass {
+                    self.check_lockout(text, &record.key_metadata.arn)?;
+                }
+                record.policy = Some(text.to_owned());
+                store.save_key(&record)
+            },
+        )
+    }
+}
+
+/// KMS enum values as their JSON names.
+mod erased {
+    pub trait Named {
+        fn name(&self) -> String;
+    }
+    impl<T: serde::Serialize> Named for T {
+        fn name(&self) -> String {
+            serde_json::to_value(self)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default()
+        }
+    }
+}

@@ -1,0 +1,545 @@
+//! Key policies, evaluated as AWS does: an explicit Deny wins, an Allow needs a statement whose
+//! Principal, Action, Resource and every Condition match, and anything else is an implicit deny.
+//!
+//! Principals: `"*"`, `{"AWS": …}` with a user or role ARN (exact), or an account — its id or
+//! `arn:aws:iam::ACCOUNT:root` — which matches every principal of that account (in AWS the root
+//! delegates to IAM policies; cofre has no IAM, so the account is the unit). Actions and
+//! resources take `*` and `?` wildcards, actions case-insensitively. Conditions: StringEquals,
+//! StringNotEquals, StringEqualsIgnoreCase, StringLike, StringNotLike, Null and Bool, with the
+//! `ForAnyValue:` / `ForAllValues:` set operators and the `IfExists` suffix; keys
+//! `kms:EncryptionContext:<key>`, `kms:EncryptionContextKeys`, `kms:CallerAccount`,
+//! `kms:ViaService`, `kms:KeySpec`, `kms:KeyOrigin`, `kms:KeyUsage`, `aws:PrincipalArn`.
+
+use crate::audit::Principal;
+use crate::error::{Error, KmsCode, Result};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+/// The largest key policy KMS accepts.
+pub const MAX_POLICY_BYTES: usize = 32 * 1024;
+
+/// What a request asks, for policy evaluation.
+#[derive(Debug, Clone)]
+pub struct RequestContext<'a> {
+    pub principal: &'a Principal,
+    /// `kms:Decrypt`, …
+    pub action: String,
+    /// The key ARN.
+    pub resource: &'a str,
+    /// Condition keys and their values (several for multivalued keys).
+    pub keys: BTreeMap<String, Vec<String>>,
+}
+
+/// The outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Allow,
+    ExplicitDeny,
+    ImplicitDeny,
+}
+
+/// The default key policy KMS gives a key created without one: the account root gets `kms:*`.
+pub fn default_policy(account: &str) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Id": "key-default-1",
+        "Statement": [{
+            "Sid": "Enable IAM User Permissions",
+            "Effect": "Allow",
+            "Principal": {"AWS": format!("arn:aws:iam::{account}:root")},
+            "Action": "kms:*",
+            "Resource": "*"
+        }]
+    })
+}
+
+/// The policy of an AWS managed key: its service may use it for the account's principals.
+pub fn aws_managed_policy(account: &str, service: &str, region: &str) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Id": format!("auto-{service}-1"),
+        "Statement": [
+            {
+                "Sid": format!("Allow access through {} for all principals in the account that are authorized to use it", service.to_uppercase()),
+                "Effect": "Allow",
+                "Principal": {"AWS": "*"},
+                "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:CreateGrant", "kms:DescribeKey"],
+                "Resource": "*",
+                "Condition": {"StringEquals": {
+                    "kms:CallerAccount": account,
+                    "kms:ViaService": format!("{}.{region}.amazonaws.com", if service == "ebs" { "ec2" } else { service })
+                }}
+            },
+            {
+                "Sid": "Allow direct access to key metadata to the account",
+                "Effect": "Allow",
+                "Principal": {"AWS": format!("arn:aws:iam::{account}:root")},
+                "Action": ["kms:Describe*", "kms:Get*", "kms:List*"],
+                "Resource": "*"
+            }
+        ]
+    })
+}
+
+fn malformed(why: impl std::fmt::Display) -> Error {
+    Error::kms(
+        KmsCode::MalformedPolicyDocumentException,
+        format!("the key policy is malformed: {why}"),
+    )
+}
+
+/// Strings of a field that may be one string or a list of them.
+fn strings(v: &Value, field: &str) -> Result<Vec<String>> {
+    match v {
+        Value::String(s) => Ok(vec![s.clone()]),
+        Value::Bool(b) => Ok(vec![b.to_string()]),
+        Value::Array(a) if !a.is_empty() => a
+            .iter()
+            .map(|x| match x {
+                Value::String(s) => Ok(s.clone()),
+                Value::Bool(b) => Ok(b.to_string()),
+                _ => Err(malformed(format!("{field} holds a non-string"))),
+            })
+            .collect(),
+        _ => Err(malformed(format!(
+            "{field} must be a string or a list of strings"
+        ))),
+    }
+}
+
+const OPERATORS: &[&str] = &[
+    "StringEquals",
+    "StringNotEquals",
+    "StringEqualsIgnoreCase",
+    "StringLike",
+    "StringNotLike",
+    "Null",
+    "Bool",
+];
+
+/// Checks a policy document's shape and size; the error names the field.
+pub fn validate(text: &str) -> Result<Value> {
+    if text.len() > MAX_POLICY_BYTES {
+        return Err(Error::kms(
+            KmsCode::LimitExceededException,
+            format!(
+                "the key policy is {} bytes; the limit is 32 KiB",
+                text.len()
+            ),
+        ));
+    }
+    let doc: Value =
+        serde_json::from_str(text).map_err(|e| malformed(format!("not JSON ({e})")))?;
+    let obj = doc
+        .as_object()
+        .ok_or_else(|| malformed("the document must be an object"))?;
+    for k in obj.keys() {
+        if !["Version", "Id", "Statement"].contains(&k.as_str()) {
+            return Err(malformed(format!("unknown top-level field {k:?}")));
+        }
+    }
+    match obj.get("Version").and_then(Value::as_str) {
+        Some("2012-10-17") | Some("2008-10-17") => {}
+        _ => return Err(malformed("Version must be \"2012-10-17\"")),
+    }
+    let stmts = match obj.get("Statement") {
+        Some(Value::Array(a)) if !a.is_empty() => a.clone(),
+        Some(o @ Value::Object(_)) => vec![o.clone()],
+        _ => {
+            return Err(malformed(
+                "Statement must be a statement or a non-empty list of them",
+            ))
+        }
+    };
+    for (i, s) in stmts.iter().enumerate() {
+        let at = |f: &str| format!("Statement[{i}].{f}");
+        let s = s
+            .as_object()
+            .ok_or_else(|| malformed(format!("Statement[{i}] must be an object")))?;
+        for k in s.keys() {
+            if ![
+                "Sid",
+                "Effect",
+                "Principal",
+                "Action",
+                "NotAction",
+                "Resource",
+                "Condition",
+            ]
+            .contains(&k.as_str())
+            {
+                return Err(malformed(format!("{} is not supported", at(k))));
+            }
+        }
+        match s.get("Effect").and_then(Value::as_str) {
+            Some("Allow") | Some("Deny") => {}
+            _ => {
+                return Err(malformed(format!(
+                    "{} must be \"Allow\" or \"Deny\"",
+                    at("Effect")
+                )))
+            }
+        }
+        match s.get("Principal") {
+            Some(Value::String(p)) if p == "*" => {}
+            Some(Value::Object(p)) if !p.is_empty() => {
+                for (k, v) in p {
+                    if k != "AWS" && k != "Service" {
+                        return Err(malformed(format!(
+                            "{} has unknown type {k:?}",
+                            at("Principal")
+                        )));
+                    }
+                    strings(v, &at("Principal"))?;
+                }
+            }
+            _ => {
+                return Err(malformed(format!(
+                    "{} must be \"*\" or {{\"AWS\": …}}",
+                    at("Principal")
+                )))
+            }
+        }
+        match (s.get("Action"), s.get("NotAction")) {
+            (Some(a), None) => drop(strings(a, &at("Action"))?),
+            (None, Some(a)) => drop(strings(a, &at("NotAction"))?),
+            _ => {
+                return Err(malformed(format!(
+                    "{} needs exactly one of Action and NotAction",
+                    at("")
+                )))
+            }
+        }
+        strings(
+            s.get("Resource")
+                .ok_or_else(|| malformed(format!("{} is missing", at("Resource"))))?,
+            &at("Resource"),
+        )?;
+        if let Some(c) = s.get("Condition") {
+            let c = c
+                .as_object()
+                .ok_or_else(|| malformed(format!("{} must be an object", at("Condition"))))?;
+            for (op, block) in c {
+                let base = op
+                    .trim_start_matches("ForAnyValue:")
+                    .trim_start_matches("ForAllValues:")
+                    .trim_end_matches("IfExists");
+                if !OPERATORS.contains(&base) {
+                    return Err(malformed(format!(
+                        "{} uses unsupported operator {op:?}",
+                        at("Condition")
+                    )));
+                }
+                let block = block.as_object().ok_or_else(|| {
+                    malformed(format!(
+                        "{} must map keys to values",
+                        at(&format!("Condition.{op}"))
+                    ))
+                })?;
+                for (k, v) in block {
+                    strings(v, &at(&format!("Condition.{op}.{k}")))?;
+                }
+            }
+        }
+    }
+    Ok(doc)
+}
+
+/// `*` and `?` wildcard match.
+fn like(pattern: &str, s: &str) -> bool {
+    let (p, s): (Vec<char>, Vec<char>) = (pattern.chars().collect(), s.chars().collect());
+    let (mut pi, mut si, mut star, mut mark) = (0, 0, None, 0);
+    while si < s.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == s[si]) {
+            pi += 1;
+            si += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = si;
+            pi += 1;
+        } else if let Some(st) = star {
+            pi = st + 1;
+            mark += 1;
+            si = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+fn principal_matches(spec: &Value, who: &Principal) -> bool {
+    match spec {
+        Value::String(s) => s == "*",
+        Value::Object(o) => o.get("AWS").is_some_and(|v| {
+            strings(v, "Principal").unwrap_or_default().iter().any(|p| {
+                p == "*"
+                    || p == who.arn()
+                    || p == who.account()
+                    || *p == format!("arn:aws:iam::{}:root", who.account())
+            })
+        }),
+        _ => false,
+    }
+}
+
+fn condition_holds(op: &str, key: &str, want: &[String], ctx: &RequestContext) -> bool {
+    let (set, rest) = if let Some(r) = op.strip_prefix("ForAnyValue:") {
+        (Some(true), r)
+    } else if let Some(r) = op.strip_prefix("ForAllValues:") {
+        (Some(false), r)
+    } else {
+        (None, op)
+    };
+    let (base, if_exists) = match rest.strip_suffix("IfExists") {
+        Some(b) => (b, true),
+        None => (rest, false),
+    };
+    let got = ctx.keys.get(key).filter(|v| !v.is_empty());
+    if base == "Null" {
+        let absent = got.is_none();
+        return want.iter().any(|w| (w == "true") == absent);
+    }
+    let one = |v: &str| -> bool {
+        match base {
+            "StringEquals" | "Bool" => want.iter().any(|w| w == v),
+            "StringEqualsIgnoreCase" => want.iter().any(|w| w.eq_ignore_ascii_case(v)),
+            "StringLike" => want.iter().any(|w| like(w, v)),
+            "StringNotEquals" => !want.iter().any(|w| w == v),
+            "StringNotLike" => !want.iter().any(|w| like(w, v)),
+            _ => false,
+        }
+    };
+    let negated = base.starts_with("StringNot");
+    match (set, got) {
+        (Some(true), None) => false,
+        (Some(false), None) => true,
+        (Some(true), Some(vs)) => vs.iter().any(|v| one(v)),
+        (Some(false), Some(vs)) => vs.iter().all(|v| one(v)),
+        (None, None) => if_exists || negated,
+        (None, Some(vs)) => vs.iter().all(|v| one(v)),
+    }
+}
+
+/// Evaluates `policy` for `ctx`.
+pub fn evaluate(policy: &Value, ctx: &RequestContext) -> Decision {
+    let stmts: Vec<&Value> = match policy.get("Statement") {
+        Some(Value::Array(a)) => a.iter().collect(),
+        Some(o) => vec![o],
+        None => Vec::new(),
+    };
+    let mut allowed = false;
+    for s in stmts {
+        let Some(p) = s.get("Principal") else {
+            continue;
+        };
+        if !principal_matches(p, ctx.principal) {
+            continue;
+        }
+        let action_listed = |f: &str| {
+            s.get(f).is_some_and(|a| {
+                strings(a, f)
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|pat| like(&pat.to_ascii_lowercase(), &ctx.action.to_ascii_lowercase()))
+            })
+        };
+        let action_ok = if s.get("NotAction").is_some() {
+            !action_listed("NotAction")
+        } else {
+            action_listed("Action")
+        };
+        if !action_ok {
+            continue;
+        }
+        let resource_ok = s.get("Resource").is_some_and(|r| {
+            strings(r, "Resource")
+                .unwrap_or_default()
+                .iter()
+                .any(|pat| like(pat, ctx.resource))
+        });
+        if !resource_ok {
+            continue;
+        }
+        let conditions_ok = s
+            .get("Condition")
+            .and_then(Value::as_object)
+            .is_none_or(|c| {
+                c.iter().all(|(op, block)| {
+                    block.as_object().is_some_and(|b| {
+                        b.iter().all(|(k, v)| {
+                            condition_holds(op, k, &strings(v, k).unwrap_or_default(), ctx)
+                        })
+                    })
+                })
+            });
+        if !conditions_ok {
+            continue;
+        }
+        match s.get("Effect").and_then(Value::as_str) {
+            Some("Deny") => return Decision::ExplicitDeny,
+            Some("Allow") => allowed = true,
+            _ => {}
+        }
+    }
+    if allowed {
+        Decision::Allow
+    } else {
+        Decision::ImplicitDeny
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx<'a>(p: &'a Principal, action: &str, keys: &[(&str, &[&str])]) -> RequestContext<'a> {
+        RequestContext {
+            principal: p,
+            action: action.into(),
+            resource: "arn:aws:kms:us-east-1:111122223333:key/k",
+            keys: keys
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.iter().map(|s| s.to_string()).collect()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn wildcards() {
+        assert!(like("kms:*", "kms:Decrypt"));
+        assert!(like("kms:Generate*", "kms:GenerateDataKeyWithoutPlaintext"));
+        assert!(like("kms:?ecrypt", "kms:Decrypt"));
+        assert!(!like("kms:Re*", "kms:Decrypt"));
+        assert!(like("*", ""));
+    }
+
+    #[test]
+    fn hand_computed_decisions() {
+        let root = Principal::root("111122223333");
+        let bob = Principal::parse("arn:aws:iam::111122223333:user/bob").unwrap();
+        let eve = Principal::parse("arn:aws:iam::999988887777:user/eve").unwrap();
+        let d = default_policy("111122223333");
+        assert_eq!(
+            evaluate(&d, &ctx(&root, "kms:Decrypt", &[])),
+            Decision::Allow
+        );
+        assert_eq!(
+            evaluate(&d, &ctx(&bob, "kms:Decrypt", &[])),
+            Decision::Allow
+        );
+        assert_eq!(
+            evaluate(&d, &ctx(&eve, "kms:Decrypt", &[])),
+            Decision::ImplicitDeny
+        );
+        let p = json!({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111122223333:user/bob"}, "Action": "kms:Decrypt", "Resource": "*",
+             "Condition": {"StringEquals": {"kms:EncryptionContext:team": "red"}}},
+            {"Effect": "Deny", "Principal": "*", "Action": "kms:*", "Resource": "*",
+             "Condition": {"ForAnyValue:StringLike": {"kms:EncryptionContextKeys": "secret*"}}},
+            {"Effect": "Allow", "Principal": {"AWS": "999988887777"}, "Action": "kms:Encrypt", "Resource": "*",
+             "Condition": {"Null": {"kms:EncryptionContext:team": "false"}}}
+        ]});
+        let team = |v: &'static str| {
+            (
+                "kms:EncryptionContext:team",
+                std::slice::from_ref(Box::leak(Box::new(v))) as &[&str],
+            )
+        };
+        assert_eq!(
+            evaluate(&p, &ctx(&bob, "kms:Decrypt", &[team("red")])),
+            Decision::Allow
+        );
+        assert_eq!(
+            evaluate(&p, &ctx(&bob, "kms:Decrypt", &[team("blue")])),
+            Decision::ImplicitDeny
+        );
+        assert_eq!(
+            evaluate(&p, &ctx(&bob, "kms:Decrypt", &[])),
+            Decision::ImplicitDeny
+        );
+        assert_eq!(
+            evaluate(
+                &p,
+                &ctx(
+                    &bob,
+                    "kms:Decrypt",
+                    &[
+                        team("red"),
+                        ("kms:EncryptionContextKeys", &["team", "secretx"])
+                    ]
+                )
+            ),
+            Decision::ExplicitDeny
+        );
+        assert_eq!(
+            evaluate(&p, &ctx(&eve, "kms:Encrypt", &[team("any")])),
+            Decision::Allow
+        );
+        assert_eq!(
+            evaluate(&p, &ctx(&eve, "kms:Encrypt", &[])),
+            Decision::ImplicitDeny
+        );
+        let all = json!({"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Principal": "*", "Action": "kms:*", "Resource": "*",
+            "Condition": {"ForAllValues:StringEquals": {"kms:EncryptionContextKeys": ["a", "b"]}, "Bool": {"aws:SecureTransport": "true"}}}});
+        assert_eq!(
+            evaluate(
+                &all,
+                &ctx(
+                    &eve,
+                    "kms:Encrypt",
+                    &[
+                        ("kms:EncryptionContextKeys", &["a"]),
+                        ("aws:SecureTransport", &["true"])
+                    ]
+                )
+            ),
+            Decision::Allow
+        );
+        assert_eq!(
+            evaluate(
+                &all,
+                &ctx(
+                    &eve,
+                    "kms:Encrypt",
+                    &[
+                        ("kms:EncryptionContextKeys", &["a", "c"]),
+                        ("aws:SecureTransport", &["true"])
+                    ]
+                )
+            ),
+            Decision::ImplicitDeny
+        );
+    }
+
+    #[test]
+    fn malformed_policies_name_the_field() {
+        for (doc, needle) in [
+            ("{", "not JSON"),
+            (r#"{"Version":"2012-10-17","Statement":[]}"#, "Statement"),
+            (
+                r#"{"Version":"2012-10-17","Statement":{"Effect":"Maybe","Principal":"*","Action":"kms:*","Resource":"*"}}"#,
+                "Statement[0].Effect",
+            ),
+            (
+                r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Principal":"*","Action":"kms:*"}}"#,
+                "Statement[0].Resource",
+            ),
+            (
+                r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Principal":"*","Action":"kms:*","Resource":"*","Condition":{"NumericEquals":{"a":"1"}}}}"#,
+                "NumericEquals",
+            ),
+        ] {
+            let e = validate(doc).unwrap_err().to_string();
+            assert!(
+                e.contains(needle) && e.contains("MalformedPolicyDocumentException"),
+                "{doc}: {e}"
+            );
+        }
+        let big = format!(
+            r#"{{"Version":"2012-10-17","Id":"{}","Statement":{{"Effect":"Allow","Principal":"*","Action":"kms:*","Resource":"*"}}}}"#,
+            "x".repeat(33 * 1024)
+        );
+        assert!(validate(&big).unwrap_err().to_string().contains("32 KiB"));
+    }
+}

@@ -1,0 +1,326 @@
+//! Key policies through the CLI: a matrix of principals, actions and conditions against
+//! hand-computed decisions; the lockout check; cross-account use by ARN. A statement naming
+//! the account root applies to every principal of the account (cofre has no IAM), so the
+//! matrix gives user and role statements principals of their own.
+
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+const ACCOUNT: &str = "111122223333";
+const ROOT: &str = "arn:aws:iam::111122223333:root";
+const BOB: &str = "arn:aws:iam::111122223333:user/bob";
+const EVE: &str = "arn:aws:iam::999988887777:user/eve";
+const OPS: &str = "arn:aws:iam::111122223333:role/ops";
+
+struct Home(tempfile::TempDir);
+
+impl Home {
+    fn new() -> Self {
+        let h = Home(tempfile::tempdir().unwrap());
+        h.ok(ROOT, &["init", "--account", ACCOUNT]);
+        h
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.path().join(name)
+    }
+
+    fn run(&self, who: &str, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_cofre"))
+            .arg("--home")
+            .arg(self.path("home"))
+            .args(["--principal", who, "--quiet"])
+            .args(args)
+            .current_dir(self.0.path())
+            .env_remove("COFRE_HOME")
+            .env_remove("COFRE_REGION")
+            .env_remove("COFRE_PRINCIPAL")
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, who: &str, args: &[&str]) -> String {
+        let out = self.run(who, args);
+        assert!(
+            out.status.success(),
+            "{who} {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    fn fails(&self, who: &str, args: &[&str], code: i32, needles: &[&str]) {
+        let out = self.run(who, args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{who} {args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        for n in needles {
+            assert!(err.contains(n), "{who} {args:?}: {err:?} lacks {n:?}");
+        }
+    }
+
+    fn put_policy(&self, who: &str, key: &str, policy: &Value, extra: &[&str]) -> Output {
+        let f = self.path("policy.json");
+        std::fs::write(&f, policy.to_string()).unwrap();
+        self.run(
+            who,
+            &[&["key", "policy", "put", key, f.to_str().unwrap()], extra].concat(),
+        )
+    }
+
+    fn arn(&self, key: &str) -> String {
+        let v: Value =
+            serde_json::from_str(&self.ok(ROOT, &["key", "describe", key, "--output", "json"]))
+                .unwrap();
+        v["KeyMetadata"]["Arn"].as_str().unwrap().to_owned()
+    }
+
+    /// Encrypts a small file under `key` with context `ctx` as `who`; returns its path.
+    fn seal(&self, who: &str, key: &str, ctx: &[&str], name: &str) -> Output {
+        std::fs::write(self.path("plain"), b"policy test").unwrap();
+        let mut args = vec!["encrypt", "-k", key, "-f", "-o", name];
+        for c in ctx {
+            args.extend(["-c", c]);
+        }
+        args.push("plain");
+        self.run(who, &args)
+    }
+}
+
+fn root_admin(extra: Vec<Value>) -> Value {
+    let mut stmts = vec![json!({
+        "Sid": "root administers", "Effect": "Allow", "Principal": {"AWS": ROOT},
+        "Action": ["kms:PutKeyPolicy", "kms:GetKeyPolicy", "kms:DescribeKey"], "Resource": "*"
+    })];
+    stmts.extend(extra);
+    json!({"Version": "2012-10-17", "Statement": stmts})
+}
+
+#[test]
+fn the_default_policy_lets_the_account_in_and_keeps_other_accounts_out() {
+    let h = Home::new();
+    let key = h.ok(ROOT, &["key", "create"]);
+    let arn = h.arn(&key);
+    assert!(h.seal(ROOT, &key, &[], "a").status.success());
+    // Any principal of the account (the default policy names the account root).
+    assert!(h.seal(BOB, &key, &[], "b").status.success());
+    h.ok(BOB, &["decrypt", "a"]);
+    // Another account: by id the key is not even found; by ARN, refused.
+    h.fails(
+        EVE,
+        &["encrypt", "-k", &key, "-o", "e", "plain"],
+        3,
+        &["NotFoundException"],
+    );
+    h.fails(
+        EVE,
+        &["key", "describe", &arn],
+        3,
+        &["AccessDeniedException", EVE, "kms:DescribeKey"],
+    );
+    h.fails(
+        EVE,
+        &["decrypt", "a"],
+        3,
+        &["AccessDeniedException", "kms:Decrypt"],
+    );
+    h.fails(
+        EVE,
+        &["key", "create"],
+        3,
+        &["AccessDeniedException", ACCOUNT],
+    );
+    h.fails(
+        EVE,
+        &["volume", "create", "--size", "1"],
+        3,
+        &["AccessDeniedException"],
+    );
+    // The default policy is what `key policy get` shows.
+    let p: Value = serde_json::from_str(&h.ok(ROOT, &["key", "policy", "get", &key])).unwrap();
+    assert_eq!(p["Statement"][0]["Principal"]["AWS"], ROOT);
+    assert_eq!(p["Statement"][0]["Action"], "kms:*");
+}
+
+#[test]
+fn a_policy_matrix_decides_as_computed_by_hand() {
+    let h = Home::new();
+    let key = h.ok(ROOT, &["key", "create"]);
+    let arn = h.arn(&key);
+    assert!(h.seal(ROOT, &key, &["team=red"], "red").status.success());
+    assert!(h.seal(ROOT, &key, &["team=blue"], "blue").status.success());
+    assert!(h
+        .seal(ROOT, &key, &["team=red", "secret-x=1"], "secret")
+        .status
+        .success());
+    let policy = root_admin(vec![
+        // bob may decrypt what the red team encrypted; eve's account may encrypt with any
+        // context that has a team; nobody may touch a context with a secret-* key.
+        json!({"Effect": "Allow", "Principal": {"AWS": BOB}, "Action": "kms:Decrypt", "Resource": "*",
+               "Condition": {"StringEquals": {"kms:EncryptionContext:team": "red"}}}),
+        json!({"Effect": "Allow", "Principal": {"AWS": "999988887777"}, "Action": "kms:GenerateDataKey*", "Resource": "*",
+               "Condition": {"Null": {"kms:EncryptionContext:team": "false"}, "StringLike": {"kms:CallerAccount": "9999*"}}}),
+        json!({"Effect": "Deny", "Principal": "*", "Action": "kms:*", "Resource": "*",
+               "Condition": {"ForAnyValue:StringLike": {"kms:EncryptionContextKeys": "secret-*"}}}),
+        json!({"Effect": "Allow", "Principal": {"AWS": OPS}, "Action": "kms:Decrypt", "Resource": "*",
+               "Condition": {"ForAllValues:StringEquals": {"kms:EncryptionContextKeys": ["team"]}}}),
+    ]);
+    assert!(h.put_policy(ROOT, &key, &policy, &[]).status.success());
+    // (who, file, allowed?) by hand.
+    for (who, file, allowed) in [
+        (BOB, "red", true),     // statement 2
+        (BOB, "blue", false),   // context differs: implicit deny
+        (BOB, "secret", false), // explicit deny wins over the allow
+        (OPS, "red", true),     // every context key is "team"
+        (OPS, "blue", true),
+        (OPS, "secret", false), // explicit deny (and secret-x is not "team")
+        (ROOT, "red", false),   // the account root statement grants no Decrypt
+        (EVE, "red", false),    // eve may only encrypt
+    ] {
+        let out = h.run(who, &["decrypt", file]);
+        assert_eq!(
+            out.status.success(),
+            allowed,
+            "{who} decrypt {file}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if !allowed {
+            assert_eq!(out.status.code(), Some(3));
+        }
+    }
+    h.fails(BOB, &["decrypt", "secret"], 3, &["explicit deny"]);
+    // eve encrypts by ARN with a team, not without one, and not by key id.
+    assert!(h.seal(EVE, &arn, &["team=green"], "eve").status.success());
+    assert_eq!(h.seal(EVE, &arn, &[], "eve2").status.code(), Some(3));
+    assert_eq!(
+        h.seal(EVE, &key, &["team=green"], "eve3").status.code(),
+        Some(3)
+    );
+    // bob may not encrypt at all now: nothing allows him GenerateDataKey.
+    assert_eq!(
+        h.seal(BOB, &key, &["team=red"], "bob").status.code(),
+        Some(3)
+    );
+    // Every decision is in the trail, refusals with their error code.
+    let trail =
+        std::fs::read_to_string(h.path("home/regions/us-east-1/audit/trail.jsonl")).unwrap();
+    let denied = trail
+        .lines()
+        .filter(|l| l.contains("\"errorCode\":\"AccessDeniedException\""))
+        .count();
+    assert!(denied >= 8, "{denied} refusals recorded");
+}
+
+#[test]
+fn the_lockout_check_and_malformed_policies() {
+    let h = Home::new();
+    let key = h.ok(ROOT, &["key", "create"]);
+    // A policy that would leave root unable to change it is refused...
+    let locked = json!({"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Principal": {"AWS": BOB}, "Action": "kms:*", "Resource": "*"}});
+    let out = h.put_policy(ROOT, &key, &locked, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--bypass-lockout-check"));
+    // ...unless asked; then root is locked out and bob is in charge.
+    assert!(h
+        .put_policy(ROOT, &key, &locked, &["--bypass-lockout-check"])
+        .status
+        .success());
+    h.fails(
+        ROOT,
+        &["key", "policy", "get", &key],
+        3,
+        &["AccessDeniedException", "kms:GetKeyPolicy"],
+    );
+    h.fails(
+        ROOT,
+        &["key", "disable", &key],
+        3,
+        &["AccessDeniedException"],
+    );
+    assert!(h
+        .put_policy(BOB, &key, &root_admin(vec![]), &[])
+        .status
+        .success());
+    h.ok(ROOT, &["key", "policy", "get", &key]);
+    // key create --policy goes through the same checks.
+    std::fs::write(h.path("locked.json"), locked.to_string()).unwrap();
+    h.fails(
+        ROOT,
+        &["key", "create", "--policy", "locked.json"],
+        2,
+        &["MalformedPolicyDocumentException"],
+    );
+    h.ok(
+        ROOT,
+        &[
+            "key",
+            "create",
+            "--policy",
+            "locked.json",
+            "--bypass-lockout-check",
+        ],
+    );
+    // Malformed documents name the field; 32 KiB is the limit.
+    for (doc, needle) in [
+        (
+            json!({"Version": "2012-10-17", "Statement": {"Effect": "Permit", "Principal": "*", "Action": "kms:*", "Resource": "*"}}),
+            "Statement[0].Effect",
+        ),
+        (
+            json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": "*", "Resource": "*"}]}),
+            "Action",
+        ),
+        (
+            json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "kms:*", "Resource": "*", "Condition": {"DateEquals": {"x": "y"}}}]}),
+            "DateEquals",
+        ),
+        (json!({"Statement": []}), "Version"),
+    ] {
+        let out = h.put_policy(BOB, &key, &doc, &[]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains("MalformedPolicyDocumentException") && err.contains(needle),
+            "{err}"
+        );
+    }
+    let big = root_admin(vec![
+        json!({"Sid": "x".repeat(33 * 1024), "Effect": "Allow", "Principal": "*", "Action": "kms:Describe*", "Resource": "*"}),
+    ]);
+    let out = h.put_policy(BOB, &key, &big, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("32 KiB"));
+}
+
+#[test]
+fn aws_managed_keys_carry_a_via_service_policy() {
+    let h = Home::new();
+    // EBS uses alias/aws/ebs through its own service: allowed for the account.
+    h.ok(BOB, &["volume", "create", "--size", "1", "--encrypted"]);
+    let v: Value = serde_json::from_str(&h.ok(
+        ROOT,
+        &["key", "describe", "alias/aws/ebs", "--output", "json"],
+    ))
+    .unwrap();
+    let id = v["KeyMetadata"]["KeyId"].as_str().unwrap().to_owned();
+    let p: Value = serde_json::from_str(&h.ok(ROOT, &["key", "policy", "get", &id])).unwrap();
+    assert_eq!(
+        p["Statement"][0]["Condition"]["StringEquals"]["kms:ViaService"],
+        "ec2.us-east-1.amazonaws.com"
+    );
+    // Directly, it is refused by that policy; and its policy cannot be changed.
+    h.fails(
+        ROOT,
+        &["encrypt", "-k", "alias/aws/ebs", "-o", "x", "plain"],
+        3,
+        &["AccessDeniedException"],
+    );
+    std::fs::write(h.path("p.json"), root_admin(vec![]).to_string()).unwrap();
+    h.fails(
+        ROOT,
+        &["key", "policy", "put", &id, "p.json"],
+        3,
+        &["UnsupportedOperationException"],
+    );
+}
