@@ -324,3 +324,170 @@ fn aws_managed_keys_carry_a_via_service_policy() {
         &["UnsupportedOperationException"],
     );
 }
+
+#[test]
+fn grants_allow_exactly_what_they_name_under_their_constraints() {
+    let h = Home::new();
+    // A key only root itself administers (aws:PrincipalArn: the account root statement alone
+    // would cover every principal of the account): nobody may use it without a grant.
+    let admin = json!({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"AWS": ROOT},
+        "Action": ["kms:PutKeyPolicy", "kms:GetKeyPolicy", "kms:DescribeKey", "kms:CreateGrant", "kms:ListGrants"],
+        "Resource": "*", "Condition": {"StringEquals": {"aws:PrincipalArn": ROOT}}
+    }]});
+    std::fs::write(h.path("admin.json"), admin.to_string()).unwrap();
+    let key = h.ok(ROOT, &["key", "create", "--policy", "admin.json"]);
+    let arn = h.arn(&key);
+    assert_eq!(h.seal(BOB, &key, &["app=web"], "x").status.code(), Some(3));
+    // Root grants bob Encrypt-side and Decrypt, for contexts that include app=web.
+    let id = h.ok(
+        ROOT,
+        &[
+            "key",
+            "grant",
+            "create",
+            &key,
+            "--grantee",
+            BOB,
+            "--operations",
+            "GenerateDataKey,Decrypt",
+            "--context-subset",
+            "app=web",
+            "--retiring-principal",
+            OPS,
+            "--name",
+            "web",
+        ],
+    );
+    assert_eq!(id.len(), 64);
+    assert!(h
+        .seal(BOB, &key, &["app=web", "env=prod"], "web")
+        .status
+        .success());
+    h.ok(BOB, &["decrypt", "web"]);
+    // Outside the constraint, or another operation, or another principal: refused.
+    assert_eq!(h.seal(BOB, &key, &["app=db"], "db").status.code(), Some(3));
+    h.fails(
+        BOB,
+        &["key", "describe", &key],
+        3,
+        &["AccessDeniedException"],
+    );
+    assert_eq!(
+        h.seal(OPS, &key, &["app=web"], "ops").status.code(),
+        Some(3)
+    );
+    // context-equals means exactly.
+    let eq = h.ok(
+        ROOT,
+        &[
+            "key",
+            "grant",
+            "create",
+            &arn,
+            "--grantee",
+            OPS,
+            "--operations",
+            "GenerateDataKey",
+            "--context-equals",
+            "app=web",
+        ],
+    );
+    assert!(h.seal(OPS, &key, &["app=web"], "o1").status.success());
+    assert_eq!(
+        h.seal(OPS, &key, &["app=web", "env=prod"], "o2")
+            .status
+            .code(),
+        Some(3)
+    );
+    let list: Value =
+        serde_json::from_str(&h.ok(ROOT, &["key", "grant", "list", &key, "--output", "json"]))
+            .unwrap();
+    assert_eq!(list["Grants"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        list["Grants"][0]["Constraints"]["EncryptionContextSubset"]["app"],
+        "web"
+    );
+    // Bad requests.
+    h.fails(
+        ROOT,
+        &[
+            "key",
+            "grant",
+            "create",
+            &key,
+            "--grantee",
+            BOB,
+            "--operations",
+            "Sign",
+        ],
+        2,
+        &["ValidationException", "Sign"],
+    );
+    h.fails(
+        ROOT,
+        &[
+            "key",
+            "grant",
+            "create",
+            &key,
+            "--grantee",
+            "bob",
+            "--operations",
+            "Decrypt",
+        ],
+        2,
+        &["invalid principal"],
+    );
+    // Retire: only the retiring principal (or a grantee granted RetireGrant).
+    h.fails(
+        BOB,
+        &["key", "grant", "retire", &key, &id],
+        3,
+        &["AccessDeniedException"],
+    );
+    h.ok(OPS, &["key", "grant", "retire", &key, &id]);
+    assert_eq!(h.run(BOB, &["decrypt", "web"]).status.code(), Some(3));
+    // Revoke: needs kms:RevokeGrant in the policy, which root lacks here.
+    h.fails(
+        ROOT,
+        &["key", "grant", "revoke", &key, &eq],
+        3,
+        &["AccessDeniedException", "kms:RevokeGrant"],
+    );
+    let mut admin = admin.clone();
+    admin["Statement"][0]["Action"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!("kms:RevokeGrant"));
+    assert!(h.put_policy(ROOT, &key, &admin, &[]).status.success());
+    h.ok(ROOT, &["key", "grant", "revoke", &key, &eq]);
+    assert_eq!(h.seal(OPS, &key, &["app=web"], "o3").status.code(), Some(3));
+    h.fails(
+        ROOT,
+        &["key", "grant", "revoke", &key, &eq],
+        3,
+        &["NotFoundException"],
+    );
+    // An explicit Deny in the policy beats a grant.
+    let gid = h.ok(
+        ROOT,
+        &[
+            "key",
+            "grant",
+            "create",
+            &key,
+            "--grantee",
+            BOB,
+            "--operations",
+            "GenerateDataKey",
+        ],
+    );
+    assert_eq!(gid.len(), 64);
+    let mut deny = admin.clone();
+    deny["Statement"].as_array_mut().unwrap().push(
+        json!({"Effect": "Deny", "Principal": {"AWS": BOB}, "Action": "kms:*", "Resource": "*"}),
+    );
+    assert!(h.put_policy(ROOT, &key, &deny, &[]).status.success());
+    assert_eq!(h.seal(BOB, &key, &[], "denied").status.code(), Some(3));
+}

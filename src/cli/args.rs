@@ -158,6 +158,9 @@ pub enum KeyCommand {
     /// The key policy: get or put
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Grants: create, list, retire, revoke
+    #[command(subcommand)]
+    Grant(GrantCommand),
     /// Write the wrapping public key (DER) and an import token (valid 24 hours) for a key
     /// created with --origin EXTERNAL
     ImportParams {
@@ -439,6 +442,42 @@ pub enum RegionCommand {
     },
     /// List regions and where their folders are
     List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GrantCommand {
+    /// Let a principal make the named operations on KEY; prints the grant id
+    Create {
+        /// Key id or key ARN
+        key: String,
+        /// Who the grant is for (IAM ARN)
+        #[arg(long, value_name = "ARN")]
+        grantee: String,
+        /// Comma-separated: Decrypt, Encrypt, GenerateDataKey, GenerateDataKeyWithoutPlaintext,
+        /// ReEncryptFrom, ReEncryptTo, CreateGrant, RetireGrant, DescribeKey
+        #[arg(long, value_delimiter = ',', required = true)]
+        operations: Vec<String>,
+        /// Only requests whose encryption context includes these pairs
+        #[arg(long = "context-subset", value_name = "K=V")]
+        context_subset: Vec<String>,
+        /// Only requests whose encryption context is exactly these pairs
+        #[arg(long = "context-equals", value_name = "K=V")]
+        context_equals: Vec<String>,
+        /// Who may retire the grant
+        #[arg(long, value_name = "ARN")]
+        retiring_principal: Option<String>,
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List KEY's grants
+    List {
+        /// Key id or key ARN
+        key: String,
+    },
+    /// Retire a grant (its retiring principal, or its grantee if it grants RetireGrant)
+    Retire { key: String, grant_id: String },
+    /// Revoke a grant (needs kms:RevokeGrant in the key policy)
+    Revoke { key: String, grant_id: String },
 }
 
 #[derive(Debug, Subcommand)]

@@ -13,8 +13,9 @@ use crate::files::{self, Input, Output};
 use crate::keyring::{Home, Region, Tag, DEFAULT_REGION};
 use crate::kms::{CreateKeyRequest, KeyRef, Kms};
 use args::{
-    AliasCommand, AuditCommand, Command, DefaultKeyCommand, EbsCommand, Format, KeyCommand,
-    PolicyCommand, RegionCommand, RotationCommand, SnapshotCommand, Toggle, VolumeCommand,
+    AliasCommand, AuditCommand, Command, DefaultKeyCommand, EbsCommand, Format, GrantCommand,
+    KeyCommand, PolicyCommand, RegionCommand, RotationCommand, SnapshotCommand, Toggle,
+    VolumeCommand,
 };
 use clap::Parser;
 use std::io::IsTerminal;
@@ -256,6 +257,71 @@ fn dispatch(cli: Cli) -> Result<()> {
                     })?;
                     kms.put_key_policy(&key_ref(&key)?, &text, bypass_lockout_check)?;
                 }
+                KeyCommand::Grant(cmd) => match cmd {
+                    GrantCommand::Create {
+                        key,
+                        grantee,
+                        operations,
+                        context_subset,
+                        context_equals,
+                        retiring_principal,
+                        name,
+                    } => {
+                        let pairs = |v: &[String]| -> Result<
+                            Option<std::collections::BTreeMap<String, String>>,
+                        > {
+                            if v.is_empty() {
+                                return Ok(None);
+                            }
+                            let ctx = EncryptionContext::from_pairs(v)?;
+                            Ok(Some(
+                                ctx.iter()
+                                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                                    .collect(),
+                            ))
+                        };
+                        let id = kms.create_grant(
+                            &key_ref(&key)?,
+                            &crate::kms::CreateGrantRequest {
+                                grantee,
+                                operations,
+                                retiring_principal,
+                                name,
+                                constraints: crate::keyring::GrantConstraints {
+                                    encryption_context_subset: pairs(&context_subset)?,
+                                    encryption_context_equals: pairs(&context_equals)?,
+                                },
+                            },
+                        )?;
+                        print::setting("GrantId", id.into(), json);
+                    }
+                    GrantCommand::List { key } => {
+                        let grants = kms.list_grants(&key_ref(&key)?)?;
+                        if json {
+                            print::setting(
+                                "Grants",
+                                serde_json::to_value(&grants).expect("serializable"),
+                                true,
+                            );
+                        } else {
+                            for g in grants {
+                                println!(
+                                    "{}  {}  {}  {}",
+                                    g.grant_id,
+                                    g.grantee_principal,
+                                    g.operations.join(","),
+                                    g.name.unwrap_or_default()
+                                );
+                            }
+                        }
+                    }
+                    GrantCommand::Retire { key, grant_id } => {
+                        kms.retire_grant(&key_ref(&key)?, &grant_id)?
+                    }
+                    GrantCommand::Revoke { key, grant_id } => {
+                        kms.revoke_grant(&key_ref(&key)?, &grant_id)?
+                    }
+                },
                 KeyCommand::List => print::key_list(&kms.list_keys()?, json),
                 KeyCommand::Describe { key } => {
                     print::key_metadata(&kms.describe_key(&key_ref(&key)?)?, json)

@@ -187,6 +187,37 @@ pub struct KeyRecord {
     /// policy (the account root gets `kms:*`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<String>,
+    /// Grants on this key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grants: Vec<Grant>,
+}
+
+/// KMS `GrantConstraints`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct GrantConstraints {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption_context_subset: Option<std::collections::BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption_context_equals: Option<std::collections::BTreeMap<String, String>>,
+}
+
+/// KMS `GrantListEntry`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Grant {
+    pub grant_id: String,
+    pub key_id: String,
+    pub grantee_principal: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retiring_principal: Option<String>,
+    pub operations: Vec<String>,
+    #[serde(default)]
+    pub constraints: GrantConstraints,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub creation_date: String,
+    pub issuing_account: String,
 }
 
 fn is_zero(n: &u64) -> bool {

@@ -22,8 +22,9 @@ mod region;
 
 pub use alias::{validate_alias_name, AliasEntry, AliasTable};
 pub use key::{
-    DeletedKey, KeyManager, KeyMetadata, KeyRecord, KeySpec, KeyState, KeyUsage, MaterialVersion,
-    MultiRegionConfiguration, MultiRegionKeyType, Origin, RegionalKey, Rotation, RotationType, Tag,
+    DeletedKey, Grant, GrantConstraints, KeyManager, KeyMetadata, KeyRecord, KeySpec, KeyState,
+    KeyUsage, MaterialVersion, MultiRegionConfiguration, MultiRegionKeyType, Origin, RegionalKey,
+    Rotation, RotationType, Tag,
 };
 pub use region::{Region, DEFAULT_REGION};
 

@@ -81,7 +81,23 @@ impl Kms {
         ]
         .iter()
         .any(|a| ctx.action.starts_with(a));
-        match policy::evaluate(&self.policy_of(record), &ctx) {
+        let decision = match policy::evaluate(&self.policy_of(record), &ctx) {
+            // Grants add to the policy; an explicit Deny still wins.
+            Decision::ImplicitDeny
+                if record.grants.iter().any(|g| {
+                    super::grants::grant_allows(
+                        g,
+                        &self.principal,
+                        call.name(),
+                        &call.encryption_context(),
+                    )
+                }) =>
+            {
+                Decision::Allow
+            }
+            d => d,
+        };
+        match decision {
             Decision::Allow => Ok(()),
             // Management of an AWS managed key is refused by its service rule, with
             // UnsupportedOperationException, as before any policy.

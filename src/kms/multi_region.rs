@@ -130,6 +130,7 @@ impl Kms {
                         primary_epoch: primary.primary_epoch,
                         // Replicas share id and material, not policy.
                         policy: None,
+                        grants: Vec::new(),
                     };
                     replica.set_state(KeyState::Enabled);
                     target.save_key(&replica)?;
