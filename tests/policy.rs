@@ -491,3 +491,52 @@ fn grants_allow_exactly_what_they_name_under_their_constraints() {
     assert!(h.put_policy(ROOT, &key, &deny, &[]).status.success());
     assert_eq!(h.seal(BOB, &key, &[], "denied").status.code(), Some(3));
 }
+
+#[test]
+fn bool_and_key_spec_conditions() {
+    let h = Home::new();
+    let key = h.ok(ROOT, &["key", "create"]);
+    // Only through a service (EBS), and only for symmetric keys.
+    let policy = root_admin(vec![json!({
+        "Effect": "Allow", "Principal": {"AWS": ROOT}, "Action": "kms:*", "Resource": "*",
+        "Condition": {"Bool": {"aws:ViaAWSService": "true"}, "StringEquals": {"kms:KeySpec": "SYMMETRIC_DEFAULT"}}
+    })]);
+    assert!(h.put_policy(ROOT, &key, &policy, &[]).status.success());
+    assert_eq!(h.seal(ROOT, &key, &[], "direct").status.code(), Some(3));
+    h.ok(
+        ROOT,
+        &[
+            "volume",
+            "create",
+            "--size",
+            "1",
+            "--encrypted",
+            "--kms-key",
+            &key,
+        ],
+    );
+    // The same with another key spec named: nothing allows it, even through EBS.
+    let other = h.ok(ROOT, &["key", "create"]);
+    let wrong = root_admin(vec![json!({
+        "Effect": "Allow", "Principal": {"AWS": ROOT}, "Action": "kms:*", "Resource": "*",
+        "Condition": {"Bool": {"aws:ViaAWSService": "true"}, "StringEquals": {"kms:KeySpec": "RSA_2048"}}
+    })]);
+    assert!(h.put_policy(ROOT, &other, &wrong, &[]).status.success());
+    h.fails(
+        ROOT,
+        &[
+            "volume",
+            "create",
+            "--size",
+            "1",
+            "--encrypted",
+            "--kms-key",
+            &other,
+        ],
+        3,
+        &[
+            "AccessDeniedException",
+            "kms:GenerateDataKeyWithoutPlaintext",
+        ],
+    );
+}

@@ -37,7 +37,9 @@ impl Kms {
             "aws:PrincipalArn".into(),
             vec![self.principal.arn().to_owned()],
         );
-        if let Some(via) = call.via_service(self.region.as_str()) {
+        let via = call.via_service(self.region.as_str());
+        keys.insert("aws:ViaAWSService".into(), vec![via.is_some().to_string()]);
+        if let Some(via) = via {
             keys.insert("kms:ViaService".into(), vec![via]);
         }
         if let Some(r) = record {

@@ -8,7 +8,8 @@
 //! StringNotEquals, StringEqualsIgnoreCase, StringLike, StringNotLike, Null and Bool, with the
 //! `ForAnyValue:` / `ForAllValues:` set operators and the `IfExists` suffix; keys
 //! `kms:EncryptionContext:<key>`, `kms:EncryptionContextKeys`, `kms:CallerAccount`,
-//! `kms:ViaService`, `kms:KeySpec`, `kms:KeyOrigin`, `kms:KeyUsage`, `aws:PrincipalArn`.
+//! `kms:ViaService`, `kms:KeySpec`, `kms:KeyOrigin`, `kms:KeyUsage`, `aws:PrincipalArn` and
+//! `aws:ViaAWSService` (a Bool: true for the calls a cofre service makes).
 
 use crate::audit::Principal;
 use crate::error::{Error, KmsCode, Result};
