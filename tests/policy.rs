@@ -540,3 +540,38 @@ fn bool_and_key_spec_conditions() {
         ],
     );
 }
+
+#[test]
+fn alias_deletion_and_replica_policies_follow_their_keys() {
+    let h = Home::new();
+    let key = h.ok(
+        ROOT,
+        &["key", "create", "--multi-region", "--alias", "alias/k"],
+    );
+    h.ok(ROOT, &["key", "replicate", &key, "--to", "eu-west-1"]);
+    // Bob may do everything but delete aliases of this key.
+    let policy = root_admin(vec![
+        json!({"Effect": "Allow", "Principal": {"AWS": BOB}, "Action": "kms:*", "Resource": "*"}),
+        json!({"Effect": "Deny", "Principal": {"AWS": BOB}, "Action": "kms:DeleteAlias", "Resource": "*"}),
+    ]);
+    assert!(h.put_policy(ROOT, &key, &policy, &[]).status.success());
+    h.fails(
+        BOB,
+        &["alias", "delete", "alias/k"],
+        3,
+        &["AccessDeniedException", "kms:DeleteAlias"],
+    );
+    h.ok(ROOT, &["alias", "list"])
+        .contains("alias/k")
+        .then_some(())
+        .unwrap();
+    // The replica keeps its own (default) policy: replicas share material, not policy.
+    let eu: Value = serde_json::from_str(&h.ok(
+        ROOT,
+        &["--region", "eu-west-1", "key", "policy", "get", &key],
+    ))
+    .unwrap();
+    assert_eq!(eu["Statement"][0]["Action"], "kms:*");
+    let us: Value = serde_json::from_str(&h.ok(ROOT, &["key", "policy", "get", &key])).unwrap();
+    assert_eq!(us["Statement"].as_array().unwrap().len(), 3);
+}

@@ -570,14 +570,21 @@ impl Kms {
                 let store = self.store()?;
                 let _lock = store.lock()?;
                 let mut aliases = store.aliases()?;
-                if aliases.0.remove(name).is_none() {
+                let Some(entry) = aliases.0.remove(name) else {
                     return Err(Error::kms(
                         KmsCode::NotFoundException,
                         format!(
-                    "alias {name} does not exist in {}; `cofre alias list` shows the aliases",
-                    self.region
-                ),
+                            "alias {name} does not exist in {}; `cofre alias list` shows the aliases",
+                            self.region
+                        ),
                     ));
+                };
+                // kms:DeleteAlias is checked against the key the alias points at.
+                if self.principal.account() != self.home.account_id() {
+                    return Err(self.not_found(&entry.target_key_id));
+                }
+                if let Some(target) = store.load_key(&entry.target_key_id)? {
+                    self.authorize(&target)?;
                 }
                 store.save_aliases(&aliases)
             },
