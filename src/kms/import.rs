@@ -90,6 +90,12 @@ struct Token {
     private_key: String,
 }
 
+impl Drop for Token {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.private_key);
+    }
+}
+
 impl Kms {
     /// Checks a key is an imported-material key this request may work on.
     fn external(&self, record: &KeyRecord) -> Result<()> {
@@ -137,7 +143,7 @@ impl Kms {
                     private_key: hex::encode(private.pkcs8_der()?.as_slice()),
                 };
                 let json = Zeroizing::new(serde_json::to_vec(&token).expect("serializable"));
-                drop(Zeroizing::new(token.private_key));
+                drop(token);
                 let nonce: [u8; NONCE_LEN] = crypto::random_array();
                 let mut sealed = TOKEN_MAGIC.to_vec();
                 sealed.extend_from_slice(&nonce);
