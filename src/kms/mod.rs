@@ -494,14 +494,7 @@ impl Kms {
                 validate_alias_name(name)?;
                 let store = self.store()?;
                 let _lock = store.lock()?;
-                let record = self.resolve(&store, target, false)?;
-                aws_managed::customer_managed_only(&record)?;
-                if record.key_metadata.key_state == KeyState::PendingDeletion {
-                    return Err(invalid_state(
-                        &record.key_metadata.arn,
-                        KeyState::PendingDeletion,
-                    ));
-                }
+                let record = self.alias_target(&store, target)?;
                 let mut aliases = store.aliases()?;
                 if aliases.0.contains_key(name) {
                     return Err(already_exists(name, &self.region));
@@ -524,6 +517,20 @@ impl Kms {
         )
     }
 
+    /// The key an alias is to point at: a customer managed key of this region, not pending
+    /// deletion.
+    fn alias_target(&self, store: &RegionStore<'_>, target: &KeyRef) -> Result<KeyRecord> {
+        let record = self.resolve(store, target, false)?;
+        aws_managed::customer_managed_only(&record)?;
+        if record.key_metadata.key_state == KeyState::PendingDeletion {
+            return Err(invalid_state(
+                &record.key_metadata.arn,
+                KeyState::PendingDeletion,
+            ));
+        }
+        Ok(record)
+    }
+
     /// UpdateAlias: points an existing alias at another key of this region.
     pub fn update_alias(&self, name: &str, target: &KeyRef) -> Result<AliasEntry> {
         self.audited(
@@ -534,14 +541,7 @@ impl Kms {
                 validate_alias_name(name)?;
                 let store = self.store()?;
                 let _lock = store.lock()?;
-                let record = self.resolve(&store, target, false)?;
-                aws_managed::customer_managed_only(&record)?;
-                if record.key_metadata.key_state == KeyState::PendingDeletion {
-                    return Err(invalid_state(
-                        &record.key_metadata.arn,
-                        KeyState::PendingDeletion,
-                    ));
-                }
+                let record = self.alias_target(&store, target)?;
                 let mut aliases = store.aliases()?;
                 let Some(entry) = aliases.0.get_mut(name) else {
                     return Err(Error::kms(
