@@ -575,3 +575,41 @@ fn alias_deletion_and_replica_policies_follow_their_keys() {
     let us: Value = serde_json::from_str(&h.ok(ROOT, &["key", "policy", "get", &key])).unwrap();
     assert_eq!(us["Statement"].as_array().unwrap().len(), 3);
 }
+
+#[test]
+fn ebs_key_requests_carry_the_volume_context() {
+    let h = Home::new();
+    let key = h.ok(ROOT, &["key", "create"]);
+    // Only requests bound to a volume (context aws:ebs:id) may use the key.
+    let policy = root_admin(vec![json!({
+        "Effect": "Allow", "Principal": {"AWS": ROOT}, "Action": "kms:*", "Resource": "*",
+        "Condition": {"StringLike": {"kms:EncryptionContext:aws:ebs:id": "vol-*"}}
+    })]);
+    assert!(h.put_policy(ROOT, &key, &policy, &[]).status.success());
+    let vol = h.ok(
+        ROOT,
+        &[
+            "volume",
+            "create",
+            "--size",
+            "1",
+            "--encrypted",
+            "--kms-key",
+            &key,
+        ],
+    );
+    h.ok(
+        ROOT,
+        &["volume", "read", &vol, "--offset", "0", "--length", "1"],
+    );
+    assert_eq!(
+        h.seal(ROOT, &key, &["aws:ebs:id=x"], "f").status.code(),
+        Some(3)
+    );
+    let trail =
+        std::fs::read_to_string(h.path("home/regions/us-east-1/audit/trail.jsonl")).unwrap();
+    assert!(
+        trail.contains(&format!("\"aws:ebs:id\":\"{vol}\"")),
+        "{trail}"
+    );
+}

@@ -407,7 +407,7 @@ impl<'k> Ebs<'k> {
             || {
                 let arn = self
                     .kms
-                    .service_encryption_key(key, "ebs")?
+                    .service_encryption_key(key, "ebs", &EncryptionContext::new())?
                     .arn()
                     .to_owned();
                 self.region.update(|h| {
@@ -452,7 +452,9 @@ impl<'k> Ebs<'k> {
                 cipher: None,
             });
         };
-        let master = self.kms.service_encryption_key(key, "ebs")?;
+        let master = self
+            .kms
+            .service_encryption_key(key, "ebs", &ebs_context(volume_id))?;
         let data_key = SecretKey::random();
         let wrapped = master.wrap(
             &data_key,
@@ -479,7 +481,11 @@ impl<'k> Ebs<'k> {
             None => None,
             Some(dk) => {
                 let wrapped = wrapped_key(dk)?;
-                let master = self.kms.service_decryption_key(&wrapped, "ebs")?;
+                let master = self.kms.service_decryption_key(
+                    &wrapped,
+                    "ebs",
+                    &ebs_context(&dk.context_volume_id),
+                )?;
                 let key = master.unwrap(
                     &wrapped,
                     &data_key_aad(
@@ -510,7 +516,9 @@ impl<'k> Ebs<'k> {
         data_key: &SecretKey,
     ) -> Result<Lineage> {
         let old = lineage.data_key.as_ref().expect("encrypted lineage");
-        let master = self.kms.service_encryption_key(key, "ebs")?;
+        let master =
+            self.kms
+                .service_encryption_key(key, "ebs", &ebs_context(&old.context_volume_id))?;
         let wrapped = master.wrap(
             data_key,
             &data_key_aad(
@@ -535,7 +543,11 @@ impl<'k> Ebs<'k> {
     fn unwrap_data_key(&self, lineage: &Lineage) -> Result<SecretKey> {
         let dk = lineage.data_key.as_ref().expect("encrypted lineage");
         let wrapped = wrapped_key(dk)?;
-        let master = self.kms.service_decryption_key(&wrapped, "ebs")?;
+        let master = self.kms.service_decryption_key(
+            &wrapped,
+            "ebs",
+            &ebs_context(&dk.context_volume_id),
+        )?;
         master.unwrap(
             &wrapped,
             &data_key_aad(
@@ -557,10 +569,15 @@ fn data_key_aad(arn: &str, material_id: &[u8; 32], lineage: &str, volume_id: &st
     a.extend_from_slice(material_id);
     a.extend_from_slice(lineage.as_bytes());
     a.push(0);
+    ebs_context(volume_id).encode(&mut a);
+    a
+}
+
+/// `{"aws:ebs:id": volume}`: the encryption context of a lineage's data key.
+fn ebs_context(volume_id: &str) -> EncryptionContext {
     let mut ctx = EncryptionContext::new();
     ctx.insert(CONTEXT_KEY, volume_id).expect("a valid context");
-    ctx.encode(&mut a);
-    a
+    ctx
 }
 
 fn wrapped_key(dk: &DataKey) -> Result<WrappedKey> {

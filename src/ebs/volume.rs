@@ -179,7 +179,7 @@ impl Ebs<'_> {
                 };
                 let same_key = match (&key, &snap_key) {
                     (None, None) => true,
-                    (Some(k), Some(arn)) => self.kms.service_encryption_key(k, "ebs")?.arn() == arn,
+                    (Some(k), Some(arn)) => self.kms.service_encryption_key(k, "ebs", &Default::default())?.arn() == arn,
                     _ => false,
                 };
                 let lineage = if same_key {

@@ -616,11 +616,17 @@ impl Kms {
 
     /// [`Kms::encryption_key`] for a cofre service (`"ebs"`): also takes that service's AWS
     /// managed key, `alias/aws/<service>`, creating it on first use.
-    pub fn service_encryption_key(&self, key: &KeyRef, service: &str) -> Result<MasterKey> {
+    pub fn service_encryption_key(
+        &self,
+        key: &KeyRef,
+        service: &str,
+        context: &crate::envelope::EncryptionContext,
+    ) -> Result<MasterKey> {
         self.audited(
             Call::new("GenerateDataKeyWithoutPlaintext", true)
                 .key(key)
                 .param("keySpec", "AES_256")
+                .context(context)
                 .via(service),
             || self.encryption_key_via(key, Some(service)),
         )
@@ -646,25 +652,22 @@ impl Kms {
         wrapped: &WrappedKey,
         context: &crate::envelope::EncryptionContext,
     ) -> Result<MasterKey> {
-        self.audited(
-            Call::new("Decrypt", true)
-                .param("keyId", &wrapped.key_arn)
-                .param("encryptionAlgorithm", "SYMMETRIC_DEFAULT")
-                .context(context),
-            || self.decryption_key_via(wrapped, None),
-        )
+        self.audited(decrypt_call(wrapped, context), || {
+            self.decryption_key_via(wrapped, None)
+        })
     }
 
     /// [`Kms::decryption_key`] for a cofre service (`"ebs"`), which may use its own AWS managed
     /// key.
-    pub fn service_decryption_key(&self, wrapped: &WrappedKey, service: &str) -> Result<MasterKey> {
-        self.audited(
-            Call::new("Decrypt", true)
-                .param("keyId", &wrapped.key_arn)
-                .param("encryptionAlgorithm", "SYMMETRIC_DEFAULT")
-                .via(service),
-            || self.decryption_key_via(wrapped, Some(service)),
-        )
+    pub fn service_decryption_key(
+        &self,
+        wrapped: &WrappedKey,
+        service: &str,
+        context: &crate::envelope::EncryptionContext,
+    ) -> Result<MasterKey> {
+        self.audited(decrypt_call(wrapped, context).via(service), || {
+            self.decryption_key_via(wrapped, Some(service))
+        })
     }
 
     fn decryption_key_via(&self, wrapped: &WrappedKey, service: Option<&str>) -> Result<MasterKey> {
@@ -701,6 +704,14 @@ impl Kms {
         aws_managed::through_service(&store, &record, service)?;
         store.master_key(&record, &hex::encode(wrapped.material_id))
     }
+}
+
+/// A Decrypt request as the trail and the key policy see it.
+fn decrypt_call(wrapped: &WrappedKey, context: &crate::envelope::EncryptionContext) -> Call {
+    Call::new("Decrypt", true)
+        .param("keyId", &wrapped.key_arn)
+        .param("encryptionAlgorithm", "SYMMETRIC_DEFAULT")
+        .context(context)
 }
 
 /// The error KMS gives for an operation on a key in a state that forbids it.
