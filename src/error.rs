@@ -46,6 +46,10 @@ pub enum KmsCode {
     ExpiredImportTokenException,
     IncorrectKeyMaterialException,
     MalformedPolicyDocumentException,
+    InvalidKeyUsageException,
+    IncorrectKeyException,
+    KMSInvalidSignatureException,
+    KMSInvalidMacException,
 }
 
 impl fmt::Display for KmsCode {
@@ -155,8 +159,12 @@ impl Error {
                 | KmsCode::InvalidImportTokenException
                 | KmsCode::ExpiredImportTokenException
                 | KmsCode::IncorrectKeyMaterialException
-                | KmsCode::MalformedPolicyDocumentException => ExitCode::Usage,
-                KmsCode::InvalidCiphertextException => ExitCode::Integrity,
+                | KmsCode::MalformedPolicyDocumentException
+                | KmsCode::InvalidKeyUsageException => ExitCode::Usage,
+                KmsCode::InvalidCiphertextException
+                | KmsCode::IncorrectKeyException
+                | KmsCode::KMSInvalidSignatureException
+                | KmsCode::KMSInvalidMacException => ExitCode::Integrity,
                 _ => ExitCode::Access,
             },
             Error::Ec2 { code, .. } => match code {

@@ -314,6 +314,122 @@ fn wrap_for(kms: &Kms, keys: &[KeyRef], data_key: &SecretKey, header: &mut Heade
     Ok(())
 }
 
+const LABEL_ECDH_WRAP: &[u8] = b"cofre v1 ecdh wrap\0";
+
+/// The key that seals a data key for an ECDH recipient: HKDF-SHA256 of the shared secret,
+/// salted with the file's message id, bound to the recipient and the ephemeral key.
+fn ecdh_kek(
+    backend: Backend,
+    shared: &[u8],
+    message_id: &[u8; 32],
+    fingerprint: &[u8; 32],
+    ephemeral: &[u8],
+) -> crate::crypto::AeadKey {
+    let mut info = LABEL_ECDH_WRAP.to_vec();
+    info.extend_from_slice(fingerprint);
+    info.extend_from_slice(ephemeral);
+    let mut k = [0u8; 32];
+    backend.hkdf_sha256(message_id, shared, &info, &mut k);
+    let key = SecretKey::from_bytes(k);
+    zeroize::Zeroize::zeroize(&mut k);
+    backend.aead(&key)
+}
+
+/// Wraps `data_key` to each public key (DER SubjectPublicKeyInfo): RSA-OAEP-SHA-256 for RSA
+/// keys, ECDH with a fresh ephemeral key for NIST-curve keys. Needs no keyring.
+fn wrap_to_public_keys(
+    public_keys: &[Vec<u8>],
+    data_key: &SecretKey,
+    header: &mut Header,
+) -> Result<()> {
+    use crate::crypto::{AsymKind, Curve, OaepHash};
+    use crate::envelope::{PublicKeyRecipient, PublicKeyScheme};
+    let backend = Backend::default();
+    for spki in public_keys {
+        let fingerprint = crate::sign::fingerprint(spki);
+        let recipient = match crate::crypto::spki_kind(backend, spki)? {
+            AsymKind::Rsa(_) => PublicKeyRecipient {
+                scheme: PublicKeyScheme::RsaOaepSha256,
+                fingerprint,
+                ephemeral: Vec::new(),
+                wrapped: backend.rsa_oaep_encrypt(spki, OaepHash::Sha256, data_key.expose())?,
+            },
+            AsymKind::Ec(Curve::Secp256k1) => {
+                return Err(Error::usage(
+                    "a secp256k1 public key only verifies signatures (ECC_SECG_P256K1 keys are SIGN_VERIFY); encrypt to an RSA key or a P-256/P-384/P-521 KEY_AGREEMENT key",
+                ))
+            }
+            AsymKind::Ec(curve) => {
+                let eph = backend.generate_private_key(AsymKind::Ec(curve))?;
+                let ephemeral = backend.public_key_of(AsymKind::Ec(curve), &eph)?;
+                let shared = backend.ecdh(curve, &eph, spki)?;
+                let kek = ecdh_kek(backend, &shared, &header.message_id, &fingerprint, &ephemeral);
+                PublicKeyRecipient {
+                    scheme: PublicKeyScheme::Ecdh,
+                    fingerprint,
+                    wrapped: kek.seal_to_vec(&[0; 12], LABEL_ECDH_WRAP, data_key.expose()),
+                    ephemeral,
+                }
+            }
+        };
+        header.recipients.push(Recipient::PublicKey(recipient));
+    }
+    Ok(())
+}
+
+/// Recovers the data key from a public-key recipient with the matching private key in this
+/// region of the keyring (KMS Decrypt for RSA, DeriveSharedSecret for ECDH). `Ok(None)` if no
+/// key here has that public key.
+fn unwrap_public_key_recipient(
+    kms: &Kms,
+    header: &Header,
+    r: &crate::envelope::PublicKeyRecipient,
+) -> Result<Option<SecretKey>> {
+    use crate::envelope::PublicKeyScheme;
+    use crate::kms::EncryptionAlgorithm;
+    let Some(record) = kms
+        .keys_with_fingerprint(&r.fingerprint)?
+        .into_iter()
+        .next()
+    else {
+        return Ok(None);
+    };
+    let key = KeyRef::Id(record.key_metadata.key_id.clone());
+    let bad = || {
+        Error::HeaderCorrupt(format!(
+            "the data key wrapped to {} does not open",
+            record.key_metadata.arn
+        ))
+    };
+    let raw: zeroize::Zeroizing<Vec<u8>> = match r.scheme {
+        PublicKeyScheme::RsaOaepSha256 => {
+            kms.decrypt(
+                &r.wrapped,
+                &EncryptionContext::new(),
+                Some(&key),
+                EncryptionAlgorithm::RsaesOaepSha256,
+            )?
+            .plaintext
+        }
+        PublicKeyScheme::Ecdh => {
+            let shared = kms.derive_shared_secret(&key, &r.ephemeral)?;
+            let kek = ecdh_kek(
+                Backend::default(),
+                &shared,
+                &header.message_id,
+                &r.fingerprint,
+                &r.ephemeral,
+            );
+            let mut k = zeroize::Zeroizing::new(vec![0u8; 32]);
+            kek.open_from_slice(&[0; 12], LABEL_ECDH_WRAP, &r.wrapped, &mut k)
+                .map_err(|_| bad())?;
+            k
+        }
+    };
+    let bytes: [u8; 32] = raw.as_slice().try_into().map_err(|_| bad())?;
+    Ok(Some(SecretKey::from_bytes(bytes)))
+}
+
 /// `cofre encrypt`: a fresh data key, wrapped under every key in `keys`, seals `input`.
 pub fn encrypt(
     kms: &Kms,
@@ -324,10 +440,46 @@ pub fn encrypt(
     output: &Output,
     opts: Options,
 ) -> Result<Summary> {
+    encrypt_to(
+        Some(kms),
+        keys,
+        &[],
+        context,
+        chunk_log2,
+        input,
+        output,
+        opts,
+    )
+}
+
+/// [`encrypt`] to keyring keys in `kms`'s region and to public keys (DER
+/// SubjectPublicKeyInfo) alike. With only public keys, `kms` may be `None`: no keyring is
+/// needed.
+#[allow(clippy::too_many_arguments)]
+pub fn encrypt_to(
+    kms: Option<&Kms>,
+    keys: &[KeyRef],
+    public_keys: &[Vec<u8>],
+    context: &EncryptionContext,
+    chunk_log2: u8,
+    input: &Input,
+    output: &Output,
+    opts: Options,
+) -> Result<Summary> {
     check_not_same(input, output)?;
     let data_key = SecretKey::random();
     let mut header = Header::new(chunk_log2, context.clone());
-    wrap_for(kms, keys, &data_key, &mut header)?;
+    match kms {
+        Some(kms) if !keys.is_empty() => wrap_for(kms, keys, &data_key, &mut header)?,
+        None if !keys.is_empty() => return Err(Error::usage("keyring keys (-k) need a keyring")),
+        _ if public_keys.is_empty() => {
+            return Err(Error::usage(
+                "give at least one key with -k KEY or --recipient-pubkey FILE",
+            ))
+        }
+        _ => {}
+    }
+    wrap_to_public_keys(public_keys, &data_key, &mut header)?;
     let keys = HeaderKeys::derive(opts.backend, &data_key, &header.message_id);
     let source = Source::open(input)?;
     // Page-align the payload of anything but small files (see Header::seal).
@@ -413,11 +565,41 @@ fn open_header(
             }
         }
     }
+    // Public-key recipients whose private key is in this region.
+    let mut missing = Vec::new();
+    for r in header.public_key_recipients() {
+        match unwrap_public_key_recipient(kms, header, r) {
+            Ok(Some(dk)) => {
+                let keys = header.open_keys(raw, backend, &dk)?;
+                return Ok((dk, keys));
+            }
+            Ok(None) => missing.push(format!("sha256:{}", hex::encode(r.fingerprint))),
+            Err(e) => {
+                first_err.get_or_insert(e);
+            }
+        }
+    }
     if let Some(e) = first_err {
         return Err(e);
     }
     regions.sort();
     regions.dedup();
+    if !missing.is_empty() {
+        let also = match regions.as_slice() {
+            [] => String::new(),
+            rs => format!(
+                ", or run with --region {} for its keyring keys",
+                rs.join(" or ")
+            ),
+        };
+        return Err(Error::kms(
+            KmsCode::NotFoundException,
+            format!(
+                "the data key is wrapped to public key {}, whose private key is in no key of {here} in this keyring; decrypt where that key lives (--home, --region){also}",
+                missing.join(", ")
+            ),
+        ));
+    }
     Err(match regions.as_slice() {
         [] => Error::HeaderCorrupt("no recipient this version of cofre can open".into()),
         [r] => Error::kms(

@@ -43,6 +43,7 @@ pub mod bench;
 pub mod cli;
 pub mod demo;
 pub mod files;
+pub mod sign;
 
 mod error;
 

@@ -56,6 +56,25 @@ pub enum Command {
     Decrypt(DecryptArgs),
     /// Re-wrap a file's data key under other keys, without re-encrypting the data
     Rewrap(RewrapArgs),
+    /// The KMS data operations for scripts: encrypt, decrypt, re-encrypt, data keys, random,
+    /// sign, verify, MACs
+    #[command(subcommand)]
+    Kms(KmsCommand),
+    /// Sign a file of any size (its digest) with a SIGN_VERIFY key
+    Sign {
+        /// Key id, key ARN, alias name or alias ARN
+        key: String,
+        /// The file to sign (- for stdin)
+        file: PathBuf,
+        /// The signature file
+        #[arg(short = 'o', long = "out", value_name = "SIG")]
+        out: PathBuf,
+        /// [default: RSASSA_PSS_SHA_256 for RSA keys; the curve's ECDSA for ECC keys]
+        #[arg(long, value_enum)]
+        algorithm: Option<crate::kms::SigningAlgorithm>,
+        #[arg(short, long)]
+        force: bool,
+    },
     /// Print a file's header; needs no key
     Inspect {
         /// The encrypted file (- for stdin)
@@ -85,8 +104,23 @@ pub enum Command {
     /// The audit trail: every request, chained and sealed
     #[command(subcommand)]
     Audit(AuditCommand),
-    /// Check a region's EBS store: every block, map and record; exits 4 if anything is wrong
-    Verify,
+    /// With no arguments: check the region's EBS store (every block, map and record). With
+    /// `KEY FILE SIG`, or `--pubkey PEM FILE SIG` (offline, no keyring): check a file's
+    /// signature. Exits 4 if anything is wrong
+    #[command(
+        override_usage = "cofre verify\n       cofre verify KEY FILE SIG [--algorithm ALG]\n       cofre verify --pubkey FILE.pem FILE SIG [--algorithm ALG]"
+    )]
+    Verify {
+        /// Nothing (EBS store), KEY FILE SIG, or (with --pubkey) FILE SIG
+        #[arg(value_name = "ARGS", num_args = 0..=3)]
+        args: Vec<PathBuf>,
+        /// A public key file (PEM or DER), e.g. from `cofre key public-key`; needs no keyring
+        #[arg(long, value_name = "FILE")]
+        pubkey: Option<PathBuf>,
+        /// The signing algorithm [default: as `cofre sign`]
+        #[arg(long, value_enum)]
+        algorithm: Option<crate::kms::SigningAlgorithm>,
+    },
     /// Remove EBS blocks and maps that nothing uses (left by interrupted commands)
     Gc,
     /// Measure throughput on this machine: in memory, files, and a plain copy as the floor
@@ -154,6 +188,27 @@ pub enum KeyCommand {
         /// Accept a policy that would stop you from changing it later
         #[arg(long)]
         bypass_lockout_check: bool,
+        /// Key spec: SYMMETRIC_DEFAULT, RSA_2048|3072|4096, ECC_NIST_P256|P384|P521,
+        /// ECC_SECG_P256K1, HMAC_224|256|384|512
+        #[arg(long, value_enum, value_name = "SPEC", hide_possible_values = true)]
+        spec: Option<crate::keyring::KeySpec>,
+        /// Key usage: ENCRYPT_DECRYPT (the default), SIGN_VERIFY, GENERATE_VERIFY_MAC (HMAC
+        /// keys), KEY_AGREEMENT (ECDH)
+        #[arg(long, value_enum, value_name = "USAGE")]
+        usage: Option<crate::keyring::KeyUsage>,
+    },
+    /// Write an asymmetric key's public key (SubjectPublicKeyInfo), for use anywhere offline
+    PublicKey {
+        /// Key id, key ARN, alias name or alias ARN
+        key: String,
+        /// Output file [default: stdout]
+        #[arg(short = 'o', long = "out", value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// pem (as `openssl pkey -pubin` reads by default) or der
+        #[arg(long, value_enum, default_value = "pem")]
+        format: KeyFormat,
+        #[arg(short, long)]
+        force: bool,
     },
     /// The key policy: get or put
     #[command(subcommand)]
@@ -272,6 +327,191 @@ pub enum KeyCommand {
         /// Key id or key ARN
         key: String,
     },
+}
+
+/// How a public key is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KeyFormat {
+    Pem,
+    Der,
+}
+
+/// Where a binary result goes: a file, else stdout (raw bytes; base64 in JSON output).
+#[derive(Debug, Args)]
+pub struct BinaryOut {
+    /// Write the result to FILE [default: stdout; base64 in --output json]
+    #[arg(short = 'o', long = "out", value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Replace the output file if it exists
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+/// The KMS data operations, for scripts (KMS limits apply: messages and plaintexts of at most
+/// 4096 bytes)
+#[derive(Debug, Subcommand)]
+pub enum KmsCommand {
+    /// Encrypt up to 4096 bytes under a symmetric key, or up to the OAEP limit under an RSA key
+    Encrypt {
+        /// Key id, key ARN, alias name or alias ARN
+        key: String,
+        #[arg(long, value_name = "FILE")]
+        plaintext_file: PathBuf,
+        /// Encryption context pair (repeatable; symmetric keys only)
+        #[arg(short = 'c', long = "context", value_name = "K=V")]
+        context: Vec<String>,
+        #[arg(long, value_enum, default_value = "SYMMETRIC_DEFAULT")]
+        algorithm: crate::kms::EncryptionAlgorithm,
+        #[command(flatten)]
+        out: BinaryOut,
+    },
+    /// Decrypt a ciphertext blob (symmetric blobs name their key; RSA needs --key and
+    /// --algorithm); the plaintext goes to -o FILE or stdout
+    Decrypt {
+        #[arg(long, value_name = "FILE")]
+        ciphertext_file: PathBuf,
+        /// The key (must match the blob's, for symmetric ciphertexts)
+        #[arg(long, value_name = "KEY")]
+        key: Option<String>,
+        #[arg(short = 'c', long = "context", value_name = "K=V")]
+        context: Vec<String>,
+        #[arg(long, value_enum, default_value = "SYMMETRIC_DEFAULT")]
+        algorithm: crate::kms::EncryptionAlgorithm,
+        #[command(flatten)]
+        out: BinaryOut,
+    },
+    /// Decrypt under one key and encrypt under another, inside cofre
+    ReEncrypt {
+        #[arg(long, value_name = "FILE")]
+        ciphertext_file: PathBuf,
+        #[arg(long, value_name = "KEY")]
+        destination_key: String,
+        #[arg(long, value_name = "KEY")]
+        source_key: Option<String>,
+        #[arg(long = "source-context", value_name = "K=V")]
+        source_context: Vec<String>,
+        #[arg(long = "destination-context", value_name = "K=V")]
+        destination_context: Vec<String>,
+        #[arg(long, value_enum, default_value = "SYMMETRIC_DEFAULT")]
+        source_algorithm: crate::kms::EncryptionAlgorithm,
+        #[arg(long, value_enum, default_value = "SYMMETRIC_DEFAULT")]
+        destination_algorithm: crate::kms::EncryptionAlgorithm,
+        #[command(flatten)]
+        out: BinaryOut,
+    },
+    /// A data key: random bytes, and the same encrypted under KEY
+    #[command(group(clap::ArgGroup::new("length").args(["bytes", "key_spec"])))]
+    GenerateDataKey {
+        key: String,
+        /// Length in bytes, 1 to 1024
+        #[arg(long)]
+        bytes: Option<usize>,
+        /// AES_256 (32 bytes, the default) or AES_128 (16 bytes)
+        #[arg(long, value_enum)]
+        key_spec: Option<DataKeySpec>,
+        #[arg(short = 'c', long = "context", value_name = "K=V")]
+        context: Vec<String>,
+        /// Only the encrypted copy (GenerateDataKeyWithoutPlaintext)
+        #[arg(long)]
+        without_plaintext: bool,
+        /// File for the encrypted data key [default: stdout; base64 in --output json]
+        #[arg(long, value_name = "FILE")]
+        ciphertext_out: Option<PathBuf>,
+        /// File (mode 0600) for the plaintext data key; never printed
+        #[arg(
+            long,
+            value_name = "FILE",
+            required_unless_present = "without_plaintext"
+        )]
+        plaintext_out: Option<PathBuf>,
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// A key pair whose private key is encrypted under KEY
+    GenerateDataKeyPair {
+        key: String,
+        #[arg(long, value_enum)]
+        pair_spec: crate::kms::DataKeyPairSpec,
+        #[arg(short = 'c', long = "context", value_name = "K=V")]
+        context: Vec<String>,
+        /// Only the encrypted private key (GenerateDataKeyPairWithoutPlaintext)
+        #[arg(long)]
+        without_plaintext: bool,
+        /// File for the public key, DER [default: base64 in the output]
+        #[arg(long, value_name = "FILE")]
+        public_key_out: Option<PathBuf>,
+        /// File for the encrypted private key [default: base64 in the output]
+        #[arg(long, value_name = "FILE")]
+        ciphertext_out: Option<PathBuf>,
+        /// File (mode 0600) for the private key, PKCS#8 DER; never printed
+        #[arg(
+            long,
+            value_name = "FILE",
+            required_unless_present = "without_plaintext"
+        )]
+        private_key_out: Option<PathBuf>,
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// N random bytes (1 to 1024)
+    GenerateRandom {
+        bytes: usize,
+        #[command(flatten)]
+        out: BinaryOut,
+    },
+    /// Sign a message (RAW, at most 4096 bytes) or a digest (DIGEST) with a SIGN_VERIFY key
+    Sign {
+        key: String,
+        #[arg(long, value_name = "FILE")]
+        message_file: PathBuf,
+        #[arg(long, value_enum, default_value = "RAW")]
+        message_type: crate::kms::MessageType,
+        #[arg(long, value_enum)]
+        algorithm: crate::kms::SigningAlgorithm,
+        #[command(flatten)]
+        out: BinaryOut,
+    },
+    /// Check a signature; exits 4 (KMSInvalidSignatureException) if it is not valid
+    Verify {
+        key: String,
+        #[arg(long, value_name = "FILE")]
+        message_file: PathBuf,
+        #[arg(long, value_enum, default_value = "RAW")]
+        message_type: crate::kms::MessageType,
+        #[arg(long, value_enum)]
+        algorithm: crate::kms::SigningAlgorithm,
+        #[arg(long, value_name = "FILE")]
+        signature_file: PathBuf,
+    },
+    /// The HMAC of a message (at most 4096 bytes) with a GENERATE_VERIFY_MAC key
+    GenerateMac {
+        key: String,
+        #[arg(long, value_name = "FILE")]
+        message_file: PathBuf,
+        #[arg(long, value_enum)]
+        algorithm: crate::kms::MacAlgorithm,
+        #[command(flatten)]
+        out: BinaryOut,
+    },
+    /// Check an HMAC; exits 4 (KMSInvalidMacException) if it does not match
+    VerifyMac {
+        key: String,
+        #[arg(long, value_name = "FILE")]
+        message_file: PathBuf,
+        #[arg(long, value_enum)]
+        algorithm: crate::kms::MacAlgorithm,
+        #[arg(long, value_name = "FILE")]
+        mac_file: PathBuf,
+    },
+}
+
+/// KMS `DataKeySpec`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DataKeySpec {
+    #[value(name = "AES_256")]
+    Aes256,
+    #[value(name = "AES_128")]
+    Aes128,
 }
 
 #[derive(Debug, Subcommand)]
@@ -546,10 +786,15 @@ pub enum AliasCommand {
 }
 
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("recipients").required(true).multiple(true).args(["keys", "recipient_pubkeys"])))]
 pub struct EncryptArgs {
     /// Key to wrap the data key under (repeatable: any one decrypts)
-    #[arg(short = 'k', long = "key", value_name = "KEY", required = true)]
+    #[arg(short = 'k', long = "key", value_name = "KEY")]
     pub keys: Vec<String>,
+    /// Also (or only) wrap the data key to this public key (PEM or DER): an RSA ENCRYPT_DECRYPT
+    /// or ECC KEY_AGREEMENT key's, from `cofre key public-key`. Needs no keyring (repeatable)
+    #[arg(long = "recipient-pubkey", value_name = "FILE")]
+    pub recipient_pubkeys: Vec<PathBuf>,
     /// Encryption context pair (repeatable)
     #[arg(short = 'c', long = "context", value_name = "K=V")]
     pub context: Vec<String>,

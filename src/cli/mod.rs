@@ -2,6 +2,7 @@
 //! prints results as text or KMS-shaped JSON. Printing lives here only.
 
 mod args;
+mod kms_cmd;
 mod print;
 
 pub use args::{parse_size, Cli};
@@ -159,6 +160,8 @@ fn dispatch(cli: Cli) -> Result<()> {
                     origin,
                     policy,
                     bypass_lockout_check,
+                    spec,
+                    usage,
                 } => {
                     let policy = match policy {
                         Some(p) => {
@@ -189,6 +192,8 @@ fn dispatch(cli: Cli) -> Result<()> {
                         origin,
                         policy,
                         bypass_policy_lockout_safety_check: bypass_lockout_check,
+                        key_spec: spec,
+                        key_usage: usage,
                     })?;
                     print::key_created(&m, json);
                 }
@@ -322,6 +327,28 @@ fn dispatch(cli: Cli) -> Result<()> {
                         kms.revoke_grant(&key_ref(&key)?, &grant_id)?
                     }
                 },
+                KeyCommand::PublicKey {
+                    key,
+                    out,
+                    format,
+                    force,
+                } => {
+                    let info = kms.get_public_key(&key_ref(&key)?)?;
+                    let bytes = match format {
+                        args::KeyFormat::Pem => {
+                            crate::sign::public_key_pem(&info.public_key).into_bytes()
+                        }
+                        args::KeyFormat::Der => info.public_key.clone(),
+                    };
+                    match out {
+                        Some(p) if p != Path::new("-") => {
+                            kms_cmd::write_new(&p, &bytes, force, 0o644)?;
+                            print::public_key(&info, json);
+                        }
+                        _ if json => print::public_key(&info, true),
+                        _ => kms_cmd::write_stdout(&bytes)?,
+                    }
+                }
                 KeyCommand::List => print::key_list(&kms.list_keys()?, json),
                 KeyCommand::Describe { key } => {
                     print::key_metadata(&kms.describe_key(&key_ref(&key)?)?, json)
@@ -412,10 +439,21 @@ fn dispatch(cli: Cli) -> Result<()> {
                     "refusing to write encrypted data to a terminal; use -o FILE or redirect stdout",
                 ));
             }
-            let kms = open_kms(cli.home, cli.region)?;
-            files::encrypt(
-                &kms,
+            let public_keys = a
+                .recipient_pubkeys
+                .iter()
+                .map(|p| crate::sign::read_public_key(p))
+                .collect::<Result<Vec<_>>>()?;
+            // Public keys alone need no keyring.
+            let kms = if keys.is_empty() {
+                None
+            } else {
+                Some(open_kms(cli.home, cli.region)?)
+            };
+            files::encrypt_to(
+                kms.as_ref(),
                 &keys,
+                &public_keys,
                 &context,
                 log2,
                 &input_of(a.input),
@@ -669,7 +707,33 @@ fn dispatch(cli: Cli) -> Result<()> {
                 }
             }
         }
-        Command::Verify => {
+        Command::Verify {
+            args,
+            pubkey,
+            algorithm,
+        } if !args.is_empty() || pubkey.is_some() => {
+            kms_cmd::verify_signature(cli.home, cli.region, args, pubkey, algorithm, json)?
+        }
+        Command::Sign {
+            key,
+            file,
+            out,
+            algorithm,
+            force,
+        } => {
+            let kms = open_kms(cli.home, cli.region)?;
+            let sig =
+                crate::sign::sign_file(&kms, &key_ref(&key)?, algorithm, &input_of(Some(file)))?;
+            kms_cmd::write_new(&out, &sig, force, 0o644)?;
+            if json {
+                print::setting("SignatureFile", out.display().to_string().into(), true);
+            }
+        }
+        Command::Kms(cmd) => {
+            let kms = open_kms(cli.home, cli.region)?;
+            kms_cmd::run(&kms, cmd, json)?;
+        }
+        Command::Verify { .. } => {
             let kms = open_kms(cli.home, cli.region)?;
             let report = Ebs::new(&kms)?.verify(cli.quiet)?;
             print::verify(&report, json);

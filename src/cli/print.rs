@@ -6,7 +6,7 @@ use crate::keyring::{AliasEntry, Home, KeyMetadata};
 use crate::kms::{KeyListing, KeyRotationStatus, KeyVersion};
 use serde_json::json;
 
-fn print_json(v: &serde_json::Value) {
+pub(super) fn print_json(v: &serde_json::Value) {
     println!("{}", serde_json::to_string_pretty(v).expect("serializable"));
 }
 
@@ -246,13 +246,60 @@ pub fn alias_list(aliases: &[AliasEntry], json: bool) {
     }
 }
 
+/// GetPublicKey's result: the public key (base64 DER) and what the key is for.
+pub fn public_key(info: &crate::kms::PublicKeyInfo, json: bool) {
+    if json {
+        let mut v = json!({
+            "KeyId": info.key_id,
+            "PublicKey": crate::kms::base64_encode(&info.public_key),
+            "KeySpec": info.key_spec,
+            "CustomerMasterKeySpec": info.key_spec,
+            "KeyUsage": info.key_usage,
+        });
+        for (name, list) in [
+            ("EncryptionAlgorithms", &info.encryption_algorithms),
+            ("SigningAlgorithms", &info.signing_algorithms),
+            ("KeyAgreementAlgorithms", &info.key_agreement_algorithms),
+        ] {
+            if !list.is_empty() {
+                v[name] = json!(list);
+            }
+        }
+        print_json(&v);
+    } else {
+        eprintln!(
+            "public key of {} ({} {}), sha256:{}",
+            info.key_id,
+            info.key_spec,
+            info.key_usage,
+            hex::encode(crate::sign::fingerprint(&info.public_key))
+        );
+    }
+}
+
+fn public_scheme(s: crate::envelope::PublicKeyScheme) -> &'static str {
+    match s {
+        crate::envelope::PublicKeyScheme::RsaOaepSha256 => "RSAES_OAEP_SHA_256",
+        crate::envelope::PublicKeyScheme::Ecdh => "ECDH/HKDF-SHA256/AES-256-GCM",
+    }
+}
+
 pub fn inspection(i: &Inspection, json: bool) {
     let h = &i.header;
     let wrapped: Vec<_> = h
         .wrapped_keys()
         .map(|w| json!({"KeyArn": w.key_arn, "KeyMaterialId": hex::encode(w.material_id)}))
         .collect();
-    let unknown = h.recipients.len() - wrapped.len();
+    let public: Vec<_> = h
+        .public_key_recipients()
+        .map(|p| {
+            json!({
+                "Scheme": public_scheme(p.scheme),
+                "PublicKeySha256": hex::encode(p.fingerprint),
+            })
+        })
+        .collect();
+    let unknown = h.recipients.len() - wrapped.len() - public.len();
     if json {
         print_json(&json!({
             "FormatVersion": crate::envelope::VERSION,
@@ -261,6 +308,7 @@ pub fn inspection(i: &Inspection, json: bool) {
             "MessageId": hex::encode(h.message_id),
             "EncryptionContext": h.context,
             "WrappedKeys": wrapped,
+            "PublicKeyRecipients": public,
             "UnknownRecipients": unknown,
             "HeaderLength": i.header_len,
             "FileLength": i.file_len,
@@ -289,6 +337,13 @@ pub fn inspection(i: &Inspection, json: bool) {
             "wrapped key   {} (material {})",
             w.key_arn,
             hex::encode(w.material_id)
+        );
+    }
+    for p in h.public_key_recipients() {
+        println!(
+            "public key    sha256:{} ({})",
+            hex::encode(p.fingerprint),
+            public_scheme(p.scheme)
         );
     }
     if unknown > 0 {

@@ -8,12 +8,14 @@
 //!
 //! Secrets live in [`SecretKey`]: zeroized on drop, redacted in `Debug`.
 
+mod asym;
 #[cfg(feature = "aws-lc")]
 mod aws_lc;
 mod rsa;
 #[cfg(feature = "rustcrypto")]
 mod rust_crypto;
 
+pub use self::asym::{curve_name, spki_kind, AsymKind, Curve, Hash, Hasher, SigScheme};
 pub use self::rsa::{OaepHash, RsaPrivateKey};
 
 #[cfg(not(any(feature = "aws-lc", feature = "rustcrypto")))]

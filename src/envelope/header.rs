@@ -21,6 +21,11 @@ pub const MAX_HEADER_LEN: usize = 1 << 20;
 pub const MAX_RECIPIENTS: usize = 32;
 /// Recipient type 1: a data key wrapped by a symmetric master key in a keyring.
 pub const RECIPIENT_KMS: u8 = 1;
+/// Recipient type 2: a data key encrypted to an RSA public key with RSAES-OAEP-SHA-256.
+pub const RECIPIENT_RSA_OAEP: u8 = 2;
+/// Recipient type 3: a data key sealed under a key agreed by ECDH between a fresh ephemeral key
+/// and a recipient's EC public key.
+pub const RECIPIENT_ECDH: u8 = 3;
 /// Largest header alignment: headers are padded to at most a 4 KiB boundary.
 pub const MAX_ALIGN: usize = 4096;
 /// Length of a sealed data key: 32 bytes of key and a 16-byte tag.
@@ -63,11 +68,34 @@ impl WrappedKey {
     }
 }
 
+/// How a data key was wrapped to a public key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublicKeyScheme {
+    /// RSAES-OAEP with SHA-256 (type 2).
+    RsaOaepSha256,
+    /// ECDH, HKDF-SHA256, AES-256-GCM (type 3).
+    Ecdh,
+}
+
+/// A data key wrapped to a public key (types 2 and 3); the private key lives in a keyring.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicKeyRecipient {
+    pub scheme: PublicKeyScheme,
+    /// SHA-256 of the recipient's DER SubjectPublicKeyInfo: which key can open it.
+    pub fingerprint: [u8; 32],
+    /// ECDH: the ephemeral public key (DER SubjectPublicKeyInfo); empty for RSA.
+    pub ephemeral: Vec<u8>,
+    /// The RSA ciphertext, or the sealed data key and tag (ECDH).
+    pub wrapped: Vec<u8>,
+}
+
 /// Someone who can recover the data key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Recipient {
     /// A keyring master key (type 1).
     Kms(WrappedKey),
+    /// The holder of a private key (types 2 and 3).
+    PublicKey(PublicKeyRecipient),
     /// A type this build does not know; kept so headers stay intact, skipped when opening.
     Unknown { kind: u8, body: Vec<u8> },
 }
@@ -135,7 +163,15 @@ impl Header {
     pub fn wrapped_keys(&self) -> impl Iterator<Item = &WrappedKey> {
         self.recipients.iter().filter_map(|r| match r {
             Recipient::Kms(w) => Some(w),
-            Recipient::Unknown { .. } => None,
+            _ => None,
+        })
+    }
+
+    /// The recipients that are public keys.
+    pub fn public_key_recipients(&self) -> impl Iterator<Item = &PublicKeyRecipient> {
+        self.recipients.iter().filter_map(|r| match r {
+            Recipient::PublicKey(p) => Some(p),
+            _ => None,
         })
     }
 
@@ -171,6 +207,19 @@ impl Header {
                     body.extend_from_slice(&w.nonce);
                     body.extend_from_slice(&w.sealed);
                     (RECIPIENT_KMS, body)
+                }
+                Recipient::PublicKey(p) => {
+                    let mut body = Vec::with_capacity(64 + p.ephemeral.len() + p.wrapped.len());
+                    body.extend_from_slice(&p.fingerprint);
+                    let kind = match p.scheme {
+                        PublicKeyScheme::RsaOaepSha256 => RECIPIENT_RSA_OAEP,
+                        PublicKeyScheme::Ecdh => {
+                            put_bytes(&mut body, &p.ephemeral);
+                            RECIPIENT_ECDH
+                        }
+                    };
+                    put_bytes(&mut body, &p.wrapped);
+                    (kind, body)
                 }
                 Recipient::Unknown { kind, body } => (*kind, body.clone()),
             };
@@ -297,6 +346,25 @@ impl Header {
                     }
                     Recipient::Kms(w)
                 }
+                RECIPIENT_RSA_OAEP | RECIPIENT_ECDH => {
+                    let mut b = Cursor { buf: body, pos: 0 };
+                    let fingerprint = b.array()?;
+                    let (scheme, ephemeral) = if kind == RECIPIENT_ECDH {
+                        (PublicKeyScheme::Ecdh, b.bytes()?.to_vec())
+                    } else {
+                        (PublicKeyScheme::RsaOaepSha256, Vec::new())
+                    };
+                    let wrapped = b.bytes()?.to_vec();
+                    if b.pos != body.len() {
+                        return Err(Error::HeaderCorrupt("recipient has extra bytes".into()));
+                    }
+                    Recipient::PublicKey(PublicKeyRecipient {
+                        scheme,
+                        fingerprint,
+                        ephemeral,
+                        wrapped,
+                    })
+                }
                 kind => Recipient::Unknown {
                     kind,
                     body: body.to_vec(),
@@ -344,6 +412,11 @@ pub fn check_prefix(raw: &[u8]) -> Result<usize> {
         )));
     }
     Ok(len)
+}
+
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    out.extend_from_slice(&(b.len() as u16).to_be_bytes());
+    out.extend_from_slice(b);
 }
 
 fn put_str(out: &mut Vec<u8>, s: &str) {
@@ -394,6 +467,10 @@ impl<'a> Cursor<'a> {
     }
     fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
         Ok(self.take(N)?.try_into().expect("N bytes"))
+    }
+    fn bytes(&mut self) -> Result<&'a [u8]> {
+        let n = self.u16()? as usize;
+        self.take(n)
     }
     fn string(&mut self) -> Result<String> {
         let n = self.u16()? as usize;

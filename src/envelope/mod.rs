@@ -13,8 +13,8 @@ mod stream;
 pub use context::EncryptionContext;
 pub use engine::Progress;
 pub use header::{
-    check_prefix, read_full, Header, HeaderKeys, Recipient, WrappedKey, MAGIC, MAX_ALIGN,
-    PREFIX_LEN, VERSION,
+    check_prefix, read_full, Header, HeaderKeys, PublicKeyRecipient, PublicKeyScheme, Recipient,
+    WrappedKey, MAGIC, MAX_ALIGN, PREFIX_LEN, VERSION,
 };
 pub use stream::{
     chunk_log2, ChunkCipher, Layout, DEFAULT_CHUNK_LOG2, MAX_CHUNKS, MAX_CHUNK_LOG2, MIN_CHUNK_LOG2,

@@ -24,18 +24,100 @@ pub enum KeyManager {
     Customer,
 }
 
-/// KMS `KeySpec` (the symmetric one; asymmetric specs come later).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+/// KMS `KeySpec`: the specs cofre makes keys of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 pub enum KeySpec {
+    #[serde(rename = "SYMMETRIC_DEFAULT")]
+    #[value(name = "SYMMETRIC_DEFAULT")]
     SymmetricDefault,
+    #[serde(rename = "RSA_2048")]
+    #[value(name = "RSA_2048")]
+    Rsa2048,
+    #[serde(rename = "RSA_3072")]
+    #[value(name = "RSA_3072")]
+    Rsa3072,
+    #[serde(rename = "RSA_4096")]
+    #[value(name = "RSA_4096")]
+    Rsa4096,
+    #[serde(rename = "ECC_NIST_P256")]
+    #[value(name = "ECC_NIST_P256")]
+    EccNistP256,
+    #[serde(rename = "ECC_NIST_P384")]
+    #[value(name = "ECC_NIST_P384")]
+    EccNistP384,
+    #[serde(rename = "ECC_NIST_P521")]
+    #[value(name = "ECC_NIST_P521")]
+    EccNistP521,
+    #[serde(rename = "ECC_SECG_P256K1")]
+    #[value(name = "ECC_SECG_P256K1")]
+    EccSecgP256k1,
+    #[serde(rename = "HMAC_224")]
+    #[value(name = "HMAC_224")]
+    Hmac224,
+    #[serde(rename = "HMAC_256")]
+    #[value(name = "HMAC_256")]
+    Hmac256,
+    #[serde(rename = "HMAC_384")]
+    #[value(name = "HMAC_384")]
+    Hmac384,
+    #[serde(rename = "HMAC_512")]
+    #[value(name = "HMAC_512")]
+    Hmac512,
 }
 
 /// KMS `KeyUsage`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[clap(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum KeyUsage {
     EncryptDecrypt,
+    SignVerify,
+    GenerateVerifyMac,
+    KeyAgreement,
+}
+
+impl KeySpec {
+    /// The KMS name, e.g. `ECC_NIST_P256`.
+    pub fn name(self) -> &'static str {
+        match self {
+            KeySpec::SymmetricDefault => "SYMMETRIC_DEFAULT",
+            KeySpec::Rsa2048 => "RSA_2048",
+            KeySpec::Rsa3072 => "RSA_3072",
+            KeySpec::Rsa4096 => "RSA_4096",
+            KeySpec::EccNistP256 => "ECC_NIST_P256",
+            KeySpec::EccNistP384 => "ECC_NIST_P384",
+            KeySpec::EccNistP521 => "ECC_NIST_P521",
+            KeySpec::EccSecgP256k1 => "ECC_SECG_P256K1",
+            KeySpec::Hmac224 => "HMAC_224",
+            KeySpec::Hmac256 => "HMAC_256",
+            KeySpec::Hmac384 => "HMAC_384",
+            KeySpec::Hmac512 => "HMAC_512",
+        }
+    }
+}
+
+impl KeyUsage {
+    /// The KMS name, e.g. `SIGN_VERIFY`.
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyUsage::EncryptDecrypt => "ENCRYPT_DECRYPT",
+            KeyUsage::SignVerify => "SIGN_VERIFY",
+            KeyUsage::GenerateVerifyMac => "GENERATE_VERIFY_MAC",
+            KeyUsage::KeyAgreement => "KEY_AGREEMENT",
+        }
+    }
+}
+
+impl std::fmt::Display for KeySpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::fmt::Display for KeyUsage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// KMS `Origin`.
@@ -68,7 +150,15 @@ pub struct KeyMetadata {
     pub customer_master_key_spec: KeySpec,
     pub origin: Origin,
     pub multi_region: bool,
+    /// The algorithms the key allows, one list per usage; only its usage's list is present.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub encryption_algorithms: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signing_algorithms: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mac_algorithms: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub key_agreement_algorithms: Vec<String>,
     pub current_key_material_id: String,
     /// When a key pending deletion is destroyed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -190,6 +280,9 @@ pub struct KeyRecord {
     /// Grants on this key.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub grants: Vec<Grant>,
+    /// For asymmetric keys: the public key, base64 of DER SubjectPublicKeyInfo (not secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
 }
 
 /// KMS `GrantConstraints`.

@@ -277,17 +277,39 @@ impl Home {
 
     /// Seals one material version for storage: hex of nonce ‖ ciphertext ‖ tag.
     pub fn seal_material(&self, arn: &str, material_id: &str, material: &SecretKey) -> String {
+        self.seal_material_bytes(arn, material_id, material.expose())
+    }
+
+    /// [`Home::seal_material`] for material of any length: an HMAC key, or an asymmetric private
+    /// key as PKCS#8 DER.
+    pub fn seal_material_bytes(&self, arn: &str, material_id: &str, material: &[u8]) -> String {
         let nonce: [u8; NONCE_LEN] = crypto::random_array();
-        let sealed =
-            self.seal_key
-                .seal_to_vec(&nonce, &material_aad(arn, material_id), material.expose());
+        let sealed = self
+            .seal_key
+            .seal_to_vec(&nonce, &material_aad(arn, material_id), material);
         let mut out = nonce.to_vec();
         out.extend_from_slice(&sealed);
         hex::encode(out)
     }
 
-    /// Opens a sealed material version.
+    /// Opens a sealed 256-bit material version (a symmetric key's).
     pub fn open_material(&self, arn: &str, version: &MaterialVersion) -> Result<SecretKey> {
+        let bytes = self.open_material_bytes(arn, version)?;
+        let key: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
+            Error::kms(
+                KmsCode::KMSInvalidStateException,
+                format!("the material of {arn} is not a 256-bit key; the keyring is damaged"),
+            )
+        })?;
+        Ok(SecretKey::from_bytes(key))
+    }
+
+    /// Opens a sealed material version of any length.
+    pub fn open_material_bytes(
+        &self,
+        arn: &str,
+        version: &MaterialVersion,
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>> {
         let damaged = || {
             Error::kms(
                 KmsCode::KMSInvalidStateException,
@@ -298,22 +320,20 @@ impl Home {
             )
         };
         let raw = hex::decode(&version.sealed).map_err(|_| damaged())?;
-        if raw.len() < NONCE_LEN {
+        if raw.len() < NONCE_LEN + crypto::TAG_LEN {
             return Err(damaged());
         }
         let (nonce, sealed) = raw.split_at(NONCE_LEN);
-        let mut key = [0u8; 32];
+        let mut out = zeroize::Zeroizing::new(vec![0u8; sealed.len() - crypto::TAG_LEN]);
         self.seal_key
             .open_from_slice(
                 nonce.try_into().expect("12 bytes"),
                 &material_aad(arn, &version.key_material_id),
                 sealed,
-                &mut key,
+                &mut out,
             )
             .map_err(|_| damaged())?;
-        let k = SecretKey::from_bytes(key);
-        key.zeroize();
-        Ok(k)
+        Ok(out)
     }
 }
 
@@ -504,6 +524,33 @@ impl MasterKey {
             nonce,
             sealed: sealed.try_into().expect("48 bytes"),
         }
+    }
+
+    /// Seals any short `plaintext` with a random nonce and `aad`: nonce ‖ ciphertext ‖ tag.
+    pub fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+        let nonce: [u8; NONCE_LEN] = crypto::random_array();
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&self.aead.seal_to_vec(&nonce, aad, plaintext));
+        out
+    }
+
+    /// Opens what [`MasterKey::seal`] made; fails if the key, version or AAD differ.
+    pub fn open(&self, aad: &[u8], sealed: &[u8]) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+        let bad = || {
+            Error::kms(
+                KmsCode::InvalidCiphertextException,
+                format!("the ciphertext does not open under {}: it was damaged or altered, or the encryption context differs", self.arn),
+            )
+        };
+        if sealed.len() < NONCE_LEN + crypto::TAG_LEN {
+            return Err(bad());
+        }
+        let (nonce, body) = sealed.split_at(NONCE_LEN);
+        let mut out = zeroize::Zeroizing::new(vec![0u8; body.len() - crypto::TAG_LEN]);
+        self.aead
+            .open_from_slice(nonce.try_into().expect("12 bytes"), aad, body, &mut out)
+            .map_err(|_| bad())?;
+        Ok(out)
     }
 
     /// Opens a wrapped data key; fails if the key, version or AAD differ.

@@ -17,6 +17,10 @@ pub(crate) struct Call {
     source: &'static str,
     invoked_by: Option<&'static str>,
     service_event: bool,
+    /// The permission a part of the request needs when it differs from the API name
+    /// (ReEncrypt needs `ReEncryptFrom` on its source key and `ReEncryptTo` on its
+    /// destination).
+    operation: Option<&'static str>,
 }
 
 impl Call {
@@ -29,6 +33,7 @@ impl Call {
             source: "kms.amazonaws.com",
             invoked_by: None,
             service_event: false,
+            operation: None,
         }
     }
 
@@ -71,9 +76,10 @@ impl Call {
         self.param("encryptionContext", Value::Object(map))
     }
 
-    /// The API name.
+    /// The operation a key policy or grant is checked for: the API name, or the part of the
+    /// request being served (see [`Kms::acting_as`]).
     pub(crate) fn name(&self) -> &'static str {
-        self.name
+        self.operation.unwrap_or(self.name)
     }
 
     /// The service that made the call for the caller, if one did.
@@ -88,7 +94,7 @@ impl Call {
         } else {
             "kms"
         };
-        format!("{service}:{}", self.name)
+        format!("{service}:{}", self.name())
     }
 
     /// The request's encryption context, if any.
@@ -192,6 +198,19 @@ fn error_code(e: &Error, source: &str) -> String {
 }
 
 impl Kms {
+    /// Runs `f` as the `operation` part of the current request: keys it resolves are checked
+    /// for that permission (no extra event is recorded).
+    pub(crate) fn acting_as<T>(&self, operation: &'static str, f: impl FnOnce() -> T) -> T {
+        let Some(mut call) = current_call() else {
+            return f();
+        };
+        call.operation = Some(operation);
+        CURRENT.with(|c| c.borrow_mut().push(call));
+        let r = f();
+        CURRENT.with(|c| c.borrow_mut().pop());
+        r
+    }
+
     /// The audit trail of this region.
     pub fn audit_trail(&self) -> Trail {
         self.trail()

@@ -20,6 +20,14 @@ pub const GRANT_OPERATIONS: &[&str] = &[
     "CreateGrant",
     "RetireGrant",
     "DescribeKey",
+    "GenerateDataKeyPair",
+    "GenerateDataKeyPairWithoutPlaintext",
+    "Sign",
+    "Verify",
+    "GetPublicKey",
+    "GenerateMac",
+    "VerifyMac",
+    "DeriveSharedSecret",
 ];
 
 /// Most grants per key (KMS quota).

@@ -8,18 +8,30 @@
 mod audited;
 mod authorize;
 mod aws_managed;
+mod data;
 mod grants;
 mod import;
 mod keyref;
 mod lifecycle;
 mod multi_region;
 pub mod policy;
+pub mod specs;
 
 pub(crate) use audited::Call;
+pub use data::{DataKey, DataKeyPair, Decrypted, Encrypted, PublicKeyInfo};
 pub use grants::{CreateGrantRequest, GRANT_OPERATIONS};
 pub use import::{ImportParameters, WrappingAlgorithm, WrappingKeySpec};
 pub use keyref::{alias_arn, is_key_id, key_arn, KeyRef};
 pub use lifecycle::{KeyRotationStatus, KeyVersion};
+pub use specs::{
+    DataKeyPairSpec, EncryptionAlgorithm, MacAlgorithm, MessageType, SigningAlgorithm,
+};
+
+/// Standard base64, as KMS's JSON carries binary values.
+pub fn base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
 
 use crate::envelope::WrappedKey;
 use crate::error::{Error, KmsCode, Result};
@@ -51,6 +63,10 @@ pub struct CreateKeyRequest {
     pub policy: Option<String>,
     /// Skip the check that the caller can still change the policy afterwards.
     pub bypass_policy_lockout_safety_check: bool,
+    /// The key spec (SYMMETRIC_DEFAULT unless set).
+    pub key_spec: Option<KeySpec>,
+    /// The key usage (ENCRYPT_DECRYPT unless set; HMAC keys need GENERATE_VERIFY_MAC).
+    pub key_usage: Option<KeyUsage>,
 }
 
 /// A KMS endpoint for one region of a home.
@@ -124,7 +140,7 @@ impl Kms {
 
     /// CreateKey: a symmetric customer managed key with one material version.
     pub fn create_key(&self, req: &CreateKeyRequest) -> Result<KeyMetadata> {
-        self.audited(Call::new("CreateKey", false).param("description", &req.description).param("aliasName", &req.alias).param("multiRegion", req.multi_region).param("origin", req.origin), || {
+        self.audited(Call::new("CreateKey", false).param("description", &req.description).param("aliasName", &req.alias).param("multiRegion", req.multi_region).param("origin", req.origin).param("keySpec", req.key_spec.unwrap_or(KeySpec::SymmetricDefault)).param("keyUsage", req.key_usage.unwrap_or(KeyUsage::EncryptDecrypt)), || {
         if req.description.len() > MAX_DESCRIPTION {
             return Err(Error::kms(
                 KmsCode::ValidationException,
@@ -151,6 +167,15 @@ impl Kms {
         if let Some(a) = &req.alias {
             validate_alias_name(a)?;
         }
+        let spec = req.key_spec.unwrap_or(KeySpec::SymmetricDefault);
+        let usage = req.key_usage.unwrap_or(KeyUsage::EncryptDecrypt);
+        specs::check_usage(spec, usage)?;
+        if req.origin == Origin::External && spec != KeySpec::SymmetricDefault {
+            return Err(Error::kms(
+                KmsCode::UnsupportedOperationException,
+                format!("cofre imports only symmetric key material; create the {spec} key with --origin AWS_KMS"),
+            ));
+        }
         if req.origin == Origin::External && req.multi_region {
             return Err(Error::kms(
                 KmsCode::UnsupportedOperationException,
@@ -164,6 +189,9 @@ impl Kms {
             KeyManager::Customer,
             req.multi_region,
         );
+        if spec != KeySpec::SymmetricDefault {
+            self.set_spec(&mut record, spec, usage)?;
+        }
         if let Some(text) = &req.policy {
             policy::validate(text)?;
             if !req.bypass_policy_lockout_safety_check {
@@ -216,6 +244,9 @@ impl Kms {
                 origin: Origin::AwsKms,
                 multi_region,
                 encryption_algorithms: vec!["SYMMETRIC_DEFAULT".into()],
+                signing_algorithms: Vec::new(),
+                mac_algorithms: Vec::new(),
+                key_agreement_algorithms: Vec::new(),
                 current_key_material_id: version.key_material_id.clone(),
                 deletion_date: None,
                 pending_deletion_window_in_days: None,
@@ -236,7 +267,43 @@ impl Kms {
             primary_epoch: 0,
             policy: None,
             grants: Vec::new(),
+            public_key: None,
         }
+    }
+
+    /// Turns a new symmetric record into one of `spec` and `usage`: new material (an HMAC key
+    /// or a private key, sealed like symmetric material), the public key, the algorithms.
+    fn set_spec(&self, record: &mut KeyRecord, spec: KeySpec, usage: KeyUsage) -> Result<()> {
+        let backend = self.home.backend();
+        let material = match (specs::asym_kind(spec), specs::hmac_hash(spec)) {
+            (Some(kind), _) => {
+                let pkcs8 = backend.generate_private_key(kind)?;
+                let public = backend.public_key_of(kind, &pkcs8)?;
+                record.public_key = Some(base64_encode(&public));
+                pkcs8
+            }
+            (None, Some(hash)) => {
+                let mut k = zeroize::Zeroizing::new(vec![0u8; hash.len()]);
+                crate::crypto::fill_random(&mut k);
+                k
+            }
+            (None, None) => return Ok(()),
+        };
+        let m = &mut record.key_metadata;
+        let version = &mut record.materials[0];
+        version.sealed = self
+            .home
+            .seal_material_bytes(&m.arn, &version.key_material_id, &material);
+        m.key_spec = spec;
+        m.customer_master_key_spec = spec;
+        m.key_usage = usage;
+        [
+            m.encryption_algorithms,
+            m.signing_algorithms,
+            m.mac_algorithms,
+            m.key_agreement_algorithms,
+        ] = specs::algorithms(spec, usage);
+        Ok(())
     }
 
     /// Saves a new key and its alias, under the region lock; refuses a taken alias.
@@ -641,6 +708,7 @@ impl Kms {
         }
         let record = self.resolve(&store, key, true)?;
         check_usable(&record)?;
+        check_symmetric(&record)?;
         aws_managed::through_service(&store, &record, service)?;
         store.master_key(&record, &record.key_metadata.current_key_material_id)
     }
@@ -671,15 +739,23 @@ impl Kms {
     }
 
     fn decryption_key_via(&self, wrapped: &WrappedKey, service: Option<&str>) -> Result<MasterKey> {
-        let key: KeyRef = wrapped.key_arn.parse()?;
+        let store = self.store()?;
+        let record = self.key_named_in_ciphertext(&store, &wrapped.key_arn)?;
+        check_usable(&record)?;
+        check_symmetric(&record)?;
+        aws_managed::through_service(&store, &record, service)?;
+        store.master_key(&record, &hex::encode(wrapped.material_id))
+    }
+
+    /// The key a ciphertext names by ARN. A multi-Region key opens in any region that holds a
+    /// replica: same id, same material.
+    fn key_named_in_ciphertext(&self, store: &RegionStore<'_>, arn: &str) -> Result<KeyRecord> {
+        let key: KeyRef = arn.parse()?;
         if !matches!(key, KeyRef::Arn { .. }) {
             return Err(Error::HeaderCorrupt(format!(
-                "recipient {:?} is not a key ARN",
-                wrapped.key_arn
+                "recipient {arn:?} is not a key ARN"
             )));
         }
-        let store = self.store()?;
-        // A multi-Region key opens in any region that holds a replica: same id, same material.
         let key = match key {
             KeyRef::Arn {
                 region,
@@ -689,21 +765,38 @@ impl Kms {
                 if account != self.home.account_id() {
                     return Err(Error::kms(
                         KmsCode::NotFoundException,
-                        format!(
-                            "{} belongs to account {account}, not this home's",
-                            wrapped.key_arn
-                        ),
+                        format!("{arn} belongs to account {account}, not this home's"),
                     ));
                 }
                 KeyRef::Id(id)
             }
             other => other,
         };
-        let record = self.resolve(&store, &key, false)?;
-        check_usable(&record)?;
-        aws_managed::through_service(&store, &record, service)?;
-        store.master_key(&record, &hex::encode(wrapped.material_id))
+        self.resolve(store, &key, false)
     }
+}
+
+/// Refuses a key that is not a symmetric encryption key where one is needed (data keys of
+/// files and volumes).
+pub(crate) fn check_symmetric(record: &KeyRecord) -> Result<()> {
+    let m = &record.key_metadata;
+    if m.key_spec == KeySpec::SymmetricDefault {
+        return Ok(());
+    }
+    Err(Error::kms(
+        KmsCode::InvalidKeyUsageException,
+        format!(
+            "{} is a {} key for {}; wrapping data keys needs a symmetric encryption key (SYMMETRIC_DEFAULT){}",
+            m.arn,
+            m.key_spec,
+            m.key_usage,
+            if m.key_usage == KeyUsage::EncryptDecrypt || m.key_usage == KeyUsage::KeyAgreement {
+                "; to encrypt a file to it, use `cofre encrypt --recipient-pubkey` with its public key"
+            } else {
+                ""
+            }
+        ),
+    ))
 }
 
 /// A Decrypt request as the trail and the key policy see it.

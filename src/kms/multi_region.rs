@@ -55,11 +55,11 @@ impl Kms {
         to_arn: &str,
         version: &MaterialVersion,
     ) -> Result<MaterialVersion> {
-        let material = self.home.open_material(from_arn, version)?;
+        let material = self.home.open_material_bytes(from_arn, version)?;
         Ok(MaterialVersion {
             sealed: self
                 .home
-                .seal_material(to_arn, &version.key_material_id, &material),
+                .seal_material_bytes(to_arn, &version.key_material_id, &material),
             ..version.clone()
         })
     }
@@ -131,6 +131,7 @@ impl Kms {
                         // Replicas share id and material, not policy.
                         policy: None,
                         grants: Vec::new(),
+                        public_key: primary.public_key.clone(),
                     };
                     replica.set_state(KeyState::Enabled);
                     target.save_key(&replica)?;

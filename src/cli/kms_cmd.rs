@@ -1,0 +1,351 @@
+//! `cofre kms …` (the KMS data operations for scripts) and signature checks of files.
+//!
+//! Binary results go to a file, or to stdout as raw bytes; with `--output json` they are
+//! base64 in the JSON, as the AWS CLI prints them. Plaintext data keys and private keys go only
+//! to files (mode 0600): they are never printed.
+
+use super::args::{BinaryOut, DataKeySpec, KmsCommand};
+use super::{key_ref, open_kms, print};
+use crate::envelope::EncryptionContext;
+use crate::error::{Error, Result};
+use crate::files::Input;
+use crate::kms::{base64_encode, specs::value_name, Kms};
+use serde_json::{json, Value};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Writes `bytes` to a new file (or replaces one with `force`), atomically, with `mode`.
+pub(super) fn write_new(path: &Path, bytes: &[u8], force: bool, mode: u32) -> Result<()> {
+    if !force && path.exists() {
+        return Err(Error::OutputExists(path.to_path_buf()));
+    }
+    crate::store::write_atomic(path, bytes, mode)
+}
+
+/// Writes raw bytes to stdout.
+pub(super) fn write_stdout(bytes: &[u8]) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(bytes)
+        .and_then(|()| out.flush())
+        .map_err(|e| Error::io("writing", Path::new("stdout"), e))
+}
+
+/// Reads a whole input file (`-` for stdin).
+fn read_input(path: &Path) -> Result<Vec<u8>> {
+    if path == Path::new("-") {
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut v)
+            .map_err(|e| Error::io("reading", Path::new("stdin"), e))?;
+        return Ok(v);
+    }
+    crate::store::read(path)
+}
+
+/// Sends a binary result where the user asked, and returns what JSON should carry for it:
+/// base64 when it went nowhere else.
+fn emit(out: &BinaryOut, bytes: &[u8], json: bool, mode: u32) -> Result<Option<String>> {
+    match &out.out {
+        Some(p) if p != Path::new("-") => {
+            write_new(p, bytes, out.force, mode)?;
+            Ok(None)
+        }
+        _ if json => Ok(Some(base64_encode(bytes))),
+        _ => write_stdout(bytes).map(|()| None),
+    }
+}
+
+/// Prints a JSON result with the binary field `field` set if `value` is some.
+fn print_with(mut v: Value, field: &str, value: Option<String>, json: bool) {
+    if !json {
+        return;
+    }
+    if let Some(b) = value {
+        v[field] = Value::String(b);
+    }
+    print::print_json(&v);
+}
+
+/// A file for a secret (mode 0600), which must be named.
+fn write_secret(path: &Path, bytes: &[u8], force: bool) -> Result<()> {
+    write_new(path, bytes, force, 0o600)
+}
+
+pub(super) fn run(kms: &Kms, cmd: KmsCommand, json: bool) -> Result<()> {
+    match cmd {
+        KmsCommand::Encrypt {
+            key,
+            plaintext_file,
+            context,
+            algorithm,
+            out,
+        } => {
+            let plaintext = zeroize::Zeroizing::new(read_input(&plaintext_file)?);
+            let ctx = EncryptionContext::from_pairs(&context)?;
+            let e = kms.encrypt(&key_ref(&key)?, &plaintext, &ctx, algorithm)?;
+            let blob = emit(&out, &e.ciphertext_blob, json, 0o644)?;
+            print_with(
+                json!({"KeyId": e.key_id, "EncryptionAlgorithm": value_name(&e.encryption_algorithm)}),
+                "CiphertextBlob",
+                blob,
+                json,
+            );
+        }
+        KmsCommand::Decrypt {
+            ciphertext_file,
+            key,
+            context,
+            algorithm,
+            out,
+        } => {
+            if json && out.out.as_deref().is_none_or(|p| p == Path::new("-")) {
+                return Err(Error::usage(
+                    "with --output json, give -o FILE for the plaintext: cofre does not print plaintext in JSON",
+                ));
+            }
+            let ctx = EncryptionContext::from_pairs(&context)?;
+            let key = key.as_deref().map(key_ref).transpose()?;
+            let d = kms.decrypt(
+                &read_input(&ciphertext_file)?,
+                &ctx,
+                key.as_ref(),
+                algorithm,
+            )?;
+            emit(&out, &d.plaintext, false, 0o600)?;
+            let mut v = json!({"KeyId": d.key_id, "EncryptionAlgorithm": value_name(&d.encryption_algorithm)});
+            if let Some(m) = d.key_material_id {
+                v["KeyMaterialId"] = Value::String(m);
+            }
+            print_with(v, "", None, json);
+        }
+        KmsCommand::ReEncrypt {
+            ciphertext_file,
+            destination_key,
+            source_key,
+            source_context,
+            destination_context,
+            source_algorithm,
+            destination_algorithm,
+            out,
+        } => {
+            let source_key = source_key.as_deref().map(key_ref).transpose()?;
+            let e = kms.re_encrypt(
+                &read_input(&ciphertext_file)?,
+                &EncryptionContext::from_pairs(&source_context)?,
+                source_key.as_ref(),
+                source_algorithm,
+                &key_ref(&destination_key)?,
+                &EncryptionContext::from_pairs(&destination_context)?,
+                destination_algorithm,
+            )?;
+            let blob = emit(&out, &e.ciphertext_blob, json, 0o644)?;
+            print_with(
+                json!({
+                    "KeyId": e.key_id,
+                    "SourceKeyId": e.source_key_id,
+                    "SourceEncryptionAlgorithm": value_name(&source_algorithm),
+                    "DestinationEncryptionAlgorithm": value_name(&e.encryption_algorithm),
+                }),
+                "CiphertextBlob",
+                blob,
+                json,
+            );
+        }
+        KmsCommand::GenerateDataKey {
+            key,
+            bytes,
+            key_spec,
+            context,
+            without_plaintext,
+            ciphertext_out,
+            plaintext_out,
+            force,
+        } => {
+            let n = match (bytes, key_spec) {
+                (Some(n), _) => n,
+                (None, Some(DataKeySpec::Aes128)) => 16,
+                (None, _) => 32,
+            };
+            let ctx = EncryptionContext::from_pairs(&context)?;
+            let dk = kms.generate_data_key(&key_ref(&key)?, n, &ctx, !without_plaintext)?;
+            if let (Some(p), Some(pt)) = (&plaintext_out, &dk.plaintext) {
+                write_secret(p, pt, force)?;
+            }
+            let blob = emit(
+                &BinaryOut {
+                    out: ciphertext_out,
+                    force,
+                },
+                &dk.ciphertext_blob,
+                json,
+                0o644,
+            )?;
+            print_with(
+                json!({"KeyId": dk.key_id, "KeyMaterialId": dk.key_material_id}),
+                "CiphertextBlob",
+                blob,
+                json,
+            );
+        }
+        KmsCommand::GenerateDataKeyPair {
+            key,
+            pair_spec,
+            context,
+            without_plaintext,
+            public_key_out,
+            ciphertext_out,
+            private_key_out,
+            force,
+        } => {
+            let ctx = EncryptionContext::from_pairs(&context)?;
+            let pair =
+                kms.generate_data_key_pair(&key_ref(&key)?, pair_spec, &ctx, !without_plaintext)?;
+            if let (Some(p), Some(pk)) = (&private_key_out, &pair.private_key_plaintext) {
+                write_secret(p, pk, force)?;
+            }
+            let to_file_or_b64 = |path: Option<PathBuf>, bytes: &[u8]| -> Result<Option<String>> {
+                match path {
+                    Some(p) => write_new(&p, bytes, force, 0o644).map(|()| None),
+                    None => Ok(Some(base64_encode(bytes))),
+                }
+            };
+            let public = to_file_or_b64(public_key_out, &pair.public_key)?;
+            let blob = to_file_or_b64(ciphertext_out, &pair.private_key_ciphertext_blob)?;
+            let mut v =
+                json!({"KeyId": pair.key_id, "KeyPairSpec": value_name(&pair.key_pair_spec)});
+            if let Some(p) = public {
+                v["PublicKey"] = Value::String(p);
+            }
+            if let Some(b) = blob {
+                v["PrivateKeyCiphertextBlob"] = Value::String(b);
+            }
+            print::print_json(&v);
+        }
+        KmsCommand::GenerateRandom { bytes, out } => {
+            let r = kms.generate_random(bytes)?;
+            let b = emit(&out, &r, json, 0o600)?;
+            print_with(json!({}), "Plaintext", b, json);
+        }
+        KmsCommand::Sign {
+            key,
+            message_file,
+            message_type,
+            algorithm,
+            out,
+        } => {
+            let sig = kms.sign(
+                &key_ref(&key)?,
+                &read_input(&message_file)?,
+                message_type,
+                algorithm,
+            )?;
+            let b = emit(&out, &sig, json, 0o644)?;
+            print_with(
+                json!({"KeyId": key, "SigningAlgorithm": value_name(&algorithm)}),
+                "Signature",
+                b,
+                json,
+            );
+        }
+        KmsCommand::Verify {
+            key,
+            message_file,
+            message_type,
+            algorithm,
+            signature_file,
+        } => {
+            kms.verify(
+                &key_ref(&key)?,
+                &read_input(&message_file)?,
+                message_type,
+                algorithm,
+                &crate::store::read(&signature_file)?,
+            )?;
+            signature_valid(json, &key, &value_name(&algorithm));
+        }
+        KmsCommand::GenerateMac {
+            key,
+            message_file,
+            algorithm,
+            out,
+        } => {
+            let mac = kms.generate_mac(&key_ref(&key)?, &read_input(&message_file)?, algorithm)?;
+            let b = emit(&out, &mac, json, 0o644)?;
+            print_with(
+                json!({"KeyId": key, "MacAlgorithm": value_name(&algorithm)}),
+                "Mac",
+                b,
+                json,
+            );
+        }
+        KmsCommand::VerifyMac {
+            key,
+            message_file,
+            algorithm,
+            mac_file,
+        } => {
+            kms.verify_mac(
+                &key_ref(&key)?,
+                &read_input(&message_file)?,
+                algorithm,
+                &crate::store::read(&mac_file)?,
+            )?;
+            if json {
+                print::print_json(
+                    &json!({"KeyId": key, "MacValid": true, "MacAlgorithm": value_name(&algorithm)}),
+                );
+            } else {
+                println!("MAC valid");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn signature_valid(json: bool, key: &str, algorithm: &str) {
+    if json {
+        print::print_json(
+            &json!({"KeyId": key, "SignatureValid": true, "SigningAlgorithm": algorithm}),
+        );
+    } else {
+        println!("signature valid");
+    }
+}
+
+/// `cofre verify KEY FILE SIG` or `cofre verify --pubkey PEM FILE SIG`.
+pub(super) fn verify_signature(
+    home: Option<PathBuf>,
+    region: Option<String>,
+    args: Vec<PathBuf>,
+    pubkey: Option<PathBuf>,
+    algorithm: Option<crate::kms::SigningAlgorithm>,
+    json: bool,
+) -> Result<()> {
+    let input = |p: &PathBuf| {
+        if p == Path::new("-") {
+            Input::Stdin
+        } else {
+            Input::Path(p.clone())
+        }
+    };
+    let alg_name =
+        |a: Option<crate::kms::SigningAlgorithm>| a.map(|a| value_name(&a)).unwrap_or_default();
+    match (pubkey, args.as_slice()) {
+        (Some(pk), [file, sig]) => {
+            let spki = crate::sign::read_public_key(&pk)?;
+            crate::sign::verify_file_offline(&spki, algorithm, &input(file), &crate::store::read(sig)?)?;
+            signature_valid(json, &pk.display().to_string(), &alg_name(algorithm));
+        }
+        (None, [key, file, sig]) => {
+            let kms = open_kms(home, region)?;
+            let key = key.to_str().ok_or_else(|| Error::usage("the key must be UTF-8"))?;
+            crate::sign::verify_file(&kms, &key_ref(key)?, algorithm, &input(file), &crate::store::read(sig)?)?;
+            signature_valid(json, key, &alg_name(algorithm));
+        }
+        _ => {
+            return Err(Error::usage(
+                "cofre verify takes KEY FILE SIG, or --pubkey PEM FILE SIG (or nothing, to check the EBS store)",
+            ))
+        }
+    }
+    Ok(())
+}

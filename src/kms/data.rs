@@ -1,0 +1,897 @@
+//! The KMS data operations scripts call directly: Encrypt, Decrypt, ReEncrypt,
+//! GenerateDataKey(WithoutPlaintext), GenerateDataKeyPair(WithoutPlaintext), GenerateRandom,
+//! Sign, Verify, GenerateMac, VerifyMac, GetPublicKey and DeriveSharedSecret, with KMS's limits.
+//!
+//! A symmetric ciphertext blob names its key, so Decrypt needs no key id:
+//!
+//! ```text
+//! 0x01 ‖ u16 len ‖ key ARN ‖ key material id (32) ‖ nonce (12) ‖ ciphertext ‖ tag (16)
+//! ```
+//!
+//! sealed with AES-256-GCM under the key's material version, with AAD = label ‖ ARN ‖ 0 ‖
+//! material id ‖ canonical encryption context, so a different context (or key) does not open
+//! it. RSA ciphertexts are plain RSAES-OAEP, as KMS returns them.
+
+use super::specs::{self, EncryptionAlgorithm, MacAlgorithm, MessageType, SigningAlgorithm};
+use super::{check_usable, Call, KeyRef, Kms};
+use crate::crypto::{AsymKind, SigScheme};
+use crate::envelope::EncryptionContext;
+use crate::error::{Error, KmsCode, Result};
+use crate::keyring::{KeyRecord, KeySpec, KeyUsage, RegionStore};
+use zeroize::Zeroizing;
+
+const BLOB_VERSION: u8 = 1;
+const LABEL_BLOB: &[u8] = b"cofre v1 kms ciphertext\0";
+/// Longest message Sign, Verify, GenerateMac and VerifyMac take.
+pub const MAX_MESSAGE: usize = 4096;
+/// Longest ciphertext blob Decrypt takes.
+pub const MAX_CIPHERTEXT: usize = 6144;
+
+/// What Encrypt (and ReEncrypt) return.
+#[derive(Debug, Clone)]
+pub struct Encrypted {
+    pub ciphertext_blob: Vec<u8>,
+    /// ARN of the key that encrypted it.
+    pub key_id: String,
+    pub encryption_algorithm: EncryptionAlgorithm,
+    /// For ReEncrypt: the key the ciphertext came from.
+    pub source_key_id: Option<String>,
+}
+
+/// What Decrypt returns.
+#[derive(Debug)]
+pub struct Decrypted {
+    pub plaintext: Zeroizing<Vec<u8>>,
+    pub key_id: String,
+    pub encryption_algorithm: EncryptionAlgorithm,
+    /// The material version (symmetric keys).
+    pub key_material_id: Option<String>,
+}
+
+/// What GenerateDataKey returns (no plaintext for GenerateDataKeyWithoutPlaintext).
+#[derive(Debug)]
+pub struct DataKey {
+    pub ciphertext_blob: Vec<u8>,
+    pub plaintext: Option<Zeroizing<Vec<u8>>>,
+    pub key_id: String,
+    pub key_material_id: String,
+}
+
+/// What GenerateDataKeyPair returns (no private plaintext for …WithoutPlaintext).
+#[derive(Debug)]
+pub struct DataKeyPair {
+    /// DER SubjectPublicKeyInfo.
+    pub public_key: Vec<u8>,
+    /// PKCS#8 DER.
+    pub private_key_plaintext: Option<Zeroizing<Vec<u8>>>,
+    /// The private key, encrypted under the KMS key like Encrypt would.
+    pub private_key_ciphertext_blob: Vec<u8>,
+    pub key_id: String,
+    pub key_pair_spec: specs::DataKeyPairSpec,
+}
+
+/// What GetPublicKey returns.
+#[derive(Debug, Clone)]
+pub struct PublicKeyInfo {
+    pub key_id: String,
+    /// DER SubjectPublicKeyInfo.
+    pub public_key: Vec<u8>,
+    pub key_spec: KeySpec,
+    pub key_usage: KeyUsage,
+    pub encryption_algorithms: Vec<String>,
+    pub signing_algorithms: Vec<String>,
+    pub key_agreement_algorithms: Vec<String>,
+}
+
+impl super::audited::Audited for Encrypted {
+    fn key_arn(&self) -> Option<String> {
+        Some(self.key_id.clone())
+    }
+}
+impl super::audited::Audited for Decrypted {
+    fn key_arn(&self) -> Option<String> {
+        Some(self.key_id.clone())
+    }
+}
+impl super::audited::Audited for DataKey {
+    fn key_arn(&self) -> Option<String> {
+        Some(self.key_id.clone())
+    }
+}
+impl super::audited::Audited for DataKeyPair {
+    fn key_arn(&self) -> Option<String> {
+        Some(self.key_id.clone())
+    }
+}
+impl super::audited::Audited for PublicKeyInfo {
+    fn key_arn(&self) -> Option<String> {
+        Some(self.key_id.clone())
+    }
+}
+impl super::audited::Audited for Zeroizing<Vec<u8>> {}
+
+fn blob_aad(arn: &str, material_id: &[u8; 32], context: &EncryptionContext) -> Vec<u8> {
+    let mut a = LABEL_BLOB.to_vec();
+    a.extend_from_slice(arn.as_bytes());
+    a.push(0);
+    a.extend_from_slice(material_id);
+    context.encode(&mut a);
+    a
+}
+
+/// The parts of a symmetric ciphertext blob.
+struct Blob<'a> {
+    arn: &'a str,
+    material_id: [u8; 32],
+    sealed: &'a [u8],
+}
+
+fn parse_blob(blob: &[u8]) -> Result<Blob<'_>> {
+    let bad = || {
+        Error::kms(
+            KmsCode::InvalidCiphertextException,
+            "the ciphertext is not a cofre KMS ciphertext blob (damaged, truncated, or made by another tool); an RSA ciphertext needs --key and --algorithm",
+        )
+    };
+    if blob.len() < 3 || blob[0] != BLOB_VERSION {
+        return Err(bad());
+    }
+    let n = u16::from_be_bytes([blob[1], blob[2]]) as usize;
+    let rest = blob.get(3..).ok_or_else(bad)?;
+    if rest.len() < n + 32 {
+        return Err(bad());
+    }
+    let arn = std::str::from_utf8(&rest[..n]).map_err(|_| bad())?;
+    let material_id = rest[n..n + 32].try_into().expect("32 bytes");
+    Ok(Blob {
+        arn,
+        material_id,
+        sealed: &rest[n + 32..],
+    })
+}
+
+fn usage_error(record: &KeyRecord, op: &str) -> Error {
+    let m = &record.key_metadata;
+    Error::kms(
+        KmsCode::InvalidKeyUsageException,
+        format!(
+            "{} is a {} key for {}; {op} needs a key whose usage is {}",
+            m.arn,
+            m.key_spec,
+            m.key_usage,
+            match op {
+                "Sign" | "Verify" => "SIGN_VERIFY",
+                "GenerateMac" | "VerifyMac" => "GENERATE_VERIFY_MAC",
+                "DeriveSharedSecret" => "KEY_AGREEMENT",
+                "GetPublicKey" =>
+                    "ENCRYPT_DECRYPT, SIGN_VERIFY or KEY_AGREEMENT with an asymmetric spec",
+                _ => "ENCRYPT_DECRYPT",
+            }
+        ),
+    )
+}
+
+fn no_context_for_asymmetric(record: &KeyRecord, context: &EncryptionContext) -> Result<()> {
+    if context.is_empty() || record.key_metadata.key_spec == KeySpec::SymmetricDefault {
+        return Ok(());
+    }
+    Err(Error::kms(
+        KmsCode::ValidationException,
+        format!(
+            "{} is an asymmetric key; an encryption context is accepted only with symmetric keys: drop the -c pairs",
+            record.key_metadata.arn
+        ),
+    ))
+}
+
+fn check_message(message: &[u8]) -> Result<()> {
+    if message.is_empty() || message.len() > MAX_MESSAGE {
+        return Err(Error::kms(
+            KmsCode::ValidationException,
+            format!(
+                "the message is {} bytes; KMS takes 1 to {MAX_MESSAGE} bytes (sign the digest of larger data: `cofre sign` does that for files)",
+                message.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+impl Kms {
+    /// Resolves `key` (aliases allowed), checks that it is usable and has `usage`.
+    fn key_for(
+        &self,
+        store: &RegionStore<'_>,
+        key: &KeyRef,
+        usage: KeyUsage,
+        op: &str,
+    ) -> Result<KeyRecord> {
+        let record = self.resolve(store, key, true)?;
+        check_usable(&record)?;
+        if record.key_metadata.key_usage != usage {
+            return Err(usage_error(&record, op));
+        }
+        Ok(record)
+    }
+
+    /// The current material of a key (an HMAC key or a PKCS#8 private key).
+    fn material_of(&self, record: &KeyRecord) -> Result<Zeroizing<Vec<u8>>> {
+        let m = &record.key_metadata;
+        let version = record.material(&m.current_key_material_id).ok_or_else(|| {
+            Error::kms(
+                KmsCode::KMSInvalidStateException,
+                format!("{} has no current key material", m.arn),
+            )
+        })?;
+        self.home.open_material_bytes(&m.arn, version)
+    }
+
+    fn asym_kind_of(record: &KeyRecord) -> Result<AsymKind> {
+        specs::asym_kind(record.key_metadata.key_spec).ok_or_else(|| {
+            Error::kms(
+                KmsCode::InvalidKeyUsageException,
+                format!(
+                    "{} is a {} key, not an asymmetric one",
+                    record.key_metadata.arn, record.key_metadata.key_spec
+                ),
+            )
+        })
+    }
+
+    fn public_key_der(record: &KeyRecord) -> Result<Vec<u8>> {
+        use base64::Engine;
+        let b64 = record.public_key.as_deref().ok_or_else(|| {
+            Error::Damaged(format!(
+                "the record of {} (no public key)",
+                record.key_metadata.arn
+            ))
+        })?;
+        base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .map_err(|_| Error::Damaged(format!("the public key of {}", record.key_metadata.arn)))
+    }
+
+    /// Encrypt's work on a resolved key.
+    fn encrypt_with(
+        &self,
+        store: &RegionStore<'_>,
+        record: &KeyRecord,
+        plaintext: &[u8],
+        context: &EncryptionContext,
+        algorithm: EncryptionAlgorithm,
+    ) -> Result<Encrypted> {
+        let m = &record.key_metadata;
+        if m.key_usage != KeyUsage::EncryptDecrypt {
+            return Err(usage_error(record, "Encrypt"));
+        }
+        no_context_for_asymmetric(record, context)?;
+        let symmetric = m.key_spec == KeySpec::SymmetricDefault;
+        if symmetric != (algorithm == EncryptionAlgorithm::SymmetricDefault) {
+            return Err(Error::kms(
+                KmsCode::InvalidKeyUsageException,
+                format!(
+                    "{} does not encrypt with {}; it takes {}",
+                    m.arn,
+                    specs::value_name(&algorithm),
+                    m.encryption_algorithms.join(" or ")
+                ),
+            ));
+        }
+        let max = specs::max_plaintext(m.key_spec, algorithm);
+        if plaintext.is_empty() || plaintext.len() > max {
+            return Err(Error::kms(
+                KmsCode::ValidationException,
+                format!(
+                    "the plaintext is {} bytes; {} with {} takes 1 to {max} bytes (encrypt larger data with `cofre encrypt`)",
+                    plaintext.len(),
+                    m.key_spec,
+                    specs::value_name(&algorithm)
+                ),
+            ));
+        }
+        let blob = if symmetric {
+            let master = store.master_key(record, &m.current_key_material_id)?;
+            let aad = blob_aad(&m.arn, master.material_id(), context);
+            let mut blob = vec![BLOB_VERSION];
+            blob.extend_from_slice(&(m.arn.len() as u16).to_be_bytes());
+            blob.extend_from_slice(m.arn.as_bytes());
+            blob.extend_from_slice(master.material_id());
+            blob.extend_from_slice(&master.seal(&aad, plaintext));
+            blob
+        } else {
+            let hash = algorithm.oaep().expect("an RSA algorithm");
+            self.home
+                .backend()
+                .rsa_oaep_encrypt(&Self::public_key_der(record)?, hash, plaintext)?
+        };
+        Ok(Encrypted {
+            ciphertext_blob: blob,
+            key_id: m.arn.clone(),
+            encryption_algorithm: algorithm,
+            source_key_id: None,
+        })
+    }
+
+    /// Encrypt: at most 4096 bytes under a symmetric key (the blob names the key and binds
+    /// `context`), or RSA-OAEP under an RSA encryption key (up to its limit, e.g. 190 bytes
+    /// for RSA_2048 with RSAES_OAEP_SHA_256).
+    pub fn encrypt(
+        &self,
+        key: &KeyRef,
+        plaintext: &[u8],
+        context: &EncryptionContext,
+        algorithm: EncryptionAlgorithm,
+    ) -> Result<Encrypted> {
+        self.audited(
+            Call::new("Encrypt", true)
+                .key(key)
+                .param("encryptionAlgorithm", specs::value_name(&algorithm))
+                .context(context),
+            || {
+                let store = self.store()?;
+                let record = self.resolve(&store, key, true)?;
+                check_usable(&record)?;
+                self.encrypt_with(&store, &record, plaintext, context, algorithm)
+            },
+        )
+    }
+
+    /// Decrypt's work: finds the key (named in a symmetric blob, or `key` for RSA), checks it
+    /// against `key` if both are given, and opens the ciphertext.
+    fn decrypt_inner(
+        &self,
+        store: &RegionStore<'_>,
+        ciphertext: &[u8],
+        context: &EncryptionContext,
+        key: Option<&KeyRef>,
+        algorithm: EncryptionAlgorithm,
+    ) -> Result<(KeyRecord, Decrypted)> {
+        if ciphertext.is_empty() || ciphertext.len() > MAX_CIPHERTEXT {
+            return Err(Error::kms(
+                KmsCode::ValidationException,
+                format!(
+                    "the ciphertext is {} bytes; KMS ciphertexts are 1 to {MAX_CIPHERTEXT} bytes",
+                    ciphertext.len()
+                ),
+            ));
+        }
+        if algorithm == EncryptionAlgorithm::SymmetricDefault {
+            let blob = parse_blob(ciphertext)?;
+            let record = self.key_named_in_ciphertext(store, blob.arn)?;
+            if let Some(k) = key {
+                let named = self.resolve(store, k, true)?;
+                if named.key_metadata.key_id != record.key_metadata.key_id {
+                    return Err(Error::kms(
+                        KmsCode::IncorrectKeyException,
+                        format!(
+                            "the ciphertext was encrypted under {}, not {}; drop --key or name that key",
+                            blob.arn, named.key_metadata.arn
+                        ),
+                    ));
+                }
+            }
+            check_usable(&record)?;
+            if record.key_metadata.key_spec != KeySpec::SymmetricDefault {
+                return Err(usage_error(&record, "Decrypt"));
+            }
+            let material_id = hex::encode(blob.material_id);
+            let master = store.master_key(&record, &material_id)?;
+            let plaintext =
+                master.open(&blob_aad(blob.arn, &blob.material_id, context), blob.sealed)?;
+            let key_id = record.key_metadata.arn.clone();
+            return Ok((
+                record,
+                Decrypted {
+                    plaintext,
+                    key_id,
+                    encryption_algorithm: algorithm,
+                    key_material_id: Some(material_id),
+                },
+            ));
+        }
+        let key = key.ok_or_else(|| {
+            Error::kms(
+                KmsCode::ValidationException,
+                "an RSA ciphertext does not name its key: give --key KEY",
+            )
+        })?;
+        let record = self.resolve(store, key, true)?;
+        check_usable(&record)?;
+        let m = &record.key_metadata;
+        if m.key_usage != KeyUsage::EncryptDecrypt || m.key_spec == KeySpec::SymmetricDefault {
+            return Err(Error::kms(
+                KmsCode::InvalidKeyUsageException,
+                format!(
+                    "{} does not decrypt with {}; it takes {}",
+                    m.arn,
+                    specs::value_name(&algorithm),
+                    if m.encryption_algorithms.is_empty() {
+                        "no encryption algorithm".to_owned()
+                    } else {
+                        m.encryption_algorithms.join(" or ")
+                    }
+                ),
+            ));
+        }
+        no_context_for_asymmetric(&record, context)?;
+        let pkcs8 = self.material_of(&record)?;
+        let plaintext = self
+            .home
+            .backend()
+            .rsa_from_pkcs8(&pkcs8)?
+            .decrypt_oaep(algorithm.oaep().expect("an RSA algorithm"), ciphertext)
+            .map_err(|_| {
+                Error::kms(
+                    KmsCode::InvalidCiphertextException,
+                    format!(
+                        "the ciphertext does not decrypt under {} with {}: it was damaged, or made for another key or algorithm",
+                        m.arn,
+                        specs::value_name(&algorithm)
+                    ),
+                )
+            })?;
+        let key_id = m.arn.clone();
+        Ok((
+            record,
+            Decrypted {
+                plaintext,
+                key_id,
+                encryption_algorithm: algorithm,
+                key_material_id: None,
+            },
+        ))
+    }
+
+    /// Decrypt: a symmetric blob (its key comes from the blob; `key`, if given, must match),
+    /// or an RSA ciphertext (`key` and `algorithm` required).
+    pub fn decrypt(
+        &self,
+        ciphertext: &[u8],
+        context: &EncryptionContext,
+        key: Option<&KeyRef>,
+        algorithm: EncryptionAlgorithm,
+    ) -> Result<Decrypted> {
+        let named = key
+            .map(|k| k.to_string())
+            .or_else(|| parse_blob(ciphertext).ok().map(|b| b.arn.to_owned()));
+        self.audited(
+            Call::new("Decrypt", true)
+                .param("keyId", named)
+                .param("encryptionAlgorithm", specs::value_name(&algorithm))
+                .context(context),
+            || {
+                let store = self.store()?;
+                Ok(self
+                    .decrypt_inner(&store, ciphertext, context, key, algorithm)?
+                    .1)
+            },
+        )
+    }
+
+    /// ReEncrypt: decrypts under the source key (`kms:ReEncryptFrom`) and encrypts under the
+    /// destination key (`kms:ReEncryptTo`) without the plaintext leaving cofre.
+    #[allow(clippy::too_many_arguments)]
+    pub fn re_encrypt(
+        &self,
+        ciphertext: &[u8],
+        source_context: &EncryptionContext,
+        source_key: Option<&KeyRef>,
+        source_algorithm: EncryptionAlgorithm,
+        destination_key: &KeyRef,
+        destination_context: &EncryptionContext,
+        destination_algorithm: EncryptionAlgorithm,
+    ) -> Result<Encrypted> {
+        let ctx_json = |c: &EncryptionContext| {
+            c.iter()
+                .map(|(k, v)| (k.to_owned(), serde_json::Value::String(v.to_owned())))
+                .collect::<serde_json::Map<_, _>>()
+        };
+        self.audited(
+            Call::new("ReEncrypt", true)
+                .param("sourceKeyId", source_key.map(|k| k.to_string()))
+                .param("destinationKeyId", destination_key.to_string())
+                .param("sourceAlgorithm", specs::value_name(&source_algorithm))
+                .param(
+                    "destinationAlgorithm",
+                    specs::value_name(&destination_algorithm),
+                )
+                .param("sourceEncryptionContext", ctx_json(source_context))
+                .param(
+                    "destinationEncryptionContext",
+                    ctx_json(destination_context),
+                ),
+            || {
+                let store = self.store()?;
+                let (_, opened) = self.acting_as("ReEncryptFrom", || {
+                    self.decrypt_inner(
+                        &store,
+                        ciphertext,
+                        source_context,
+                        source_key,
+                        source_algorithm,
+                    )
+                })?;
+                let dest = self.acting_as("ReEncryptTo", || {
+                    self.resolve(&store, destination_key, true)
+                })?;
+                check_usable(&dest)?;
+                let mut out = self.encrypt_with(
+                    &store,
+                    &dest,
+                    &opened.plaintext,
+                    destination_context,
+                    destination_algorithm,
+                )?;
+                out.source_key_id = Some(opened.key_id);
+                Ok(out)
+            },
+        )
+    }
+
+    /// GenerateDataKey(WithoutPlaintext): `bytes` random bytes (1–1024), encrypted under a
+    /// symmetric key with `context`.
+    pub fn generate_data_key(
+        &self,
+        key: &KeyRef,
+        bytes: usize,
+        context: &EncryptionContext,
+        with_plaintext: bool,
+    ) -> Result<DataKey> {
+        let name = if with_plaintext {
+            "GenerateDataKey"
+        } else {
+            "GenerateDataKeyWithoutPlaintext"
+        };
+        self.audited(
+            Call::new(name, true)
+                .key(key)
+                .param("numberOfBytes", bytes)
+                .context(context),
+            || {
+                if !(1..=1024).contains(&bytes) {
+                    return Err(Error::kms(
+                        KmsCode::ValidationException,
+                        format!("NumberOfBytes {bytes} is out of range; give 1 to 1024"),
+                    ));
+                }
+                let store = self.store()?;
+                let record = self.key_for(&store, key, KeyUsage::EncryptDecrypt, name)?;
+                super::check_symmetric(&record)?;
+                let mut plaintext = Zeroizing::new(vec![0u8; bytes]);
+                crate::crypto::fill_random(&mut plaintext);
+                let e = self.encrypt_with(
+                    &store,
+                    &record,
+                    &plaintext,
+                    context,
+                    EncryptionAlgorithm::SymmetricDefault,
+                )?;
+                Ok(DataKey {
+                    ciphertext_blob: e.ciphertext_blob,
+                    plaintext: with_plaintext.then_some(plaintext),
+                    key_id: e.key_id,
+                    key_material_id: record.key_metadata.current_key_material_id.clone(),
+                })
+            },
+        )
+    }
+
+    /// GenerateDataKeyPair(WithoutPlaintext): a new key pair of `spec`, its private key
+    /// encrypted under a symmetric key with `context`.
+    pub fn generate_data_key_pair(
+        &self,
+        key: &KeyRef,
+        spec: specs::DataKeyPairSpec,
+        context: &EncryptionContext,
+        with_plaintext: bool,
+    ) -> Result<DataKeyPair> {
+        let name = if with_plaintext {
+            "GenerateDataKeyPair"
+        } else {
+            "GenerateDataKeyPairWithoutPlaintext"
+        };
+        self.audited(
+            Call::new(name, true)
+                .key(key)
+                .param("keyPairSpec", specs::value_name(&spec))
+                .context(context),
+            || {
+                let store = self.store()?;
+                let record = self.key_for(&store, key, KeyUsage::EncryptDecrypt, name)?;
+                super::check_symmetric(&record)?;
+                let backend = self.home.backend();
+                let private = backend.generate_private_key(spec.kind())?;
+                let public_key = backend.public_key_of(spec.kind(), &private)?;
+                let m = &record.key_metadata;
+                let master = store.master_key(&record, &m.current_key_material_id)?;
+                let aad = blob_aad(&m.arn, master.material_id(), context);
+                let mut blob = vec![BLOB_VERSION];
+                blob.extend_from_slice(&(m.arn.len() as u16).to_be_bytes());
+                blob.extend_from_slice(m.arn.as_bytes());
+                blob.extend_from_slice(master.material_id());
+                blob.extend_from_slice(&master.seal(&aad, &private));
+                Ok(DataKeyPair {
+                    public_key,
+                    private_key_plaintext: with_plaintext.then_some(private),
+                    private_key_ciphertext_blob: blob,
+                    key_id: m.arn.clone(),
+                    key_pair_spec: spec,
+                })
+            },
+        )
+    }
+
+    /// GenerateRandom: 1 to 1024 random bytes.
+    pub fn generate_random(&self, bytes: usize) -> Result<Zeroizing<Vec<u8>>> {
+        self.audited(
+            Call::new("GenerateRandom", true).param("numberOfBytes", bytes),
+            || {
+                if !(1..=1024).contains(&bytes) {
+                    return Err(Error::kms(
+                        KmsCode::ValidationException,
+                        format!("NumberOfBytes {bytes} is out of range; give 1 to 1024"),
+                    ));
+                }
+                let mut out = Zeroizing::new(vec![0u8; bytes]);
+                crate::crypto::fill_random(&mut out);
+                Ok(out)
+            },
+        )
+    }
+
+    /// The digest Sign and Verify work on: the message hashed (RAW), or the message itself
+    /// (DIGEST, whose length must be the algorithm's hash length).
+    fn digest_for(
+        &self,
+        message: &[u8],
+        message_type: MessageType,
+        scheme: SigScheme,
+    ) -> Result<Vec<u8>> {
+        match message_type {
+            MessageType::Raw => {
+                check_message(message)?;
+                Ok(self.home.backend().digest(scheme.hash(), message))
+            }
+            MessageType::Digest => {
+                if message.len() != scheme.hash().len() {
+                    return Err(Error::kms(
+                        KmsCode::ValidationException,
+                        format!(
+                            "a DIGEST message for this algorithm is {} bytes, not {}",
+                            scheme.hash().len(),
+                            message.len()
+                        ),
+                    ));
+                }
+                Ok(message.to_vec())
+            }
+        }
+    }
+
+    /// A SIGN_VERIFY key and a signing algorithm it takes.
+    fn signing_key(
+        &self,
+        store: &RegionStore<'_>,
+        key: &KeyRef,
+        algorithm: SigningAlgorithm,
+        op: &str,
+    ) -> Result<(KeyRecord, AsymKind)> {
+        let record = self.key_for(store, key, KeyUsage::SignVerify, op)?;
+        let kind = Self::asym_kind_of(&record)?;
+        if !algorithm.fits(kind) {
+            return Err(Error::kms(
+                KmsCode::InvalidKeyUsageException,
+                format!(
+                    "{} does not sign with {}; it takes {}",
+                    record.key_metadata.arn,
+                    specs::value_name(&algorithm),
+                    record.key_metadata.signing_algorithms.join(", ")
+                ),
+            ));
+        }
+        Ok((record, kind))
+    }
+
+    /// Sign: a signature (PKCS#1 for RSA, DER for ECDSA) of `message` (RAW, 1–4096 bytes) or
+    /// of its digest (DIGEST).
+    pub fn sign(
+        &self,
+        key: &KeyRef,
+        message: &[u8],
+        message_type: MessageType,
+        algorithm: SigningAlgorithm,
+    ) -> Result<Vec<u8>> {
+        self.audited(
+            Call::new("Sign", true)
+                .key(key)
+                .param("messageType", specs::value_name(&message_type))
+                .param("signingAlgorithm", specs::value_name(&algorithm)),
+            || {
+                let store = self.store()?;
+                let (record, kind) = self.signing_key(&store, key, algorithm, "Sign")?;
+                let digest = self.digest_for(message, message_type, algorithm.scheme())?;
+                let pkcs8 = self.material_of(&record)?;
+                self.home
+                    .backend()
+                    .sign_digest(kind, algorithm.scheme(), &pkcs8, &digest)
+            },
+        )
+    }
+
+    /// Verify: Ok if `signature` is valid, else KMSInvalidSignatureException.
+    pub fn verify(
+        &self,
+        key: &KeyRef,
+        message: &[u8],
+        message_type: MessageType,
+        algorithm: SigningAlgorithm,
+        signature: &[u8],
+    ) -> Result<()> {
+        self.audited(
+            Call::new("Verify", true)
+                .key(key)
+                .param("messageType", specs::value_name(&message_type))
+                .param("signingAlgorithm", specs::value_name(&algorithm)),
+            || {
+                let store = self.store()?;
+                let (record, kind) = self.signing_key(&store, key, algorithm, "Verify")?;
+                let digest = self.digest_for(message, message_type, algorithm.scheme())?;
+                self.home
+                    .backend()
+                    .verify_digest(
+                        kind,
+                        algorithm.scheme(),
+                        &Self::public_key_der(&record)?,
+                        &digest,
+                        signature,
+                    )
+                    .map_err(|_| invalid_signature(&record.key_metadata.arn))
+            },
+        )
+    }
+
+    /// An HMAC key and the MAC algorithm it takes.
+    fn mac_key(
+        &self,
+        store: &RegionStore<'_>,
+        key: &KeyRef,
+        algorithm: MacAlgorithm,
+        op: &str,
+    ) -> Result<KeyRecord> {
+        let record = self.key_for(store, key, KeyUsage::GenerateVerifyMac, op)?;
+        if specs::hmac_hash(record.key_metadata.key_spec) != Some(algorithm.hash()) {
+            return Err(Error::kms(
+                KmsCode::InvalidKeyUsageException,
+                format!(
+                    "{} does not compute {}; it takes {}",
+                    record.key_metadata.arn,
+                    specs::value_name(&algorithm),
+                    record.key_metadata.mac_algorithms.join(", ")
+                ),
+            ));
+        }
+        Ok(record)
+    }
+
+    /// GenerateMac: the HMAC (RFC 2104) of a 1–4096-byte message.
+    pub fn generate_mac(
+        &self,
+        key: &KeyRef,
+        message: &[u8],
+        algorithm: MacAlgorithm,
+    ) -> Result<Vec<u8>> {
+        self.audited(
+            Call::new("GenerateMac", true)
+                .key(key)
+                .param("macAlgorithm", specs::value_name(&algorithm)),
+            || {
+                check_message(message)?;
+                let store = self.store()?;
+                let record = self.mac_key(&store, key, algorithm, "GenerateMac")?;
+                let k = self.material_of(&record)?;
+                Ok(self.home.backend().hmac(algorithm.hash(), &k, message))
+            },
+        )
+    }
+
+    /// VerifyMac: Ok if `mac` is the message's HMAC, else KMSInvalidMacException.
+    pub fn verify_mac(
+        &self,
+        key: &KeyRef,
+        message: &[u8],
+        algorithm: MacAlgorithm,
+        mac: &[u8],
+    ) -> Result<()> {
+        self.audited(
+            Call::new("VerifyMac", true)
+                .key(key)
+                .param("macAlgorithm", specs::value_name(&algorithm)),
+            || {
+                check_message(message)?;
+                let store = self.store()?;
+                let record = self.mac_key(&store, key, algorithm, "VerifyMac")?;
+                let k = self.material_of(&record)?;
+                self.home
+                    .backend()
+                    .hmac_verify(algorithm.hash(), &k, message, mac)
+                    .map_err(|_| {
+                        Error::kms(
+                            KmsCode::KMSInvalidMacException,
+                            format!(
+                                "the MAC does not match the message under {}",
+                                record.key_metadata.arn
+                            ),
+                        )
+                    })
+            },
+        )
+    }
+
+    /// GetPublicKey: an asymmetric key's public key (DER SubjectPublicKeyInfo) and what it is
+    /// for.
+    pub fn get_public_key(&self, key: &KeyRef) -> Result<PublicKeyInfo> {
+        self.audited(Call::new("GetPublicKey", true).key(key), || {
+            let store = self.store()?;
+            let record = self.resolve(&store, key, true)?;
+            check_usable(&record)?;
+            let m = &record.key_metadata;
+            if specs::asym_kind(m.key_spec).is_none() {
+                return Err(usage_error(&record, "GetPublicKey"));
+            }
+            Ok(PublicKeyInfo {
+                key_id: m.arn.clone(),
+                public_key: Self::public_key_der(&record)?,
+                key_spec: m.key_spec,
+                key_usage: m.key_usage,
+                encryption_algorithms: m.encryption_algorithms.clone(),
+                signing_algorithms: m.signing_algorithms.clone(),
+                key_agreement_algorithms: m.key_agreement_algorithms.clone(),
+            })
+        })
+    }
+
+    /// DeriveSharedSecret (ECDH): the raw shared secret between a KEY_AGREEMENT key and a
+    /// peer's public key (DER SubjectPublicKeyInfo) on the same curve.
+    pub fn derive_shared_secret(
+        &self,
+        key: &KeyRef,
+        peer_public_key: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        self.audited(
+            Call::new("DeriveSharedSecret", true)
+                .key(key)
+                .param("keyAgreementAlgorithm", "ECDH"),
+            || {
+                let store = self.store()?;
+                let record =
+                    self.key_for(&store, key, KeyUsage::KeyAgreement, "DeriveSharedSecret")?;
+                let AsymKind::Ec(curve) = Self::asym_kind_of(&record)? else {
+                    return Err(usage_error(&record, "DeriveSharedSecret"));
+                };
+                let pkcs8 = self.material_of(&record)?;
+                self.home.backend().ecdh(curve, &pkcs8, peer_public_key)
+            },
+        )
+    }
+
+    /// The keys of this region whose public key has SHA-256 `fingerprint` (cheap: reads the
+    /// records, opens no material).
+    pub(crate) fn keys_with_fingerprint(&self, fingerprint: &[u8; 32]) -> Result<Vec<KeyRecord>> {
+        Ok(self
+            .store()?
+            .list_keys()?
+            .into_iter()
+            .filter(|r| {
+                Self::public_key_der(r)
+                    .is_ok_and(|der| &crate::sign::fingerprint(&der) == fingerprint)
+            })
+            .collect())
+    }
+}
+
+fn invalid_signature(arn: &str) -> Error {
+    Error::kms(
+        KmsCode::KMSInvalidSignatureException,
+        format!("the signature is not valid for the message under {arn}"),
+    )
+}

@@ -1,0 +1,166 @@
+//! Signatures of files of any size, and public keys in files.
+//!
+//! `cofre sign` hashes the file as a stream with the algorithm's hash and has KMS sign the
+//! digest (message type DIGEST), so the file never has to fit KMS's 4096-byte limit. `cofre
+//! verify` does the same with a key in the keyring, or entirely offline with a public key file.
+
+use crate::crypto::{spki_kind, AsymKind, Backend, Hash};
+use crate::error::{Error, KmsCode, Result};
+use crate::files::Input;
+use crate::kms::{specs, KeyRef, Kms, MessageType, SigningAlgorithm};
+use std::io::Read;
+use std::path::Path;
+
+/// Reads a public key file, PEM (`-----BEGIN PUBLIC KEY-----`) or DER, and returns its DER
+/// SubjectPublicKeyInfo after checking it holds a key cofre can use.
+pub fn read_public_key(path: &Path) -> Result<Vec<u8>> {
+    let bytes = crate::store::read(path)?;
+    let der = if bytes.starts_with(b"-----BEGIN") {
+        let (label, der) = pem_rfc7468::decode_vec(&bytes).map_err(|_| {
+            Error::usage(format!(
+                "{} is not a valid PEM file; give the public key from `cofre key public-key` or `openssl pkey -pubout`",
+                path.display()
+            ))
+        })?;
+        if label != "PUBLIC KEY" {
+            return Err(Error::usage(format!(
+                "{} holds a {label:?}, not a PUBLIC KEY; extract it with `openssl pkey -pubout`",
+                path.display()
+            )));
+        }
+        der
+    } else {
+        bytes
+    };
+    spki_kind(Backend::default(), &der)
+        .map_err(|e| Error::usage(format!("{}: {e}", path.display())))?;
+    Ok(der)
+}
+
+/// A DER SubjectPublicKeyInfo as PEM.
+pub fn public_key_pem(der: &[u8]) -> String {
+    pem_rfc7468::encode_string("PUBLIC KEY", pem_rfc7468::LineEnding::LF, der)
+        .expect("PEM encoding of a small DER document")
+}
+
+/// SHA-256 of a DER SubjectPublicKeyInfo: how file headers name a public-key recipient.
+pub fn fingerprint(spki: &[u8]) -> [u8; 32] {
+    Backend::default()
+        .digest(Hash::Sha256, spki)
+        .try_into()
+        .expect("32 bytes")
+}
+
+/// The digest of a whole input, read as a stream.
+pub fn digest_input(backend: Backend, hash: Hash, input: &Input) -> Result<Vec<u8>> {
+    let (mut reader, name): (Box<dyn Read>, _) = match input {
+        Input::Stdin => (Box::new(std::io::stdin().lock()), Path::new("stdin")),
+        Input::Path(p) => (
+            Box::new(std::fs::File::open(p).map_err(|e| Error::io("opening", p, e))?),
+            p.as_path(),
+        ),
+    };
+    let mut h = backend.hasher(hash);
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => h.update(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::io("reading", name, e)),
+        }
+    }
+    Ok(h.finish())
+}
+
+/// The algorithm to use with a key of `kind`: the one asked for if the key takes it, else the
+/// default for its type.
+fn algorithm_for(kind: AsymKind, asked: Option<SigningAlgorithm>) -> Result<SigningAlgorithm> {
+    let alg = asked.unwrap_or_else(|| SigningAlgorithm::default_for(kind));
+    if !alg.fits(kind) {
+        return Err(Error::kms(
+            KmsCode::InvalidKeyUsageException,
+            format!(
+                "a {} key does not sign with {}; it takes {}",
+                specs::spec_of(kind),
+                specs::value_name(&alg),
+                specs::algorithms(specs::spec_of(kind), crate::keyring::KeyUsage::SignVerify)[1]
+                    .join(", ")
+            ),
+        ));
+    }
+    Ok(alg)
+}
+
+/// The signing algorithm for `key` in the keyring (DescribeKey tells its type when none is
+/// asked for).
+fn keyring_algorithm(
+    kms: &Kms,
+    key: &KeyRef,
+    asked: Option<SigningAlgorithm>,
+) -> Result<SigningAlgorithm> {
+    if let Some(a) = asked {
+        return Ok(a);
+    }
+    let m = kms.describe_key(key)?;
+    let kind = specs::asym_kind(m.key_spec).ok_or_else(|| {
+        Error::kms(
+            KmsCode::InvalidKeyUsageException,
+            format!(
+                "{} is a {} key; signing needs an RSA or ECC key with usage SIGN_VERIFY",
+                m.arn, m.key_spec
+            ),
+        )
+    })?;
+    algorithm_for(kind, None)
+}
+
+/// `cofre sign`: the signature of a whole file by a SIGN_VERIFY key.
+pub fn sign_file(
+    kms: &Kms,
+    key: &KeyRef,
+    algorithm: Option<SigningAlgorithm>,
+    input: &Input,
+) -> Result<Vec<u8>> {
+    let alg = keyring_algorithm(kms, key, algorithm)?;
+    let digest = digest_input(Backend::default(), alg.scheme().hash(), input)?;
+    kms.sign(key, &digest, MessageType::Digest, alg)
+}
+
+/// `cofre verify KEY FILE SIG`: Ok if `signature` is KEY's signature of the file.
+pub fn verify_file(
+    kms: &Kms,
+    key: &KeyRef,
+    algorithm: Option<SigningAlgorithm>,
+    input: &Input,
+    signature: &[u8],
+) -> Result<()> {
+    let alg = keyring_algorithm(kms, key, algorithm)?;
+    let digest = digest_input(Backend::default(), alg.scheme().hash(), input)?;
+    kms.verify(key, &digest, MessageType::Digest, alg, signature)
+}
+
+/// `cofre verify --pubkey PEM FILE SIG`: the same check with only the public key, no keyring.
+pub fn verify_file_offline(
+    spki: &[u8],
+    algorithm: Option<SigningAlgorithm>,
+    input: &Input,
+    signature: &[u8],
+) -> Result<()> {
+    let backend = Backend::default();
+    let kind = spki_kind(backend, spki)?;
+    let alg = algorithm_for(kind, algorithm)?;
+    let digest = digest_input(backend, alg.scheme().hash(), input)?;
+    backend
+        .verify_digest(kind, alg.scheme(), spki, &digest, signature)
+        .map_err(|_| {
+            Error::kms(
+                KmsCode::KMSInvalidSignatureException,
+                format!(
+                    "the signature is not valid for this file under the public key sha256:{} with {}",
+                    hex::encode(fingerprint(spki)),
+                    specs::value_name(&alg)
+                ),
+            )
+        })
+}
