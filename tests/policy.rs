@@ -613,3 +613,163 @@ fn ebs_key_requests_carry_the_volume_context() {
         "{trail}"
     );
 }
+
+/// The algorithm condition keys: a policy that lets bob sign only with RSASSA_PSS_SHA_256 and
+/// only RAW messages; grants suit the key's type; an alias keeps its key type.
+#[test]
+fn signing_algorithm_conditions_grants_and_alias_types() {
+    let h = Home::new();
+    let key = h.ok(
+        ROOT,
+        &[
+            "key",
+            "create",
+            "--spec",
+            "RSA_2048",
+            "--usage",
+            "SIGN_VERIFY",
+        ],
+    );
+    let arn = h.arn(&key);
+    let policy = json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            // The account root stands for every principal of the account: management only.
+            {"Sid": "admin", "Effect": "Allow", "Principal": {"AWS": ROOT},
+             "Action": ["kms:PutKeyPolicy", "kms:GetKeyPolicy", "kms:DescribeKey", "kms:CreateGrant",
+                        "kms:ListGrants", "kms:CreateAlias", "kms:UpdateAlias"], "Resource": "*"},
+            {"Sid": "bob", "Effect": "Allow", "Principal": {"AWS": BOB}, "Action": "kms:Sign", "Resource": "*",
+             "Condition": {"StringEquals": {"kms:SigningAlgorithm": "RSASSA_PSS_SHA_256", "kms:MessageType": "RAW"}}}
+        ]
+    });
+    let out = h.put_policy(ROOT, &key, &policy, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(h.path("msg"), b"release 1.0").unwrap();
+    let sign = |alg: &str, kind: &str| {
+        h.run(
+            BOB,
+            &[
+                "kms",
+                "sign",
+                &arn,
+                "--message-file",
+                "msg",
+                "--algorithm",
+                alg,
+                "--message-type",
+                kind,
+                "-o",
+                "-",
+            ],
+        )
+    };
+    assert!(sign("RSASSA_PSS_SHA_256", "RAW").status.success());
+    h.fails(
+        BOB,
+        &[
+            "kms",
+            "sign",
+            &arn,
+            "--message-file",
+            "msg",
+            "--algorithm",
+            "RSASSA_PKCS1_V1_5_SHA_256",
+            "-o",
+            "-",
+        ],
+        3,
+        &["AccessDeniedException", "kms:Sign"],
+    );
+    std::fs::write(h.path("digest"), [7u8; 32]).unwrap();
+    h.fails(
+        BOB,
+        &[
+            "kms",
+            "sign",
+            &arn,
+            "--message-file",
+            "digest",
+            "--message-type",
+            "DIGEST",
+            "--algorithm",
+            "RSASSA_PSS_SHA_256",
+            "-o",
+            "-",
+        ],
+        3,
+        &["AccessDeniedException"],
+    );
+
+    // A grant of Decrypt on a signing key does not fit it; Sign does.
+    h.fails(
+        ROOT,
+        &[
+            "key",
+            "grant",
+            "create",
+            &key,
+            "--grantee",
+            OPS,
+            "--operations",
+            "Decrypt",
+        ],
+        2,
+        &["ValidationException", "Decrypt does not apply", "Sign"],
+    );
+    h.ok(
+        ROOT,
+        &[
+            "key",
+            "grant",
+            "create",
+            &key,
+            "--grantee",
+            OPS,
+            "--operations",
+            "Sign,Verify",
+        ],
+    );
+    assert!(h
+        .run(
+            OPS,
+            &[
+                "kms",
+                "sign",
+                &arn,
+                "--message-file",
+                "msg",
+                "--algorithm",
+                "RSASSA_PKCS1_V1_5_SHA_512",
+                "-o",
+                "-"
+            ]
+        )
+        .status
+        .success());
+
+    // An alias of a signing key cannot be moved onto a symmetric key.
+    h.ok(ROOT, &["alias", "create", "alias/release", &key]);
+    let sym = h.ok(ROOT, &["key", "create"]);
+    h.fails(
+        ROOT,
+        &["alias", "update", "alias/release", &sym],
+        2,
+        &["ValidationException", "same type and usage"],
+    );
+    let other = h.ok(
+        ROOT,
+        &[
+            "key",
+            "create",
+            "--spec",
+            "ECC_NIST_P256",
+            "--usage",
+            "SIGN_VERIFY",
+        ],
+    );
+    h.ok(ROOT, &["alias", "update", "alias/release", &other]);
+}

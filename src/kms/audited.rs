@@ -97,6 +97,11 @@ impl Call {
         format!("{service}:{}", self.name())
     }
 
+    /// A string parameter of the request.
+    pub(crate) fn param_str(&self, name: &str) -> Option<&str> {
+        self.params.get(name).and_then(Value::as_str)
+    }
+
     /// The request's encryption context, if any.
     pub(crate) fn encryption_context(&self) -> Vec<(String, String)> {
         self.params

@@ -49,6 +49,17 @@ impl Kms {
             keys.insert("kms:KeyOrigin".into(), vec![name(&m.origin)]);
             keys.insert("kms:KeyUsage".into(), vec![name(&m.key_usage)]);
         }
+        for (param, key) in [
+            ("encryptionAlgorithm", "kms:EncryptionAlgorithm"),
+            ("signingAlgorithm", "kms:SigningAlgorithm"),
+            ("macAlgorithm", "kms:MacAlgorithm"),
+            ("messageType", "kms:MessageType"),
+            ("keyAgreementAlgorithm", "kms:KeyAgreementAlgorithm"),
+        ] {
+            if let Some(v) = call.param_str(param) {
+                keys.insert(key.into(), vec![v.to_owned()]);
+            }
+        }
         let context = call.encryption_context();
         if !context.is_empty() {
             keys.insert(

@@ -39,7 +39,6 @@ pub struct Encrypted {
 }
 
 /// What Decrypt returns.
-#[derive(Debug)]
 pub struct Decrypted {
     pub plaintext: Zeroizing<Vec<u8>>,
     pub key_id: String,
@@ -49,7 +48,6 @@ pub struct Decrypted {
 }
 
 /// What GenerateDataKey returns (no plaintext for GenerateDataKeyWithoutPlaintext).
-#[derive(Debug)]
 pub struct DataKey {
     pub ciphertext_blob: Vec<u8>,
     pub plaintext: Option<Zeroizing<Vec<u8>>>,
@@ -58,7 +56,6 @@ pub struct DataKey {
 }
 
 /// What GenerateDataKeyPair returns (no private plaintext for …WithoutPlaintext).
-#[derive(Debug)]
 pub struct DataKeyPair {
     /// DER SubjectPublicKeyInfo.
     pub public_key: Vec<u8>,
@@ -81,6 +78,43 @@ pub struct PublicKeyInfo {
     pub encryption_algorithms: Vec<String>,
     pub signing_algorithms: Vec<String>,
     pub key_agreement_algorithms: Vec<String>,
+}
+
+// Debug shows what a result is, never its plaintext or private key.
+impl std::fmt::Debug for Decrypted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Decrypted")
+            .field("key_id", &self.key_id)
+            .field("encryption_algorithm", &self.encryption_algorithm)
+            .field(
+                "plaintext",
+                &format_args!("<{} bytes redacted>", self.plaintext.len()),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for DataKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataKey")
+            .field("key_id", &self.key_id)
+            .field("key_material_id", &self.key_material_id)
+            .field("plaintext", &self.plaintext.as_ref().map(|_| "<redacted>"))
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for DataKeyPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataKeyPair")
+            .field("key_id", &self.key_id)
+            .field("key_pair_spec", &self.key_pair_spec)
+            .field(
+                "private_key_plaintext",
+                &self.private_key_plaintext.as_ref().map(|_| "<redacted>"),
+            )
+            .finish_non_exhaustive()
+    }
 }
 
 impl super::audited::Audited for Encrypted {
@@ -894,4 +928,31 @@ fn invalid_signature(arn: &str) -> Error {
         KmsCode::KMSInvalidSignatureException,
         format!("the signature is not valid for the message under {arn}"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_plaintext() {
+        let d = Decrypted {
+            plaintext: Zeroizing::new(b"top secret".to_vec()),
+            key_id: "k".into(),
+            encryption_algorithm: EncryptionAlgorithm::SymmetricDefault,
+            key_material_id: None,
+        };
+        let text = format!("{d:?}");
+        assert!(
+            !text.contains("116") && !text.contains("top secret"),
+            "{text}"
+        );
+        let k = DataKey {
+            ciphertext_blob: vec![],
+            plaintext: Some(Zeroizing::new(vec![42; 32])),
+            key_id: "k".into(),
+            key_material_id: "m".into(),
+        };
+        assert!(!format!("{k:?}").contains("42"));
+    }
 }

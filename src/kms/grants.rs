@@ -30,6 +30,35 @@ pub const GRANT_OPERATIONS: &[&str] = &[
     "DeriveSharedSecret",
 ];
 
+/// The grant operations that suit a key's type and usage.
+fn operations_for(m: &crate::keyring::KeyMetadata) -> Vec<&'static str> {
+    use crate::keyring::{KeySpec, KeyUsage};
+    let mut ops = vec!["CreateGrant", "RetireGrant", "DescribeKey"];
+    ops.extend_from_slice(match (m.key_usage, m.key_spec) {
+        (KeyUsage::EncryptDecrypt, KeySpec::SymmetricDefault) => &[
+            "Decrypt",
+            "Encrypt",
+            "GenerateDataKey",
+            "GenerateDataKeyWithoutPlaintext",
+            "ReEncryptFrom",
+            "ReEncryptTo",
+            "GenerateDataKeyPair",
+            "GenerateDataKeyPairWithoutPlaintext",
+        ][..],
+        (KeyUsage::EncryptDecrypt, _) => &[
+            "Decrypt",
+            "Encrypt",
+            "ReEncryptFrom",
+            "ReEncryptTo",
+            "GetPublicKey",
+        ],
+        (KeyUsage::SignVerify, _) => &["Sign", "Verify", "GetPublicKey"],
+        (KeyUsage::GenerateVerifyMac, _) => &["GenerateMac", "VerifyMac"],
+        (KeyUsage::KeyAgreement, _) => &["DeriveSharedSecret", "GetPublicKey"],
+    });
+    ops
+}
+
 /// Most grants per key (KMS quota).
 pub const MAX_GRANTS_PER_KEY: usize = 50_000;
 
@@ -137,6 +166,23 @@ impl Kms {
                         ))
                     }
                     s => return Err(invalid_state(&record.key_metadata.arn, s)),
+                }
+                let fits = operations_for(&record.key_metadata);
+                if let Some(op) = req
+                    .operations
+                    .iter()
+                    .find(|op| !fits.contains(&op.as_str()))
+                {
+                    return Err(Error::kms(
+                        KmsCode::ValidationException,
+                        format!(
+                            "{op} does not apply to {}, a {} key for {}; its grants take {}",
+                            record.key_metadata.arn,
+                            record.key_metadata.key_spec,
+                            record.key_metadata.key_usage,
+                            fits.join(", ")
+                        ),
+                    ));
                 }
                 if record.grants.len() >= MAX_GRANTS_PER_KEY {
                     return Err(Error::kms(

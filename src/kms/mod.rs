@@ -610,6 +610,22 @@ impl Kms {
                 let _lock = store.lock()?;
                 let record = self.alias_target(&store, target)?;
                 let mut aliases = store.aliases()?;
+                if let Some(old) = aliases
+                    .0
+                    .get(name)
+                    .and_then(|e| store.load_key(&e.target_key_id).ok().flatten())
+                {
+                    let (a, b) = (&old.key_metadata, &record.key_metadata);
+                    if key_class(a.key_spec) != key_class(b.key_spec) || a.key_usage != b.key_usage {
+                        return Err(Error::kms(
+                            KmsCode::ValidationException,
+                            format!(
+                                "alias {name} points at a {} key for {}; its new target must be of the same type and usage, not a {} key for {}",
+                                key_class(a.key_spec), a.key_usage, key_class(b.key_spec), b.key_usage
+                            ),
+                        ));
+                    }
+                }
                 let Some(entry) = aliases.0.get_mut(name) else {
                     return Err(Error::kms(
                         KmsCode::NotFoundException,
@@ -830,6 +846,15 @@ pub(crate) fn check_usable(record: &KeyRecord) -> Result<()> {
             ),
         )),
         s => Err(invalid_state(&m.arn, s)),
+    }
+}
+
+/// The type UpdateAlias compares: symmetric, asymmetric or HMAC.
+fn key_class(spec: KeySpec) -> &'static str {
+    match (specs::asym_kind(spec), specs::hmac_hash(spec)) {
+        (Some(_), _) => "asymmetric",
+        (_, Some(_)) => "HMAC",
+        _ => "symmetric",
     }
 }
 

@@ -8,7 +8,9 @@
 //! StringNotEquals, StringEqualsIgnoreCase, StringLike, StringNotLike, Null and Bool, with the
 //! `ForAnyValue:` / `ForAllValues:` set operators and the `IfExists` suffix; keys
 //! `kms:EncryptionContext:<key>`, `kms:EncryptionContextKeys`, `kms:CallerAccount`,
-//! `kms:ViaService`, `kms:KeySpec`, `kms:KeyOrigin`, `kms:KeyUsage`, `aws:PrincipalArn` and
+//! `kms:ViaService`, `kms:KeySpec`, `kms:KeyOrigin`, `kms:KeyUsage`, the algorithm keys
+//! (`kms:EncryptionAlgorithm`, `kms:SigningAlgorithm`, `kms:MacAlgorithm`, `kms:MessageType`,
+//! `kms:KeyAgreementAlgorithm`), `aws:PrincipalArn` and
 //! `aws:ViaAWSService` (a Bool: true for the calls a cofre service makes).
 
 use crate::audit::Principal;
