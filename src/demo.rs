@@ -239,6 +239,7 @@ fn steps(size: u64, root: &Path, out: &mut dyn Write) -> Result<()> {
         std::fs::remove_file(f).map_err(|e| Error::io("removing", f, e))?;
     }
     ebs_steps(&kms, &kms_west, &image, size, cp, root, out)?;
+    public_key_steps(&kms, &image, root, out)?;
     w(out, "done; the throwaway home and files are removed".into());
     Ok(())
 }
@@ -335,6 +336,90 @@ fn ebs_steps(
                 r.blocks_checked
             ),
         );
+    }
+    Ok(())
+}
+
+/// Asymmetric keys: a file encrypted offline to a public key and opened by the keyring, and the
+/// image signed by the keyring and checked offline with the public key alone.
+fn public_key_steps(kms: &Kms, image: &Path, root: &Path, out: &mut dyn Write) -> Result<()> {
+    use crate::keyring::{KeySpec, KeyUsage};
+    use crate::kms::MessageType;
+    let w = |out: &mut dyn Write, s: String| {
+        let _ = writeln!(out, "{s}");
+    };
+    let ec = kms.create_key(&CreateKeyRequest {
+        description: "demo offline recipients".into(),
+        key_spec: Some(KeySpec::EccNistP384),
+        key_usage: Some(KeyUsage::KeyAgreement),
+        ..Default::default()
+    })?;
+    let public = kms.get_public_key(&ec.key_id.parse()?)?.public_key;
+    let sealed = root.join("disk.img.offline.cofre");
+    // No keyring: only the public key.
+    files::encrypt_to(
+        None,
+        &[],
+        std::slice::from_ref(&public),
+        &EncryptionContext::new(),
+        DEFAULT_CHUNK_LOG2,
+        &Input::Path(image.to_path_buf()),
+        &Output::Path {
+            path: sealed.clone(),
+            force: false,
+        },
+        Options::default(),
+    )?;
+    let plain = root.join("disk.offline.out");
+    files::decrypt(
+        kms,
+        &EncryptionContext::new(),
+        &Input::Path(sealed.clone()),
+        &Output::Path {
+            path: plain.clone(),
+            force: false,
+        },
+        Options::default(),
+    )?;
+    let same = hash_file(image)? == hash_file(&plain)?;
+    w(out, format!(
+        "14. encrypted the image with only the public key of ECC_NIST_P384 key {} (ECDH, no keyring), decrypted it with the keyring; identical: {}",
+        ec.key_id,
+        if same { "yes" } else { "NO" }
+    ));
+    if !same {
+        return Err(Error::Mismatch(
+            "the demo's offline-encrypted image differs from the original".into(),
+        ));
+    }
+    let signer = kms.create_key(&CreateKeyRequest {
+        description: "demo image signing".into(),
+        key_spec: Some(KeySpec::EccNistP256),
+        key_usage: Some(KeyUsage::SignVerify),
+        ..Default::default()
+    })?;
+    let key = signer.key_id.parse()?;
+    let input = Input::Path(image.to_path_buf());
+    let signature = crate::sign::sign_file(kms, &key, None, &input)?;
+    let public = kms.get_public_key(&key)?.public_key;
+    crate::sign::verify_file_offline(&public, None, &input, &signature)?;
+    let mut forged = signature.clone();
+    let last = forged.len() - 1;
+    forged[last] ^= 1;
+    let refused = crate::sign::verify_file_offline(&public, None, &input, &forged).is_err()
+        && kms
+            .verify(&key, b"not the image", MessageType::Raw, crate::kms::SigningAlgorithm::EcdsaSha256, &signature)
+            .is_err();
+    w(out, format!(
+        "15. signed the image with ECC_NIST_P256 key {} (ECDSA over its SHA-256), verified offline with the public key; a forged signature is refused: {}",
+        signer.key_id,
+        if refused { "yes" } else { "NO" }
+    ));
+    if !refused {
+        return Err(Error::Mismatch("the demo accepted a forged signature".into()));
+    }
+    for f in [&sealed, &plain] {
+        std::fs::remove_file(f).map_err(|e| Error::io("removing", f, e))?;
     }
     Ok(())
 }
