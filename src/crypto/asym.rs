@@ -65,6 +65,18 @@ pub enum SigScheme {
 }
 
 impl SigScheme {
+    /// Whether a key of `kind` signs with this scheme, as KMS pairs them: RSA with PSS or
+    /// PKCS#1 over SHA-256/384/512; each curve with ECDSA over its own hash.
+    pub fn fits(self, kind: AsymKind) -> bool {
+        match (kind, self) {
+            (AsymKind::Rsa(_), SigScheme::RsaPss(h) | SigScheme::RsaPkcs1(h)) => h != Hash::Sha224,
+            (AsymKind::Ec(Curve::P256 | Curve::Secp256k1), SigScheme::Ecdsa(h)) => h == Hash::Sha256,
+            (AsymKind::Ec(Curve::P384), SigScheme::Ecdsa(h)) => h == Hash::Sha384,
+            (AsymKind::Ec(Curve::P521), SigScheme::Ecdsa(h)) => h == Hash::Sha512,
+            _ => false,
+        }
+    }
+
     /// The hash the message is digested with.
     pub fn hash(self) -> Hash {
         match self {
@@ -279,6 +291,8 @@ macro_rules! rc_curve {
                 let pk = PublicKey::from_public_key_der(spki).map_err(|_| AuthError)?;
                 let vk: VerifyingKey = $verifying(&pk).ok_or(AuthError)?;
                 let s = Signature::from_der(sig).map_err(|_| AuthError)?;
+                // k256 refuses high s (a Bitcoin rule); ECDSA accepts both.
+                let s = s.normalize_s().unwrap_or(s);
                 vk.verify_prehash(digest, &s).map_err(|_| AuthError)
             }
 
@@ -382,6 +396,13 @@ impl Backend {
     /// A new private key of `kind`, as PKCS#8 DER.
     pub fn generate_private_key(self, kind: AsymKind) -> Result<Zeroizing<Vec<u8>>> {
         let failed = || Error::Damaged("key generation (the crypto library failed)".into());
+        if let AsymKind::Rsa(bits) = kind {
+            if ![2048, 3072, 4096].contains(&bits) {
+                return Err(Error::usage(format!(
+                    "RSA keys are 2048, 3072 or 4096 bits, not {bits}"
+                )));
+            }
+        }
         match (self, kind) {
             #[cfg(feature = "aws-lc")]
             (Backend::AwsLc, AsymKind::Rsa(bits)) => {
@@ -514,6 +535,11 @@ impl Backend {
         pkcs8: &[u8],
         digest: &[u8],
     ) -> Result<Vec<u8>> {
+        if !scheme.fits(kind) {
+            return Err(Error::usage(format!(
+                "a {kind:?} key does not sign with {scheme:?}"
+            )));
+        }
         if digest.len() != scheme.hash().len() {
             return Err(Error::usage(format!(
                 "a digest of {} bytes does not fit this algorithm, whose digest is {} bytes",
@@ -593,7 +619,11 @@ impl Backend {
         digest: &[u8],
         signature: &[u8],
     ) -> Result<(), AuthError> {
-        if digest.len() != scheme.hash().len() {
+        // The key must be what the caller says it is, and take the scheme.
+        if !scheme.fits(kind)
+            || digest.len() != scheme.hash().len()
+            || spki_kind(self, spki).ok() != Some(kind)
+        {
             return Err(AuthError);
         }
         match (self, kind) {
@@ -712,6 +742,9 @@ impl Backend {
     /// that curve.
     pub fn ecdh(self, curve: Curve, pkcs8: &[u8], peer_spki: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         let bad_peer = || bad_public(curve_name(curve));
+        if spki_kind(self, peer_spki).ok() != Some(AsymKind::Ec(curve)) {
+            return Err(bad_peer());
+        }
         match self {
             #[cfg(feature = "aws-lc")]
             Backend::AwsLc => {
