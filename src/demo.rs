@@ -400,7 +400,7 @@ fn public_key_steps(kms: &Kms, image: &Path, root: &Path, out: &mut dyn Write) -
     })?;
     let key = signer.key_id.parse()?;
     let input = Input::Path(image.to_path_buf());
-    let signature = crate::sign::sign_file(kms, &key, None, &input)?;
+    let signature = crate::sign::sign_file(kms, &key, None, &input)?.signature;
     let public = kms.get_public_key(&key)?.public_key;
     crate::sign::verify_file_offline(&public, None, &input, &signature)?;
     let mut forged = signature.clone();
@@ -408,7 +408,13 @@ fn public_key_steps(kms: &Kms, image: &Path, root: &Path, out: &mut dyn Write) -
     forged[last] ^= 1;
     let refused = crate::sign::verify_file_offline(&public, None, &input, &forged).is_err()
         && kms
-            .verify(&key, b"not the image", MessageType::Raw, crate::kms::SigningAlgorithm::EcdsaSha256, &signature)
+            .verify(
+                &key,
+                b"not the image",
+                MessageType::Raw,
+                crate::kms::SigningAlgorithm::EcdsaSha256,
+                &signature,
+            )
             .is_err();
     w(out, format!(
         "15. signed the image with ECC_NIST_P256 key {} (ECDSA over its SHA-256), verified offline with the public key; a forged signature is refused: {}",
@@ -416,7 +422,9 @@ fn public_key_steps(kms: &Kms, image: &Path, root: &Path, out: &mut dyn Write) -
         if refused { "yes" } else { "NO" }
     ));
     if !refused {
-        return Err(Error::Mismatch("the demo accepted a forged signature".into()));
+        return Err(Error::Mismatch(
+            "the demo accepted a forged signature".into(),
+        ));
     }
     for f in [&sealed, &plain] {
         std::fs::remove_file(f).map_err(|e| Error::io("removing", f, e))?;

@@ -121,32 +121,35 @@ pub fn sign_file(
     key: &KeyRef,
     algorithm: Option<SigningAlgorithm>,
     input: &Input,
-) -> Result<Vec<u8>> {
+) -> Result<crate::kms::Signed> {
     let alg = keyring_algorithm(kms, key, algorithm)?;
     let digest = digest_input(Backend::default(), alg.scheme().hash(), input)?;
     kms.sign(key, &digest, MessageType::Digest, alg)
 }
 
-/// `cofre verify KEY FILE SIG`: Ok if `signature` is KEY's signature of the file.
+/// `cofre verify KEY FILE SIG`: if `signature` is KEY's signature of the file, the key's ARN
+/// and the algorithm checked.
 pub fn verify_file(
     kms: &Kms,
     key: &KeyRef,
     algorithm: Option<SigningAlgorithm>,
     input: &Input,
     signature: &[u8],
-) -> Result<()> {
+) -> Result<(String, SigningAlgorithm)> {
     let alg = keyring_algorithm(kms, key, algorithm)?;
     let digest = digest_input(Backend::default(), alg.scheme().hash(), input)?;
-    kms.verify(key, &digest, MessageType::Digest, alg, signature)
+    let arn = kms.verify(key, &digest, MessageType::Digest, alg, signature)?;
+    Ok((arn, alg))
 }
 
-/// `cofre verify --pubkey PEM FILE SIG`: the same check with only the public key, no keyring.
+/// `cofre verify --pubkey PEM FILE SIG`: the same check with only the public key, no keyring;
+/// returns the algorithm checked.
 pub fn verify_file_offline(
     spki: &[u8],
     algorithm: Option<SigningAlgorithm>,
     input: &Input,
     signature: &[u8],
-) -> Result<()> {
+) -> Result<SigningAlgorithm> {
     let backend = Backend::default();
     let kind = spki_kind(backend, spki)?;
     let alg = algorithm_for(kind, algorithm)?;
@@ -162,5 +165,6 @@ pub fn verify_file_offline(
                     specs::value_name(&alg)
                 ),
             )
-        })
+        })?;
+    Ok(alg)
 }

@@ -232,15 +232,15 @@ pub(super) fn run(kms: &Kms, cmd: KmsCommand, json: bool) -> Result<()> {
             algorithm,
             out,
         } => {
-            let sig = kms.sign(
+            let s = kms.sign(
                 &key_ref(&key)?,
                 &read_input(&message_file)?,
                 message_type,
                 algorithm,
             )?;
-            let b = emit(&out, &sig, json, 0o644)?;
+            let b = emit(&out, &s.signature, json, 0o644)?;
             print_with(
-                json!({"KeyId": key, "SigningAlgorithm": value_name(&algorithm)}),
+                json!({"KeyId": s.key_id, "SigningAlgorithm": value_name(&algorithm)}),
                 "Signature",
                 b,
                 json,
@@ -253,14 +253,14 @@ pub(super) fn run(kms: &Kms, cmd: KmsCommand, json: bool) -> Result<()> {
             algorithm,
             signature_file,
         } => {
-            kms.verify(
+            let arn = kms.verify(
                 &key_ref(&key)?,
                 &read_input(&message_file)?,
                 message_type,
                 algorithm,
                 &crate::store::read(&signature_file)?,
             )?;
-            signature_valid(json, &key, &value_name(&algorithm));
+            signature_valid(json, &arn, &value_name(&algorithm));
         }
         KmsCommand::GenerateMac {
             key,
@@ -268,10 +268,10 @@ pub(super) fn run(kms: &Kms, cmd: KmsCommand, json: bool) -> Result<()> {
             algorithm,
             out,
         } => {
-            let mac = kms.generate_mac(&key_ref(&key)?, &read_input(&message_file)?, algorithm)?;
-            let b = emit(&out, &mac, json, 0o644)?;
+            let m = kms.generate_mac(&key_ref(&key)?, &read_input(&message_file)?, algorithm)?;
+            let b = emit(&out, &m.mac, json, 0o644)?;
             print_with(
-                json!({"KeyId": key, "MacAlgorithm": value_name(&algorithm)}),
+                json!({"KeyId": m.key_id, "MacAlgorithm": value_name(&algorithm)}),
                 "Mac",
                 b,
                 json,
@@ -283,7 +283,7 @@ pub(super) fn run(kms: &Kms, cmd: KmsCommand, json: bool) -> Result<()> {
             algorithm,
             mac_file,
         } => {
-            kms.verify_mac(
+            let arn = kms.verify_mac(
                 &key_ref(&key)?,
                 &read_input(&message_file)?,
                 algorithm,
@@ -291,7 +291,7 @@ pub(super) fn run(kms: &Kms, cmd: KmsCommand, json: bool) -> Result<()> {
             )?;
             if json {
                 print::print_json(
-                    &json!({"KeyId": key, "MacValid": true, "MacAlgorithm": value_name(&algorithm)}),
+                    &json!({"KeyId": arn, "MacValid": true, "MacAlgorithm": value_name(&algorithm)}),
                 );
             } else {
                 println!("MAC valid");
@@ -327,19 +327,25 @@ pub(super) fn verify_signature(
             Input::Path(p.clone())
         }
     };
-    let alg_name =
-        |a: Option<crate::kms::SigningAlgorithm>| a.map(|a| value_name(&a)).unwrap_or_default();
     match (pubkey, args.as_slice()) {
         (Some(pk), [file, sig]) => {
             let spki = crate::sign::read_public_key(&pk)?;
-            crate::sign::verify_file_offline(&spki, algorithm, &input(file), &crate::store::read(sig)?)?;
-            signature_valid(json, &pk.display().to_string(), &alg_name(algorithm));
+            let alg = crate::sign::verify_file_offline(&spki, algorithm, &input(file), &crate::store::read(sig)?)?;
+            if json {
+                print::print_json(&json!({
+                    "PublicKeySha256": hex::encode(crate::sign::fingerprint(&spki)),
+                    "SignatureValid": true,
+                    "SigningAlgorithm": value_name(&alg),
+                }));
+            } else {
+                println!("signature valid");
+            }
         }
         (None, [key, file, sig]) => {
             let kms = open_kms(home, region)?;
             let key = key.to_str().ok_or_else(|| Error::usage("the key must be UTF-8"))?;
-            crate::sign::verify_file(&kms, &key_ref(key)?, algorithm, &input(file), &crate::store::read(sig)?)?;
-            signature_valid(json, key, &alg_name(algorithm));
+            let (arn, alg) = crate::sign::verify_file(&kms, &key_ref(key)?, algorithm, &input(file), &crate::store::read(sig)?)?;
+            signature_valid(json, &arn, &value_name(&alg));
         }
         _ => {
             return Err(Error::usage(

@@ -722,11 +722,15 @@ fn dispatch(cli: Cli) -> Result<()> {
             force,
         } => {
             let kms = open_kms(cli.home, cli.region)?;
-            let sig =
+            let s =
                 crate::sign::sign_file(&kms, &key_ref(&key)?, algorithm, &input_of(Some(file)))?;
-            kms_cmd::write_new(&out, &sig, force, 0o644)?;
+            kms_cmd::write_new(&out, &s.signature, force, 0o644)?;
             if json {
-                print::setting("SignatureFile", out.display().to_string().into(), true);
+                print::print_json(&serde_json::json!({
+                    "KeyId": s.key_id,
+                    "SigningAlgorithm": crate::kms::specs::value_name(&s.signing_algorithm),
+                    "SignatureFile": out.display().to_string(),
+                }));
             }
         }
         Command::Kms(cmd) => {

@@ -70,7 +70,9 @@ impl SigScheme {
     pub fn fits(self, kind: AsymKind) -> bool {
         match (kind, self) {
             (AsymKind::Rsa(_), SigScheme::RsaPss(h) | SigScheme::RsaPkcs1(h)) => h != Hash::Sha224,
-            (AsymKind::Ec(Curve::P256 | Curve::Secp256k1), SigScheme::Ecdsa(h)) => h == Hash::Sha256,
+            (AsymKind::Ec(Curve::P256 | Curve::Secp256k1), SigScheme::Ecdsa(h)) => {
+                h == Hash::Sha256
+            }
             (AsymKind::Ec(Curve::P384), SigScheme::Ecdsa(h)) => h == Hash::Sha384,
             (AsymKind::Ec(Curve::P521), SigScheme::Ecdsa(h)) => h == Hash::Sha512,
             _ => false,

@@ -67,6 +67,24 @@ pub struct DataKeyPair {
     pub key_pair_spec: specs::DataKeyPairSpec,
 }
 
+/// What Sign returns.
+#[derive(Debug, Clone)]
+pub struct Signed {
+    /// PKCS#1 for RSA, DER for ECDSA.
+    pub signature: Vec<u8>,
+    /// ARN of the key that signed.
+    pub key_id: String,
+    pub signing_algorithm: SigningAlgorithm,
+}
+
+/// What GenerateMac returns.
+#[derive(Debug, Clone)]
+pub struct Mac {
+    pub mac: Vec<u8>,
+    pub key_id: String,
+    pub mac_algorithm: MacAlgorithm,
+}
+
 /// What GetPublicKey returns.
 #[derive(Debug, Clone)]
 pub struct PublicKeyInfo {
@@ -133,6 +151,16 @@ impl super::audited::Audited for DataKey {
     }
 }
 impl super::audited::Audited for DataKeyPair {
+    fn key_arn(&self) -> Option<String> {
+        Some(self.key_id.clone())
+    }
+}
+impl super::audited::Audited for Signed {
+    fn key_arn(&self) -> Option<String> {
+        Some(self.key_id.clone())
+    }
+}
+impl super::audited::Audited for Mac {
     fn key_arn(&self) -> Option<String> {
         Some(self.key_id.clone())
     }
@@ -316,10 +344,13 @@ impl Kms {
             return Err(Error::kms(
                 KmsCode::ValidationException,
                 format!(
-                    "the plaintext is {} bytes; {} with {} takes 1 to {max} bytes (encrypt larger data with `cofre encrypt`)",
+                    "the plaintext is {} bytes; {} takes 1 to {max} bytes (encrypt larger data with `cofre encrypt`)",
                     plaintext.len(),
-                    m.key_spec,
-                    specs::value_name(&algorithm)
+                    if symmetric {
+                        "a symmetric key".to_owned()
+                    } else {
+                        format!("{} with {}", m.key_spec, specs::value_name(&algorithm))
+                    }
                 ),
             ));
         }
@@ -734,7 +765,7 @@ impl Kms {
         message: &[u8],
         message_type: MessageType,
         algorithm: SigningAlgorithm,
-    ) -> Result<Vec<u8>> {
+    ) -> Result<Signed> {
         self.audited(
             Call::new("Sign", true)
                 .key(key)
@@ -745,14 +776,21 @@ impl Kms {
                 let (record, kind) = self.signing_key(&store, key, algorithm, "Sign")?;
                 let digest = self.digest_for(message, message_type, algorithm.scheme())?;
                 let pkcs8 = self.material_of(&record)?;
-                self.home
-                    .backend()
-                    .sign_digest(kind, algorithm.scheme(), &pkcs8, &digest)
+                Ok(Signed {
+                    signature: self.home.backend().sign_digest(
+                        kind,
+                        algorithm.scheme(),
+                        &pkcs8,
+                        &digest,
+                    )?,
+                    key_id: record.key_metadata.arn.clone(),
+                    signing_algorithm: algorithm,
+                })
             },
         )
     }
 
-    /// Verify: Ok if `signature` is valid, else KMSInvalidSignatureException.
+    /// Verify: the key's ARN if `signature` is valid, else KMSInvalidSignatureException.
     pub fn verify(
         &self,
         key: &KeyRef,
@@ -760,7 +798,7 @@ impl Kms {
         message_type: MessageType,
         algorithm: SigningAlgorithm,
         signature: &[u8],
-    ) -> Result<()> {
+    ) -> Result<String> {
         self.audited(
             Call::new("Verify", true)
                 .key(key)
@@ -779,7 +817,8 @@ impl Kms {
                         &digest,
                         signature,
                     )
-                    .map_err(|_| invalid_signature(&record.key_metadata.arn))
+                    .map_err(|_| invalid_signature(&record.key_metadata.arn))?;
+                Ok(record.key_metadata.arn)
             },
         )
     }
@@ -813,7 +852,7 @@ impl Kms {
         key: &KeyRef,
         message: &[u8],
         algorithm: MacAlgorithm,
-    ) -> Result<Vec<u8>> {
+    ) -> Result<Mac> {
         self.audited(
             Call::new("GenerateMac", true)
                 .key(key)
@@ -823,19 +862,23 @@ impl Kms {
                 let store = self.store()?;
                 let record = self.mac_key(&store, key, algorithm, "GenerateMac")?;
                 let k = self.material_of(&record)?;
-                Ok(self.home.backend().hmac(algorithm.hash(), &k, message))
+                Ok(Mac {
+                    mac: self.home.backend().hmac(algorithm.hash(), &k, message),
+                    key_id: record.key_metadata.arn.clone(),
+                    mac_algorithm: algorithm,
+                })
             },
         )
     }
 
-    /// VerifyMac: Ok if `mac` is the message's HMAC, else KMSInvalidMacException.
+    /// VerifyMac: the key's ARN if `mac` is the message's HMAC, else KMSInvalidMacException.
     pub fn verify_mac(
         &self,
         key: &KeyRef,
         message: &[u8],
         algorithm: MacAlgorithm,
         mac: &[u8],
-    ) -> Result<()> {
+    ) -> Result<String> {
         self.audited(
             Call::new("VerifyMac", true)
                 .key(key)
@@ -856,7 +899,8 @@ impl Kms {
                                 record.key_metadata.arn
                             ),
                         )
-                    })
+                    })?;
+                Ok(record.key_metadata.arn)
             },
         )
     }
