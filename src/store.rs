@@ -94,6 +94,13 @@ impl OutputFile {
         if !force && fs::symlink_metadata(path).is_ok() {
             return Err(Error::OutputExists(path.to_path_buf()));
         }
+        // Never replace a device, FIFO or socket (say /dev/null) with a file, even with force.
+        if fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+            return Err(Error::usage(format!(
+                "{} is a device or FIFO, which this command does not write to; give a file path",
+                path.display()
+            )));
+        }
         let dir = parent_of(path);
         let tmp = tempfile::Builder::new()
             .prefix(TMP_PREFIX)

@@ -1490,6 +1490,24 @@ fn devices_are_written_in_place_and_stdout_onto_the_input_is_refused() {
     let sealed = fx.seal("p", &data(3 * CHUNK), &["-k", &k]);
     // /dev/null is written, not replaced by a file, and needs no --force.
     fx.ok(&["decrypt", "-o", "/dev/null", &sealed]);
+    // Binary KMS results are written into a device too, with or without --force; a command
+    // that writes only files refuses one rather than replacing it.
+    fx.ok(&["kms", "generate-random", "16", "-o", "/dev/null"]);
+    fx.ok(&["kms", "generate-random", "16", "-o", "/dev/null", "--force"]);
+    let vol = fx.ok(&["volume", "create", "--size", "1MiB"]);
+    let mut c = fx.std_cmd(&[
+        "volume",
+        "read",
+        vol.trim(),
+        "--offset",
+        "0",
+        "--length",
+        "4096",
+        "-o",
+        "/dev/null",
+        "-f",
+    ]);
+    assert_error(&run(&mut c, USAGE), &["/dev/null is a device or FIFO"]);
     use std::os::unix::fs::FileTypeExt;
     assert!(fs::metadata("/dev/null")
         .unwrap()

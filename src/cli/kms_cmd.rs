@@ -14,12 +14,25 @@ use serde_json::{json, Value};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// Writes `bytes` to a new file (or replaces one with `force`), atomically, with `mode`.
+/// Writes `bytes` to a new file (or replaces one with `force`), atomically, with `mode`. A
+/// device or FIFO (`/dev/null`, `/dev/stdout`) is written in place, never replaced by a file; a
+/// block device needs `force` like a file.
 pub(super) fn write_new(path: &Path, bytes: &[u8], force: bool, mode: u32) -> Result<()> {
-    if !force && path.exists() {
-        return Err(Error::OutputExists(path.to_path_buf()));
+    use std::os::unix::fs::FileTypeExt;
+    match std::fs::metadata(path) {
+        Ok(m) if !m.is_file() && !m.is_dir() => {
+            if m.file_type().is_block_device() && !force {
+                return Err(Error::OutputExists(path.to_path_buf()));
+            }
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .and_then(|mut f| f.write_all(bytes))
+                .map_err(|e| Error::io("writing", path, e))
+        }
+        Ok(_) if !force => Err(Error::OutputExists(path.to_path_buf())),
+        _ => crate::store::write_atomic(path, bytes, mode),
     }
-    crate::store::write_atomic(path, bytes, mode)
 }
 
 /// Writes raw bytes to stdout.
