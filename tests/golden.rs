@@ -613,3 +613,155 @@ fn generate_golden_files() {
     }
     let _ = std::fs::remove_file(home_dir.join(".lock"));
 }
+
+// ── Public-key recipients (recipient types 2 and 3) ───────────────────────────────────────
+//
+// testdata/golden/pubkey/: a second fixture home (same test-only domain key and account) with
+// an RSA_2048 encryption key and an ECC_NIST_P256 key-agreement key, their public keys, and a
+// file encrypted to each and one to both plus a symmetric key. Made by
+// `generate_public_key_golden_files`; every later version must keep opening them.
+
+/// The files of the public-key fixture: name, and the recipient types in header order.
+const PUBKEY_GOLDEN: &[(&str, &[u8])] = &[("rsa", &[2]), ("ecdh", &[3]), ("mixed", &[1, 2, 3])];
+
+fn pubkey_dir() -> PathBuf {
+    golden_dir().join("pubkey")
+}
+
+fn pubkey_plaintext() -> Vec<u8> {
+    golden_plaintext("pubkey", 70_000)
+}
+
+fn public_key_der(name: &str) -> Vec<u8> {
+    cofre::sign::read_public_key(&pubkey_dir().join(format!("{name}.pem"))).unwrap()
+}
+
+#[test]
+fn golden_public_key_recipients_decrypt_and_name_their_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(&pubkey_dir().join("home"), &dir.path().join("home"));
+    let kms = Kms::new(
+        Home::open(&dir.path().join("home"), Some(ACCOUNT)).unwrap(),
+        Region::new("us-east-1").unwrap(),
+    );
+    let want = pubkey_plaintext();
+    let fingerprints = [
+        cofre::sign::fingerprint(&public_key_der("rsa")),
+        cofre::sign::fingerprint(&public_key_der("ecdh")),
+    ];
+    for (name, types) in PUBKEY_GOLDEN {
+        let sealed = pubkey_dir().join(format!("{name}.cofre"));
+        let info = files::inspect(&Input::Path(sealed.clone())).unwrap();
+        let kinds: Vec<u8> = info
+            .header
+            .recipients
+            .iter()
+            .map(|r| match r {
+                cofre::envelope::Recipient::Kms(_) => 1,
+                cofre::envelope::Recipient::PublicKey(p) => {
+                    let (kind, fp) = match p.scheme {
+                        cofre::envelope::PublicKeyScheme::RsaOaepSha256 => (2, fingerprints[0]),
+                        cofre::envelope::PublicKeyScheme::Ecdh => (3, fingerprints[1]),
+                    };
+                    assert_eq!(p.fingerprint, fp, "{name}: recipient names another key");
+                    kind
+                }
+                cofre::envelope::Recipient::Unknown { kind, .. } => *kind,
+            })
+            .collect();
+        assert_eq!(&kinds, types, "{name}");
+        for b in Backend::ALL {
+            let out = dir.path().join(format!("{name}-{}.out", b.name()));
+            let got = decrypt(&kms, &EncryptionContext::new(), &sealed, &out, *b).unwrap();
+            assert!(got == want, "{name} with {}: wrong plaintext", b.name());
+        }
+    }
+}
+
+/// Writes testdata/golden/pubkey once, by hand:
+///
+/// ```text
+/// COFRE_GOLDEN_WRITE=1 cargo test --test golden -- --ignored generate_public_key_golden_files
+/// ```
+#[test]
+#[ignore = "writes testdata/golden/pubkey; run by hand, see its doc comment"]
+fn generate_public_key_golden_files() {
+    if std::env::var_os("COFRE_GOLDEN_WRITE").is_none() {
+        panic!("set COFRE_GOLDEN_WRITE=1 to write testdata/golden/pubkey");
+    }
+    let dir = pubkey_dir();
+    assert!(
+        !dir.join("home").exists(),
+        "testdata/golden/pubkey/home exists: golden files are never regenerated"
+    );
+    std::env::set_var("COFRE_NOW", "2026-11-29T00:00:00Z");
+    let home_dir = dir.join("home");
+    std::fs::create_dir_all(home_dir.join("regions")).unwrap();
+    std::fs::write(
+        home_dir.join("cofre.json"),
+        format!("{{\n  \"Version\": 1,\n  \"AccountId\": \"{ACCOUNT}\",\n  \"CreationDate\": \"2026-11-29T00:00:00Z\"\n}}"),
+    )
+    .unwrap();
+    std::fs::write(home_dir.join("domain.key"), TEST_DOMAIN_KEY).unwrap();
+    let kms = Kms::new(
+        Home::open(&home_dir, Some(ACCOUNT)).unwrap(),
+        Region::new("us-east-1").unwrap(),
+    );
+    use cofre::keyring::{KeySpec, KeyUsage};
+    let mut public = Vec::new();
+    for (name, spec, usage) in [
+        ("rsa", KeySpec::Rsa2048, KeyUsage::EncryptDecrypt),
+        ("ecdh", KeySpec::EccNistP256, KeyUsage::KeyAgreement),
+    ] {
+        let m = kms
+            .create_key(&cofre::CreateKeyRequest {
+                description: format!("golden files: the {name} recipient"),
+                alias: Some(format!("alias/golden-{name}")),
+                key_spec: Some(spec),
+                key_usage: Some(usage),
+                ..Default::default()
+            })
+            .unwrap();
+        let der = kms
+            .get_public_key(&m.arn.parse().unwrap())
+            .unwrap()
+            .public_key;
+        std::fs::write(
+            dir.join(format!("{name}.pem")),
+            cofre::sign::public_key_pem(&der),
+        )
+        .unwrap();
+        public.push(der);
+    }
+    let sym = kms
+        .create_key(&cofre::CreateKeyRequest {
+            description: "golden files: the symmetric key of mixed".into(),
+            alias: Some("alias/golden-sym".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    let plain = dir.join("pubkey.bin");
+    std::fs::write(&plain, pubkey_plaintext()).unwrap();
+    for (name, keys, pubs) in [
+        ("rsa", vec![], &public[..1]),
+        ("ecdh", vec![], &public[1..]),
+        ("mixed", vec![sym.arn.parse().unwrap()], &public[..]),
+    ] {
+        files::encrypt_to(
+            Some(&kms),
+            &keys,
+            pubs,
+            &EncryptionContext::new(),
+            15,
+            &Input::Path(plain.clone()),
+            &to(&dir.join(format!("{name}.cofre"))),
+            Options::default(),
+        )
+        .unwrap();
+    }
+    std::fs::remove_file(&plain).unwrap();
+    // The trail of the generation requests and the lock files are not part of the fixture.
+    let _ = std::fs::remove_dir_all(home_dir.join("regions/us-east-1/audit"));
+    let _ = std::fs::remove_file(home_dir.join("regions/us-east-1/.lock"));
+    let _ = std::fs::remove_file(home_dir.join(".lock"));
+}
