@@ -13,6 +13,12 @@
 //! - `block/seal|open|seal_and_put/<backend>`: one 512 KiB EBS block sealed or opened by
 //!   `LineageCipher`, and sealed then written to a `BlockStore` on /dev/shm.
 //!
+//! - `asym/<op>/<backend>`: one operation of the asymmetric and HMAC keys, as KMS runs it:
+//!   ECDSA sign and verify of a SHA-256 digest on P-256, RSA-2048 PSS sign and verify, RSA-2048
+//!   OAEP-SHA-256 encrypt (what `encrypt --recipient-pubkey` does per RSA recipient) and decrypt
+//!   (what `decrypt` does), ECDH on P-384 with a fresh ephemeral key (per ECDH recipient), and
+//!   HMAC-SHA-256 of 4 KiB.
+//!
 //! Run both backends with `cargo bench --bench seal --features rustcrypto`; the default build
 //! has aws-lc only. Measurement times are short so the whole run takes a few minutes.
 
@@ -302,5 +308,88 @@ fn block_store(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, chunks, whole_buffer, header, rewrap, block_store);
+/// One operation of each asymmetric key type, per backend.
+fn asym(c: &mut Criterion) {
+    use cofre::crypto::{AsymKind, Curve, Hash, OaepHash, SigScheme};
+    let mut group = c.benchmark_group("asym");
+    configure(&mut group);
+    let digest = [7u8; 32];
+    let message = pattern(4096);
+    for &backend in Backend::ALL {
+        let name = backend.name();
+        for (op, kind, scheme) in [
+            (
+                "ecdsa_p256",
+                AsymKind::Ec(Curve::P256),
+                SigScheme::Ecdsa(Hash::Sha256),
+            ),
+            (
+                "rsa2048_pss",
+                AsymKind::Rsa(2048),
+                SigScheme::RsaPss(Hash::Sha256),
+            ),
+        ] {
+            let private = backend.generate_private_key(kind).expect("a key");
+            let public = backend
+                .public_key_of(kind, &private)
+                .expect("its public key");
+            let sig = backend
+                .sign_digest(kind, scheme, &private, &digest)
+                .expect("a signature");
+            group.bench_function(BenchmarkId::new(format!("{op}_sign"), name), |b| {
+                b.iter(|| backend.sign_digest(kind, scheme, &private, black_box(&digest)))
+            });
+            group.bench_function(BenchmarkId::new(format!("{op}_verify"), name), |b| {
+                b.iter(|| backend.verify_digest(kind, scheme, &public, black_box(&digest), &sig))
+            });
+        }
+        let rsa = backend
+            .generate_private_key(AsymKind::Rsa(2048))
+            .expect("a key");
+        let rsa_public = backend
+            .public_key_of(AsymKind::Rsa(2048), &rsa)
+            .expect("its public key");
+        let wrapped = backend
+            .rsa_oaep_encrypt(&rsa_public, OaepHash::Sha256, &digest)
+            .expect("a ciphertext");
+        group.bench_function(BenchmarkId::new("rsa2048_oaep_encrypt", name), |b| {
+            b.iter(|| backend.rsa_oaep_encrypt(&rsa_public, OaepHash::Sha256, black_box(&digest)))
+        });
+        group.bench_function(BenchmarkId::new("rsa2048_oaep_decrypt", name), |b| {
+            b.iter(|| {
+                backend
+                    .rsa_from_pkcs8(&rsa)
+                    .expect("parses")
+                    .decrypt_oaep(OaepHash::Sha256, black_box(&wrapped))
+            })
+        });
+        let kind = AsymKind::Ec(Curve::P384);
+        let recipient = backend.generate_private_key(kind).expect("a key");
+        let recipient_public = backend
+            .public_key_of(kind, &recipient)
+            .expect("its public key");
+        group.bench_function(BenchmarkId::new("ecdh_p384_ephemeral", name), |b| {
+            b.iter(|| {
+                let eph = backend.generate_private_key(kind).expect("a key");
+                let _ = backend.public_key_of(kind, &eph).expect("its public key");
+                backend.ecdh(Curve::P384, &eph, black_box(&recipient_public))
+            })
+        });
+        let key = [9u8; 32];
+        group.bench_function(BenchmarkId::new("hmac_sha256_4KiB", name), |b| {
+            b.iter(|| backend.hmac(Hash::Sha256, &key, black_box(&message)))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    chunks,
+    whole_buffer,
+    header,
+    rewrap,
+    block_store,
+    asym
+);
 criterion_main!(benches);

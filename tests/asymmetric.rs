@@ -2867,3 +2867,98 @@ fn cofre_verify_json_names_the_key_by_arn_and_the_algorithm_it_chose() {
         );
     }
 }
+
+/// A multi-Region asymmetric key: its replica holds the same key pair, so a file encrypted
+/// offline to the public key opens in the replica's region, and a signature made there verifies
+/// with the primary. Neither rotates.
+#[test]
+fn multi_region_asymmetric_keys_share_their_key_pair() {
+    let fx = Fx::new();
+    let agree = fx.text(&[
+        "key",
+        "create",
+        "--spec",
+        "ECC_NIST_P384",
+        "--usage",
+        "KEY_AGREEMENT",
+        "--multi-region",
+    ]);
+    let sign = fx.text(&[
+        "key",
+        "create",
+        "--spec",
+        "RSA_2048",
+        "--usage",
+        "SIGN_VERIFY",
+        "--multi-region",
+    ]);
+    for k in [&agree, &sign] {
+        assert!(k.starts_with("mrk-"), "{k}");
+        fx.ok(&["key", "replicate", k, "--to", "eu-west-1"]);
+        let east = fx.ok(&["key", "public-key", k, "--format", "der"]);
+        let west = fx.ok(&[
+            "--region",
+            "eu-west-1",
+            "key",
+            "public-key",
+            k,
+            "--format",
+            "der",
+        ]);
+        assert_eq!(east, west, "{k}: the replica has another public key");
+        fx.fail(&["key", "rotate", k], 3, &["UnsupportedOperationException"]);
+    }
+    fx.public_key(&agree, "agree.pem");
+    fx.write("plain", &vec![5u8; 100_000]);
+    ok(fx.offline(&[
+        "encrypt",
+        "--recipient-pubkey",
+        "agree.pem",
+        "-o",
+        "sealed",
+        "plain",
+    ]));
+    fx.assert_offline();
+    fx.ok(&["--region", "eu-west-1", "decrypt", "-o", "back", "sealed"]);
+    assert_eq!(fx.read("back"), fx.read("plain"));
+    // Another region without a replica does not have the private key.
+    fx.fail(
+        &[
+            "--region",
+            "ap-southeast-2",
+            "decrypt",
+            "-o",
+            "nope",
+            "sealed",
+        ],
+        3,
+        &["NotFoundException", "sha256:"],
+    );
+    fx.assert_gone("nope");
+
+    fx.write("msg", b"signed in eu-west-1");
+    fx.ok(&[
+        "--region",
+        "eu-west-1",
+        "kms",
+        "sign",
+        &sign,
+        "--message-file",
+        "msg",
+        "--algorithm",
+        "RSASSA_PSS_SHA_384",
+        "-o",
+        "sig",
+    ]);
+    fx.ok(&[
+        "kms",
+        "verify",
+        &sign,
+        "--message-file",
+        "msg",
+        "--algorithm",
+        "RSASSA_PSS_SHA_384",
+        "--signature-file",
+        "sig",
+    ]);
+}

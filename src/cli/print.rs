@@ -90,9 +90,11 @@ pub fn key_list(keys: &[KeyListing], json: bool) {
     for k in keys {
         let m = &k.metadata;
         println!(
-            "{}  {:<9} {:<24} {}",
+            "{}  {:<9} {:<17} {:<19} {:<24} {}",
             m.key_id,
             format!("{:?}", m.key_state),
+            m.key_spec,
+            m.key_usage,
             k.aliases.join(","),
             m.description
         );
@@ -267,7 +269,7 @@ pub fn public_key(info: &crate::kms::PublicKeyInfo, json: bool) {
         }
         print_json(&v);
     } else {
-        eprintln!(
+        println!(
             "public key of {} ({} {}), sha256:{}",
             info.key_id,
             info.key_spec,

@@ -422,7 +422,15 @@ impl Kms {
         }
         if algorithm == EncryptionAlgorithm::SymmetricDefault {
             let blob = parse_blob(ciphertext)?;
-            let record = self.key_named_in_ciphertext(store, blob.arn)?;
+            let record = self
+                .key_named_in_ciphertext(store, blob.arn)
+                .map_err(|e| match e {
+                    Error::HeaderCorrupt(_) => Error::kms(
+                        KmsCode::InvalidCiphertextException,
+                        "the ciphertext blob names no valid key ARN: it was damaged or altered",
+                    ),
+                    e => e,
+                })?;
             if let Some(k) = key {
                 let named = self.resolve(store, k, true)?;
                 if named.key_metadata.key_id != record.key_metadata.key_id {

@@ -138,7 +138,8 @@ impl Kms {
         Ok(store)
     }
 
-    /// CreateKey: a symmetric customer managed key with one material version.
+    /// CreateKey: a customer managed key of any spec cofre offers (symmetric by default), with
+    /// one material version.
     pub fn create_key(&self, req: &CreateKeyRequest) -> Result<KeyMetadata> {
         self.audited(Call::new("CreateKey", false).param("description", &req.description).param("aliasName", &req.alias).param("multiRegion", req.multi_region).param("origin", req.origin).param("keySpec", req.key_spec.unwrap_or(KeySpec::SymmetricDefault)).param("keyUsage", req.key_usage.unwrap_or(KeyUsage::EncryptDecrypt)), || {
         if req.description.len() > MAX_DESCRIPTION {
