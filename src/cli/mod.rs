@@ -711,7 +711,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             args,
             pubkey,
             algorithm,
-        } if !args.is_empty() || pubkey.is_some() => {
+        } if !args.is_empty() || pubkey.is_some() || algorithm.is_some() => {
             kms_cmd::verify_signature(cli.home, cli.region, args, pubkey, algorithm, json)?
         }
         Command::Sign {
