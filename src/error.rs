@@ -132,6 +132,8 @@ pub enum Error {
     /// A keyring file is damaged; the message names it.
     #[error("{0} is damaged; restore the home folder from a backup")]
     Damaged(String),
+    #[error("{0}; this is a bug or a broken crypto library: please report it")]
+    Crypto(String),
     /// An I/O operation failed; `what` names it and the path.
     #[error("{what}: {source}")]
     Io {
@@ -181,7 +183,7 @@ impl Error {
             | Error::Truncated(_)
             | Error::Mismatch(_)
             | Error::StoreCorrupt(_) => ExitCode::Integrity,
-            Error::Io { .. } | Error::Damaged(_) => ExitCode::Failure,
+            Error::Io { .. } | Error::Damaged(_) | Error::Crypto(_) => ExitCode::Failure,
         }
     }
 

@@ -412,7 +412,15 @@ fn unwrap_public_key_recipient(
             .plaintext
         }
         PublicKeyScheme::Ecdh => {
-            let shared = kms.derive_shared_secret(&key, &r.ephemeral)?;
+            let shared = kms
+                .derive_shared_secret(&key, &r.ephemeral)
+                .map_err(|e| match e {
+                    Error::Usage(_) => Error::HeaderCorrupt(format!(
+                        "the ephemeral public key of the recipient for {} is not a valid point of its curve",
+                        record.key_metadata.arn
+                    )),
+                    e => e,
+                })?;
             let kek = ecdh_kek(
                 Backend::default(),
                 &shared,
@@ -426,8 +434,10 @@ fn unwrap_public_key_recipient(
             k
         }
     };
-    let bytes: [u8; 32] = raw.as_slice().try_into().map_err(|_| bad())?;
-    Ok(Some(SecretKey::from_bytes(bytes)))
+    let mut bytes: [u8; 32] = raw.as_slice().try_into().map_err(|_| bad())?;
+    let key = SecretKey::from_bytes(bytes);
+    zeroize::Zeroize::zeroize(&mut bytes);
+    Ok(Some(key))
 }
 
 /// `cofre encrypt`: a fresh data key, wrapped under every key in `keys`, seals `input`.
@@ -688,8 +698,15 @@ pub fn rewrap(
     let (old, raw) = Header::read_from(&mut file)?;
     let backend = Backend::default();
     let (data_key, hkeys) = open_header(from, &old, &raw, backend)?;
+    // Public-key recipients stay: they depend on no keyring key, and the message id they are
+    // bound to does not change.
     let mut header = Header {
-        recipients: Vec::new(),
+        recipients: old
+            .recipients
+            .iter()
+            .filter(|r| matches!(r, Recipient::PublicKey(_)))
+            .cloned()
+            .collect(),
         ..old.clone()
     };
     wrap_for(to, keys, &data_key, &mut header)?;

@@ -55,31 +55,30 @@ pub fn fingerprint(spki: &[u8]) -> [u8; 32] {
 /// through a buffer); anything else is read as a stream.
 pub fn digest_input(backend: Backend, hash: Hash, input: &Input) -> Result<Vec<u8>> {
     let mut h = backend.hasher(hash);
-    if let Input::Path(p) = input {
-        let file = std::fs::File::open(p).map_err(|e| Error::io("opening", p, e))?;
-        let meta = file.metadata().map_err(|e| Error::io("reading", p, e))?;
-        if meta.is_file() {
-            if meta.len() > 0 {
-                // SAFETY: read-only map, dropped before returning; if another process truncates
-                // the file meanwhile, reading past its new end faults rather than returning
-                // wrong bytes, and the signature then fails as it should.
-                let map =
-                    unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io("mapping", p, e))?;
-                let _ = map.advise(memmap2::Advice::Sequential);
-                // Hashed in 1 MiB steps so the kernel's read-ahead keeps up.
-                for part in map.chunks(1 << 20) {
-                    h.update(part);
-                }
-            }
-            return Ok(h.finish());
-        }
-    }
-    let (mut reader, name): (Box<dyn Read>, _) = match input {
+    let (mut reader, name): (Box<dyn Read>, &Path) = match input {
         Input::Stdin => (Box::new(std::io::stdin().lock()), Path::new("stdin")),
-        Input::Path(p) => (
-            Box::new(std::fs::File::open(p).map_err(|e| Error::io("opening", p, e))?),
-            p.as_path(),
-        ),
+        Input::Path(p) => {
+            // Opened once: a FIFO cannot be opened twice.
+            let file = std::fs::File::open(p).map_err(|e| Error::io("opening", p, e))?;
+            let meta = file.metadata().map_err(|e| Error::io("reading", p, e))?;
+            if meta.is_file() {
+                if meta.len() > 0 {
+                    // SAFETY: a read-only map, dropped before returning. If another process
+                    // truncates the file meanwhile, reading past its new end raises SIGBUS and
+                    // cofre dies without a signature; if it rewrites the file in place, the
+                    // digest mixes old and new bytes and the signature matches neither: sign
+                    // files nobody is writing.
+                    let map = unsafe { memmap2::Mmap::map(&file) }
+                        .map_err(|e| Error::io("mapping", p, e))?;
+                    let _ = map.advise(memmap2::Advice::Sequential);
+                    for part in map.chunks(1 << 20) {
+                        h.update(part);
+                    }
+                }
+                return Ok(h.finish());
+            }
+            (Box::new(file), p.as_path())
+        }
     };
     let mut buf = vec![0u8; 1 << 20];
     loop {
@@ -112,27 +111,16 @@ fn algorithm_for(kind: AsymKind, asked: Option<SigningAlgorithm>) -> Result<Sign
     Ok(alg)
 }
 
-/// The signing algorithm for `key` in the keyring (DescribeKey tells its type when none is
-/// asked for).
-fn keyring_algorithm(
-    kms: &Kms,
-    key: &KeyRef,
-    asked: Option<SigningAlgorithm>,
-) -> Result<SigningAlgorithm> {
-    if let Some(a) = asked {
-        return Ok(a);
-    }
-    let m = kms.describe_key(key)?;
-    let kind = specs::asym_kind(m.key_spec).ok_or_else(|| {
-        Error::kms(
-            KmsCode::InvalidKeyUsageException,
-            format!(
-                "{} is a {} key; signing needs an RSA or ECC key with usage SIGN_VERIFY",
-                m.arn, m.key_spec
-            ),
+/// The signing algorithm for `key` in the keyring: the one asked for, else the default for
+/// the key's type, read from its record without a request (the Sign or Verify that follows is
+/// the request, checked and recorded; if the key cannot be read here, that request says why).
+fn keyring_algorithm(kms: &Kms, key: &KeyRef, asked: Option<SigningAlgorithm>) -> SigningAlgorithm {
+    asked.unwrap_or_else(|| {
+        kms.peek_key_spec(key).and_then(specs::asym_kind).map_or(
+            SigningAlgorithm::RsassaPssSha256,
+            SigningAlgorithm::default_for,
         )
-    })?;
-    algorithm_for(kind, None)
+    })
 }
 
 /// `cofre sign`: the signature of a whole file by a SIGN_VERIFY key.
@@ -142,7 +130,7 @@ pub fn sign_file(
     algorithm: Option<SigningAlgorithm>,
     input: &Input,
 ) -> Result<crate::kms::Signed> {
-    let alg = keyring_algorithm(kms, key, algorithm)?;
+    let alg = keyring_algorithm(kms, key, algorithm);
     let digest = digest_input(Backend::default(), alg.scheme().hash(), input)?;
     kms.sign(key, &digest, MessageType::Digest, alg)
 }
@@ -156,10 +144,10 @@ pub fn verify_file(
     input: &Input,
     signature: &[u8],
 ) -> Result<(String, SigningAlgorithm)> {
-    let alg = keyring_algorithm(kms, key, algorithm)?;
+    let alg = keyring_algorithm(kms, key, algorithm);
     let digest = digest_input(Backend::default(), alg.scheme().hash(), input)?;
-    let arn = kms.verify(key, &digest, MessageType::Digest, alg, signature)?;
-    Ok((arn, alg))
+    let v = kms.verify(key, &digest, MessageType::Digest, alg, signature)?;
+    Ok((v.key_id, alg))
 }
 
 /// `cofre verify --pubkey PEM FILE SIG`: the same check with only the public key, no keyring;

@@ -2962,3 +2962,128 @@ fn multi_region_asymmetric_keys_share_their_key_pair() {
         "sig",
     ]);
 }
+
+/// `rewrap` keeps public-key recipients: they depend on no keyring key.
+#[test]
+fn rewrap_keeps_public_key_recipients() {
+    let fx = Fx::new();
+    let rsa = fx.key("RSA_2048", "ENCRYPT_DECRYPT");
+    let (a, b) = (fx.symmetric_key(), fx.symmetric_key());
+    fx.public_key(&rsa, "rsa.pem");
+    fx.write("plain", b"kept for the RSA key through a rewrap");
+    fx.ok(&[
+        "encrypt",
+        "-k",
+        &a,
+        "--recipient-pubkey",
+        "rsa.pem",
+        "-o",
+        "sealed",
+        "plain",
+    ]);
+    fx.ok(&["rewrap", "sealed", "-k", &b]);
+    let info = fx.json(&["inspect", "sealed"]);
+    assert_eq!(info["WrappedKeys"].as_array().unwrap().len(), 1, "{info}");
+    assert_eq!(
+        info["PublicKeyRecipients"].as_array().unwrap().len(),
+        1,
+        "{info}"
+    );
+    // Only the RSA key is left usable: the file still opens through it.
+    fx.ok(&["key", "disable", &b]);
+    fx.ok(&["decrypt", "-o", "back", "sealed"]);
+    assert_eq!(fx.read("back"), fx.read("plain"));
+}
+
+/// Outputs are checked before the request: a data key whose ciphertext file exists (no
+/// --force) is never generated, so no plaintext key is left behind and no event recorded.
+#[test]
+fn an_existing_output_stops_the_request_before_any_secret_is_written() {
+    let fx = Fx::new();
+    let key = fx.symmetric_key();
+    fx.write("blob", b"already here");
+    fx.fail(
+        &[
+            "kms",
+            "generate-data-key",
+            &key,
+            "--plaintext-out",
+            "dk",
+            "--ciphertext-out",
+            "blob",
+        ],
+        2,
+        &["blob already exists"],
+    );
+    assert!(!fx.exists("dk"), "a plaintext data key was left behind");
+    assert_eq!(fx.read("blob"), b"already here");
+    fx.write("priv", b"mine");
+    fx.fail(
+        &[
+            "kms",
+            "generate-data-key-pair",
+            &key,
+            "--pair-spec",
+            "ECC_NIST_P256",
+            "--private-key-out",
+            "priv",
+        ],
+        2,
+        &["priv already exists"],
+    );
+    assert_eq!(fx.read("priv"), b"mine");
+    let log = String::from_utf8(fx.ok(&["audit", "log", "--output", "json"])).unwrap();
+    assert!(
+        !log.contains("GenerateDataKey"),
+        "a refused command still made its request: {log}"
+    );
+}
+
+/// A key record whose public key was swapped for another (by someone who can write the home
+/// but has no domain key) is refused: Verify, Encrypt and GetPublicKey derive the public key
+/// from the sealed private key.
+#[test]
+fn a_swapped_public_key_in_a_record_is_refused() {
+    let fx = Fx::new();
+    let signer = fx.key("ECC_NIST_P256", "SIGN_VERIFY");
+    let other = fx.key("ECC_NIST_P256", "SIGN_VERIFY");
+    let record = |id: &str| fx.path(&format!("home/regions/us-east-1/keys/{id}.json"));
+    let mut v: Value = serde_json::from_slice(&std::fs::read(record(&signer)).unwrap()).unwrap();
+    let theirs: Value = serde_json::from_slice(&std::fs::read(record(&other)).unwrap()).unwrap();
+    v["PublicKey"] = theirs["PublicKey"].clone();
+    std::fs::write(record(&signer), serde_json::to_vec(&v).unwrap()).unwrap();
+    fx.write("msg", b"forged");
+    // A signature by the other key must not verify as the signer's.
+    fx.ok(&[
+        "kms",
+        "sign",
+        &other,
+        "--message-file",
+        "msg",
+        "--algorithm",
+        "ECDSA_SHA_256",
+        "-o",
+        "sig",
+    ]);
+    fx.fail(
+        &[
+            "kms",
+            "verify",
+            &signer,
+            "--message-file",
+            "msg",
+            "--algorithm",
+            "ECDSA_SHA_256",
+            "--signature-file",
+            "sig",
+        ],
+        1,
+        &["its public key is not its private key's"],
+    );
+    fx.fail(
+        &["key", "public-key", &signer, "-o", "pub.pem"],
+        1,
+        &["its public key is not its private key's"],
+    );
+    assert!(!fx.exists("pub.pem"));
+}

@@ -773,3 +773,84 @@ fn signing_algorithm_conditions_grants_and_alias_types() {
     );
     h.ok(ROOT, &["alias", "update", "alias/release", &other]);
 }
+
+/// ReEncrypt is checked as ReEncryptFrom on its source key with the source context, and as
+/// ReEncryptTo on its destination with the destination context: a context-based Deny cannot be
+/// bypassed by re-encrypting to another key.
+#[test]
+fn re_encrypt_is_checked_with_each_side_s_context() {
+    let h = Home::new();
+    let source = h.ok(ROOT, &["key", "create"]);
+    let dest = h.ok(ROOT, &["key", "create"]);
+    let policy = json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "all", "Effect": "Allow", "Principal": {"AWS": ROOT}, "Action": "kms:*", "Resource": "*"},
+            {"Sid": "not-tenant-b", "Effect": "Deny", "Principal": {"AWS": BOB},
+             "Action": ["kms:Decrypt", "kms:ReEncryptFrom"], "Resource": "*",
+             "Condition": {"StringEquals": {"kms:EncryptionContext:tenant": "B"}}}
+        ]
+    });
+    let out = h.put_policy(ROOT, &source, &policy, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(h.path("secret"), b"tenant data").unwrap();
+    for tenant in ["A", "B"] {
+        let ctx = format!("tenant={tenant}");
+        let (blob, out) = (format!("blob-{tenant}"), format!("out-{tenant}"));
+        h.ok(
+            ROOT,
+            &[
+                "kms",
+                "encrypt",
+                &source,
+                "--plaintext-file",
+                "secret",
+                "-c",
+                &ctx,
+                "-o",
+                &blob,
+            ],
+        );
+        let args = [
+            "kms",
+            "re-encrypt",
+            "--ciphertext-file",
+            &blob,
+            "--destination-key",
+            &dest,
+            "--source-context",
+            &ctx,
+            "-o",
+            &out,
+        ];
+        if tenant == "A" {
+            h.ok(BOB, &args);
+        } else {
+            h.fails(
+                BOB,
+                &args,
+                3,
+                &["AccessDeniedException", "kms:ReEncryptFrom"],
+            );
+            h.fails(
+                BOB,
+                &[
+                    "kms",
+                    "decrypt",
+                    "--ciphertext-file",
+                    &blob,
+                    "-c",
+                    &ctx,
+                    "-o",
+                    "plain",
+                ],
+                3,
+                &["AccessDeniedException", "kms:Decrypt"],
+            );
+        }
+    }
+}

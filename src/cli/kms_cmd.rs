@@ -1,8 +1,9 @@
 //! `cofre kms …` (the KMS data operations for scripts) and signature checks of files.
 //!
 //! Binary results go to a file, or to stdout as raw bytes; with `--output json` they are
-//! base64 in the JSON, as the AWS CLI prints them. Plaintext data keys and private keys go only
-//! to files (mode 0600): they are never printed.
+//! base64 in the JSON, as the AWS CLI prints them. Plaintext data keys and private keys are
+//! never put in JSON or on stdout: they go only to the files named for them (mode 0600). What
+//! `kms decrypt` recovers goes to -o FILE or to a redirected stdout, never to a terminal.
 
 use super::args::{BinaryOut, DataKeySpec, KmsCommand};
 use super::{key_ref, open_kms, print};
@@ -31,8 +32,35 @@ pub(super) fn write_new(path: &Path, bytes: &[u8], force: bool, mode: u32) -> Re
                 .map_err(|e| Error::io("writing", path, e))
         }
         Ok(_) if !force => Err(Error::OutputExists(path.to_path_buf())),
-        _ => crate::store::write_atomic(path, bytes, mode),
+        // Without --force, never replace what appears meanwhile (or a dangling symlink).
+        _ if force => crate::store::write_atomic(path, bytes, mode),
+        _ => crate::store::create_atomic(path, bytes, mode),
     }
+}
+
+/// Refuses, before any request is made, outputs that exist and may not be replaced: so a
+/// command never writes one result (a plaintext key, say) and then fails on another.
+pub(super) fn check_outputs<'a>(
+    paths: impl IntoIterator<Item = &'a Option<PathBuf>>,
+    force: bool,
+) -> Result<()> {
+    for p in paths.into_iter().flatten() {
+        if p == Path::new("-") {
+            continue;
+        }
+        if let Ok(m) = std::fs::symlink_metadata(p) {
+            if !force && (m.is_file() || m.is_symlink()) {
+                return Err(Error::OutputExists(p.clone()));
+            }
+            if m.is_dir() {
+                return Err(Error::usage(format!(
+                    "{} is a folder; give a file path",
+                    p.display()
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Writes raw bytes to stdout.
@@ -84,6 +112,16 @@ fn write_secret(path: &Path, bytes: &[u8], force: bool) -> Result<()> {
 }
 
 pub(super) fn run(kms: &Kms, cmd: KmsCommand, json: bool) -> Result<()> {
+    // Every command with -o: refuse an existing output before making the request.
+    if let KmsCommand::Encrypt { out, .. }
+    | KmsCommand::Decrypt { out, .. }
+    | KmsCommand::ReEncrypt { out, .. }
+    | KmsCommand::GenerateRandom { out, .. }
+    | KmsCommand::Sign { out, .. }
+    | KmsCommand::GenerateMac { out, .. } = &cmd
+    {
+        check_outputs([&out.out], out.force)?;
+    }
     match cmd {
         KmsCommand::Encrypt {
             key,
@@ -113,6 +151,13 @@ pub(super) fn run(kms: &Kms, cmd: KmsCommand, json: bool) -> Result<()> {
             if json && out.out.as_deref().is_none_or(|p| p == Path::new("-")) {
                 return Err(Error::usage(
                     "with --output json, give -o FILE for the plaintext: cofre does not print plaintext in JSON",
+                ));
+            }
+            if out.out.as_deref().is_none_or(|p| p == Path::new("-"))
+                && std::io::IsTerminal::is_terminal(&std::io::stdout())
+            {
+                return Err(Error::usage(
+                    "refusing to print plaintext to a terminal; use -o FILE or redirect stdout",
                 ));
             }
             let ctx = EncryptionContext::from_pairs(&context)?;
@@ -179,10 +224,9 @@ pub(super) fn run(kms: &Kms, cmd: KmsCommand, json: bool) -> Result<()> {
                 (None, _) => 32,
             };
             let ctx = EncryptionContext::from_pairs(&context)?;
+            check_outputs([&plaintext_out, &ciphertext_out], force)?;
             let dk = kms.generate_data_key(&key_ref(&key)?, n, &ctx, !without_plaintext)?;
-            if let (Some(p), Some(pt)) = (&plaintext_out, &dk.plaintext) {
-                write_secret(p, pt, force)?;
-            }
+            // The secret last: if anything before it fails, no lone plaintext key is left.
             let blob = emit(
                 &BinaryOut {
                     out: ciphertext_out,
@@ -192,6 +236,9 @@ pub(super) fn run(kms: &Kms, cmd: KmsCommand, json: bool) -> Result<()> {
                 json,
                 0o644,
             )?;
+            if let (Some(p), Some(pt)) = (&plaintext_out, &dk.plaintext) {
+                write_secret(p, pt, force)?;
+            }
             print_with(
                 json!({"KeyId": dk.key_id, "KeyMaterialId": dk.key_material_id}),
                 "CiphertextBlob",
@@ -210,11 +257,9 @@ pub(super) fn run(kms: &Kms, cmd: KmsCommand, json: bool) -> Result<()> {
             force,
         } => {
             let ctx = EncryptionContext::from_pairs(&context)?;
+            check_outputs([&private_key_out, &public_key_out, &ciphertext_out], force)?;
             let pair =
                 kms.generate_data_key_pair(&key_ref(&key)?, pair_spec, &ctx, !without_plaintext)?;
-            if let (Some(p), Some(pk)) = (&private_key_out, &pair.private_key_plaintext) {
-                write_secret(p, pk, force)?;
-            }
             let to_file_or_b64 = |path: Option<PathBuf>, bytes: &[u8]| -> Result<Option<String>> {
                 match path {
                     Some(p) => write_new(&p, bytes, force, 0o644).map(|()| None),
@@ -223,6 +268,10 @@ pub(super) fn run(kms: &Kms, cmd: KmsCommand, json: bool) -> Result<()> {
             };
             let public = to_file_or_b64(public_key_out, &pair.public_key)?;
             let blob = to_file_or_b64(ciphertext_out, &pair.private_key_ciphertext_blob)?;
+            // The secret last: if anything before it fails, no lone private key is left.
+            if let (Some(p), Some(pk)) = (&private_key_out, &pair.private_key_plaintext) {
+                write_secret(p, pk, force)?;
+            }
             let mut v =
                 json!({"KeyId": pair.key_id, "KeyPairSpec": value_name(&pair.key_pair_spec)});
             if let Some(p) = public {
@@ -273,7 +322,7 @@ pub(super) fn run(kms: &Kms, cmd: KmsCommand, json: bool) -> Result<()> {
                 algorithm,
                 &crate::store::read(&signature_file)?,
             )?;
-            signature_valid(json, &arn, &value_name(&algorithm));
+            signature_valid(json, &arn.key_id, &value_name(&algorithm));
         }
         KmsCommand::GenerateMac {
             key,
@@ -304,7 +353,7 @@ pub(super) fn run(kms: &Kms, cmd: KmsCommand, json: bool) -> Result<()> {
             )?;
             if json {
                 print::print_json(
-                    &json!({"KeyId": arn, "MacValid": true, "MacAlgorithm": value_name(&algorithm)}),
+                    &json!({"KeyId": arn.key_id, "MacValid": true, "MacAlgorithm": value_name(&algorithm)}),
                 );
             } else {
                 println!("MAC valid");

@@ -721,6 +721,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             algorithm,
             force,
         } => {
+            kms_cmd::check_outputs([&Some(out.clone())], force)?;
             let kms = open_kms(cli.home, cli.region)?;
             let s =
                 crate::sign::sign_file(&kms, &key_ref(&key)?, algorithm, &input_of(Some(file)))?;

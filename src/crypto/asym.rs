@@ -19,6 +19,8 @@ pub enum Hash {
     Sha512,
 }
 
+// A digest length is never zero: no `is_empty` to go with `len`.
+#[allow(clippy::len_without_is_empty)]
 impl Hash {
     /// Digest length in bytes.
     pub fn len(self) -> usize {
@@ -28,11 +30,6 @@ impl Hash {
             Hash::Sha384 => 48,
             Hash::Sha512 => 64,
         }
-    }
-
-    /// Never true; here for clippy's `len_without_is_empty`.
-    pub fn is_empty(self) -> bool {
-        false
     }
 }
 
@@ -297,11 +294,6 @@ macro_rules! rc_curve {
                 let s = s.normalize_s().unwrap_or(s);
                 vk.verify_prehash(digest, &s).map_err(|_| AuthError)
             }
-
-            #[allow(dead_code)]
-            pub fn parses(spki: &[u8]) -> bool {
-                PublicKey::from_public_key_der(spki).is_ok()
-            }
         }
     };
 }
@@ -325,7 +317,12 @@ mod rc {
     );
     rc_curve!(
         p521,
-        |k: &SecretKey| SigningKey::from_bytes(&k.to_bytes()).ok(),
+        |k: &SecretKey| {
+            let mut b = k.to_bytes();
+            let key = SigningKey::from_bytes(&b).ok();
+            zeroize::Zeroize::zeroize(b.as_mut_slice());
+            key
+        },
         |k: &PublicKey| VerifyingKey::from_affine(*k.as_affine()).ok()
     );
 
@@ -397,7 +394,7 @@ impl Backend {
 
     /// A new private key of `kind`, as PKCS#8 DER.
     pub fn generate_private_key(self, kind: AsymKind) -> Result<Zeroizing<Vec<u8>>> {
-        let failed = || Error::Damaged("key generation (the crypto library failed)".into());
+        let failed = || Error::Crypto("key generation failed in the crypto library".into());
         if let AsymKind::Rsa(bits) = kind {
             if ![2048, 3072, 4096].contains(&bits) {
                 return Err(Error::usage(format!(
@@ -539,7 +536,8 @@ impl Backend {
     ) -> Result<Vec<u8>> {
         if !scheme.fits(kind) {
             return Err(Error::usage(format!(
-                "a {kind:?} key does not sign with {scheme:?}"
+                "this algorithm does not fit a {} key; `cofre key describe` lists the key's signing algorithms",
+                kind_name(kind)
             )));
         }
         if digest.len() != scheme.hash().len() {
@@ -549,7 +547,7 @@ impl Backend {
                 scheme.hash().len()
             )));
         }
-        let failed = || Error::Damaged("signing (the crypto library failed)".into());
+        let failed = || Error::Crypto("signing failed in the crypto library".into());
         match (self, kind) {
             #[cfg(feature = "aws-lc")]
             (Backend::AwsLc, AsymKind::Rsa(_)) => {
@@ -702,7 +700,12 @@ impl Backend {
         hash: OaepHash,
         plaintext: &[u8],
     ) -> Result<Vec<u8>> {
-        let failed = || Error::usage("the plaintext is too long for this RSA key and algorithm");
+        let failed = || {
+            Error::usage(format!(
+                "RSA-OAEP encryption of {} bytes failed: longer than this key and hash take?",
+                plaintext.len()
+            ))
+        };
         match self {
             #[cfg(feature = "aws-lc")]
             Backend::AwsLc => {
@@ -805,6 +808,14 @@ impl Backend {
         } else {
             Err(AuthError)
         }
+    }
+}
+
+/// A key type as people say it: `RSA-2048`, `P-256`.
+pub fn kind_name(kind: AsymKind) -> String {
+    match kind {
+        AsymKind::Rsa(bits) => format!("RSA-{bits}"),
+        AsymKind::Ec(c) => curve_name(c).to_owned(),
     }
 }
 

@@ -358,6 +358,18 @@ impl Header {
                     if b.pos != body.len() {
                         return Err(Error::HeaderCorrupt("recipient has extra bytes".into()));
                     }
+                    // The lengths docs/FORMAT.md §1.2 allows: an RSA-2048/3072/4096 ciphertext,
+                    // or a sealed 32-byte key after a non-empty ephemeral key.
+                    let fits = if kind == RECIPIENT_ECDH {
+                        wrapped.len() == SEALED_KEY_LEN && !ephemeral.is_empty()
+                    } else {
+                        [256, 384, 512].contains(&wrapped.len())
+                    };
+                    if !fits {
+                        return Err(Error::HeaderCorrupt(
+                            "a public-key recipient has fields of the wrong length".into(),
+                        ));
+                    }
                     Recipient::PublicKey(PublicKeyRecipient {
                         scheme,
                         fingerprint,

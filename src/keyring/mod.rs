@@ -295,13 +295,15 @@ impl Home {
     /// Opens a sealed 256-bit material version (a symmetric key's).
     pub fn open_material(&self, arn: &str, version: &MaterialVersion) -> Result<SecretKey> {
         let bytes = self.open_material_bytes(arn, version)?;
-        let key: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
+        let mut key: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
             Error::kms(
                 KmsCode::KMSInvalidStateException,
                 format!("the material of {arn} is not a 256-bit key; the keyring is damaged"),
             )
         })?;
-        Ok(SecretKey::from_bytes(key))
+        let k = SecretKey::from_bytes(key);
+        key.zeroize();
+        Ok(k)
     }
 
     /// Opens a sealed material version of any length.

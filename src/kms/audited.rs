@@ -195,20 +195,30 @@ fn error_code(e: &Error, source: &str) -> String {
             "ValidationException".into()
         }
         Error::StoreCorrupt(_) if ec2 => "IncorrectState".into(),
-        Error::Io { .. } | Error::Damaged(_) if ec2 => "InternalError".into(),
-        Error::Io { .. } | Error::Damaged(_) => "KMSInternalException".into(),
+        Error::Io { .. } | Error::Damaged(_) | Error::Crypto(_) if ec2 => "InternalError".into(),
+        Error::Io { .. } | Error::Damaged(_) | Error::Crypto(_) => "KMSInternalException".into(),
         _ if ec2 => "IncorrectState".into(),
         _ => "InvalidCiphertextException".into(),
     }
 }
 
 impl Kms {
-    /// Runs `f` as the `operation` part of the current request: keys it resolves are checked
-    /// for that permission (no extra event is recorded).
-    pub(crate) fn acting_as<T>(&self, operation: &'static str, f: impl FnOnce() -> T) -> T {
-        let Some(mut call) = current_call() else {
+    /// Runs `f` as the `operation` part of the current request, with that part's encryption
+    /// context and algorithm: keys it resolves are checked for that permission, and policy
+    /// conditions and grant constraints see that context (no extra event is recorded).
+    pub(crate) fn acting_as<T>(
+        &self,
+        operation: &'static str,
+        context: &crate::envelope::EncryptionContext,
+        algorithm: &str,
+        f: impl FnOnce() -> T,
+    ) -> T {
+        let Some(call) = current_call() else {
             return f();
         };
+        let mut call = call
+            .context(context)
+            .param("encryptionAlgorithm", algorithm);
         call.operation = Some(operation);
         CURRENT.with(|c| c.borrow_mut().push(call));
         let r = f();

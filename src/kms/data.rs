@@ -1,6 +1,7 @@
-//! The KMS data operations scripts call directly: Encrypt, Decrypt, ReEncrypt,
+//! The KMS data operations, with KMS's limits: Encrypt, Decrypt, ReEncrypt,
 //! GenerateDataKey(WithoutPlaintext), GenerateDataKeyPair(WithoutPlaintext), GenerateRandom,
-//! Sign, Verify, GenerateMac, VerifyMac, GetPublicKey and DeriveSharedSecret, with KMS's limits.
+//! Sign, Verify, GenerateMac and VerifyMac (`cofre kms …`), GetPublicKey (`cofre key
+//! public-key`) and DeriveSharedSecret (used by `cofre decrypt` for ECDH recipients).
 //!
 //! A symmetric ciphertext blob names its key, so Decrypt needs no key id:
 //!
@@ -85,6 +86,13 @@ pub struct Mac {
     pub mac_algorithm: MacAlgorithm,
 }
 
+/// What a successful Verify or VerifyMac returns (a failed one is an error).
+#[derive(Debug, Clone)]
+pub struct Verified {
+    /// ARN of the key that checked it.
+    pub key_id: String,
+}
+
 /// What GetPublicKey returns.
 #[derive(Debug, Clone)]
 pub struct PublicKeyInfo {
@@ -156,6 +164,11 @@ impl super::audited::Audited for DataKeyPair {
     }
 }
 impl super::audited::Audited for Signed {
+    fn key_arn(&self) -> Option<String> {
+        Some(self.key_id.clone())
+    }
+}
+impl super::audited::Audited for Verified {
     fn key_arn(&self) -> Option<String> {
         Some(self.key_id.clone())
     }
@@ -300,6 +313,7 @@ impl Kms {
         })
     }
 
+    /// The public key stored in the record (for finding a key by fingerprint).
     fn public_key_der(record: &KeyRecord) -> Result<Vec<u8>> {
         use base64::Engine;
         let b64 = record.public_key.as_deref().ok_or_else(|| {
@@ -311,6 +325,24 @@ impl Kms {
         base64::engine::general_purpose::STANDARD
             .decode(b64)
             .map_err(|_| Error::Damaged(format!("the public key of {}", record.key_metadata.arn)))
+    }
+
+    /// The public key, derived again from the sealed private key and checked against the one
+    /// stored in the clear: a record whose public key was swapped is refused, so Verify,
+    /// Encrypt and GetPublicKey only ever use the key pair's own public key.
+    fn checked_public_key(&self, record: &KeyRecord) -> Result<Vec<u8>> {
+        let kind = Self::asym_kind_of(record)?;
+        let derived = self
+            .home
+            .backend()
+            .public_key_of(kind, &self.material_of(record)?)?;
+        if Self::public_key_der(record)? != derived {
+            return Err(Error::Damaged(format!(
+                "the record of {} (its public key is not its private key's)",
+                record.key_metadata.arn
+            )));
+        }
+        Ok(derived)
     }
 
     /// Encrypt's work on a resolved key.
@@ -365,9 +397,11 @@ impl Kms {
             blob
         } else {
             let hash = algorithm.oaep().expect("an RSA algorithm");
-            self.home
-                .backend()
-                .rsa_oaep_encrypt(&Self::public_key_der(record)?, hash, plaintext)?
+            self.home.backend().rsa_oaep_encrypt(
+                &self.checked_public_key(record)?,
+                hash,
+                plaintext,
+            )?
         };
         Ok(Encrypted {
             ciphertext_blob: blob,
@@ -575,7 +609,8 @@ impl Kms {
                 ),
             || {
                 let store = self.store()?;
-                let (_, opened) = self.acting_as("ReEncryptFrom", || {
+                let from = specs::value_name(&source_algorithm);
+                let (_, opened) = self.acting_as("ReEncryptFrom", source_context, &from, || {
                     self.decrypt_inner(
                         &store,
                         ciphertext,
@@ -584,7 +619,8 @@ impl Kms {
                         source_algorithm,
                     )
                 })?;
-                let dest = self.acting_as("ReEncryptTo", || {
+                let to = specs::value_name(&destination_algorithm);
+                let dest = self.acting_as("ReEncryptTo", destination_context, &to, || {
                     self.resolve(&store, destination_key, true)
                 })?;
                 check_usable(&dest)?;
@@ -806,7 +842,7 @@ impl Kms {
         message_type: MessageType,
         algorithm: SigningAlgorithm,
         signature: &[u8],
-    ) -> Result<String> {
+    ) -> Result<Verified> {
         self.audited(
             Call::new("Verify", true)
                 .key(key)
@@ -821,12 +857,14 @@ impl Kms {
                     .verify_digest(
                         kind,
                         algorithm.scheme(),
-                        &Self::public_key_der(&record)?,
+                        &self.checked_public_key(&record)?,
                         &digest,
                         signature,
                     )
                     .map_err(|_| invalid_signature(&record.key_metadata.arn))?;
-                Ok(record.key_metadata.arn)
+                Ok(Verified {
+                    key_id: record.key_metadata.arn,
+                })
             },
         )
     }
@@ -886,7 +924,7 @@ impl Kms {
         message: &[u8],
         algorithm: MacAlgorithm,
         mac: &[u8],
-    ) -> Result<String> {
+    ) -> Result<Verified> {
         self.audited(
             Call::new("VerifyMac", true)
                 .key(key)
@@ -908,7 +946,9 @@ impl Kms {
                             ),
                         )
                     })?;
-                Ok(record.key_metadata.arn)
+                Ok(Verified {
+                    key_id: record.key_metadata.arn,
+                })
             },
         )
     }
@@ -926,7 +966,7 @@ impl Kms {
             }
             Ok(PublicKeyInfo {
                 key_id: m.arn.clone(),
-                public_key: Self::public_key_der(&record)?,
+                public_key: self.checked_public_key(&record)?,
                 key_spec: m.key_spec,
                 key_usage: m.key_usage,
                 encryption_algorithms: m.encryption_algorithms.clone(),
@@ -958,6 +998,15 @@ impl Kms {
                 self.home.backend().ecdh(curve, &pkcs8, peer_public_key)
             },
         )
+    }
+
+    /// The spec of `key` in this region, read from its record without a request (no policy
+    /// check, no event); none if it cannot be read. Only for choosing a default.
+    pub(crate) fn peek_key_spec(&self, key: &KeyRef) -> Option<KeySpec> {
+        let store = self.store().ok()?;
+        self.find(&store, key, true, false)
+            .ok()
+            .map(|r| r.key_metadata.key_spec)
     }
 
     /// The keys of this region whose public key has SHA-256 `fingerprint` (cheap: reads the
