@@ -269,6 +269,7 @@ macro_rules! rc_curve {
                 Some(Zeroizing::new(k.to_pkcs8_der().ok()?.as_bytes().to_vec()))
             }
 
+            #[cfg(test)]
             pub fn from_scalar(scalar: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
                 let k = SecretKey::from_slice(scalar).ok()?;
                 Some(Zeroizing::new(k.to_pkcs8_der().ok()?.as_bytes().to_vec()))
@@ -442,8 +443,10 @@ impl Backend {
         }
     }
 
-    /// A PKCS#8 EC private key from its scalar (big-endian; shorter scalars are zero-padded).
-    pub fn ec_private_key_from_scalar(
+    /// A PKCS#8 EC private key from its scalar (big-endian; shorter scalars are zero-padded),
+    /// for test vectors that give private keys as scalars.
+    #[cfg(test)]
+    pub(crate) fn ec_private_key_from_scalar(
         self,
         curve: Curve,
         scalar: &[u8],

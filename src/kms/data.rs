@@ -194,6 +194,23 @@ fn blob_aad(arn: &str, material_id: &[u8; 32], context: &EncryptionContext) -> V
     a
 }
 
+/// A symmetric ciphertext blob of `plaintext` under the key's current material version.
+fn seal_blob(
+    store: &RegionStore<'_>,
+    record: &KeyRecord,
+    context: &EncryptionContext,
+    plaintext: &[u8],
+) -> Result<Vec<u8>> {
+    let arn = &record.key_metadata.arn;
+    let master = store.master_key(record, &record.key_metadata.current_key_material_id)?;
+    let mut blob = vec![BLOB_VERSION];
+    blob.extend_from_slice(&(arn.len() as u16).to_be_bytes());
+    blob.extend_from_slice(arn.as_bytes());
+    blob.extend_from_slice(master.material_id());
+    blob.extend_from_slice(&master.seal(&blob_aad(arn, master.material_id(), context), plaintext));
+    Ok(blob)
+}
+
 /// The parts of a symmetric ciphertext blob.
 struct Blob<'a> {
     arn: &'a str,
@@ -387,14 +404,7 @@ impl Kms {
             ));
         }
         let blob = if symmetric {
-            let master = store.master_key(record, &m.current_key_material_id)?;
-            let aad = blob_aad(&m.arn, master.material_id(), context);
-            let mut blob = vec![BLOB_VERSION];
-            blob.extend_from_slice(&(m.arn.len() as u16).to_be_bytes());
-            blob.extend_from_slice(m.arn.as_bytes());
-            blob.extend_from_slice(master.material_id());
-            blob.extend_from_slice(&master.seal(&aad, plaintext));
-            blob
+            seal_blob(store, record, context, plaintext)?
         } else {
             let hash = algorithm.oaep().expect("an RSA algorithm");
             self.home.backend().rsa_oaep_encrypt(
@@ -711,19 +721,12 @@ impl Kms {
                 let backend = self.home.backend();
                 let private = backend.generate_private_key(spec.kind())?;
                 let public_key = backend.public_key_of(spec.kind(), &private)?;
-                let m = &record.key_metadata;
-                let master = store.master_key(&record, &m.current_key_material_id)?;
-                let aad = blob_aad(&m.arn, master.material_id(), context);
-                let mut blob = vec![BLOB_VERSION];
-                blob.extend_from_slice(&(m.arn.len() as u16).to_be_bytes());
-                blob.extend_from_slice(m.arn.as_bytes());
-                blob.extend_from_slice(master.material_id());
-                blob.extend_from_slice(&master.seal(&aad, &private));
+                let blob = seal_blob(&store, &record, context, &private)?;
                 Ok(DataKeyPair {
                     public_key,
                     private_key_plaintext: with_plaintext.then_some(private),
                     private_key_ciphertext_blob: blob,
-                    key_id: m.arn.clone(),
+                    key_id: record.key_metadata.arn.clone(),
                     key_pair_spec: spec,
                 })
             },

@@ -235,8 +235,7 @@ impl SigningAlgorithm {
 
     /// Whether a key of `kind` signs with this algorithm (as KMS pairs them).
     pub fn fits(self, kind: AsymKind) -> bool {
-        let name = value_name(&self);
-        algorithms(spec_of(kind), KeyUsage::SignVerify)[1].contains(&name)
+        self.scheme().fits(kind)
     }
 }
 
@@ -296,6 +295,23 @@ mod tests {
         ];
         for (spec, alg, max) in cases {
             assert_eq!(max_plaintext(spec, alg), max, "{spec} {alg:?}");
+        }
+    }
+
+    #[test]
+    fn signing_algorithms_fit_the_keys_describe_lists_them_for() {
+        for spec in <KeySpec as clap::ValueEnum>::value_variants() {
+            let Some(kind) = asym_kind(*spec) else {
+                continue;
+            };
+            let listed = &algorithms(*spec, KeyUsage::SignVerify)[1];
+            for alg in <SigningAlgorithm as clap::ValueEnum>::value_variants() {
+                assert_eq!(
+                    alg.fits(kind),
+                    listed.contains(&value_name(alg)),
+                    "{spec} {alg:?}"
+                );
+            }
         }
     }
 
