@@ -7,6 +7,7 @@
 use crate::crypto::{spki_kind, AsymKind, Backend, Hash};
 use crate::error::{Error, KmsCode, Result};
 use crate::files::Input;
+use crate::keyring::KeyUsage;
 use crate::kms::{specs, KeyRef, Kms, MessageType, SigningAlgorithm};
 use std::io::Read;
 use std::path::Path;
@@ -14,33 +15,61 @@ use std::path::Path;
 /// Reads a public key file, PEM (`-----BEGIN PUBLIC KEY-----`) or DER, and returns its DER
 /// SubjectPublicKeyInfo after checking it holds a key cofre can use.
 pub fn read_public_key(path: &Path) -> Result<Vec<u8>> {
+    Ok(read_public_key_file(path)?.0)
+}
+
+/// [`read_public_key`], with the key's usage when the file says it: the `KeyUsage:` line that
+/// `cofre key public-key` writes before the PEM block (RFC 7468 lets text stand there; openssl
+/// skips it).
+pub fn read_public_key_file(path: &Path) -> Result<(Vec<u8>, Option<KeyUsage>)> {
     let bytes = crate::store::read(path)?;
-    let der = if bytes.starts_with(b"-----BEGIN") {
-        let (label, der) = pem_rfc7468::decode_vec(&bytes).map_err(|_| {
-            Error::usage(format!(
-                "{} is not a valid PEM file; give the public key from `cofre key public-key` or `openssl pkey -pubout`",
-                path.display()
-            ))
-        })?;
-        if label != "PUBLIC KEY" {
-            return Err(Error::usage(format!(
-                "{} holds a {label:?}, not a PUBLIC KEY; extract it with `openssl pkey -pubout`",
-                path.display()
-            )));
+    let (der, usage) = match find(&bytes, b"-----BEGIN") {
+        Some(start) => {
+            let (label, der) = pem_rfc7468::decode_vec(&bytes[start..]).map_err(|_| {
+                Error::usage(format!(
+                    "{} is not a valid PEM file; give the public key from `cofre key public-key` or `openssl pkey -pubout`",
+                    path.display()
+                ))
+            })?;
+            if label != "PUBLIC KEY" {
+                return Err(Error::usage(format!(
+                    "{} holds a {label:?}, not a PUBLIC KEY; extract it with `openssl pkey -pubout`",
+                    path.display()
+                )));
+            }
+            let usage = String::from_utf8_lossy(&bytes[..start])
+                .lines()
+                .find_map(|l| l.strip_prefix("KeyUsage:"))
+                .and_then(|u| <KeyUsage as clap::ValueEnum>::from_str(u.trim(), false).ok());
+            (der, usage)
         }
-        der
-    } else {
-        bytes
+        None => (bytes, None),
     };
     spki_kind(Backend::default(), &der)
         .map_err(|e| Error::usage(format!("{}: {e}", path.display())))?;
-    Ok(der)
+    Ok((der, usage))
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 /// A DER SubjectPublicKeyInfo as PEM.
 pub fn public_key_pem(der: &[u8]) -> String {
     pem_rfc7468::encode_string("PUBLIC KEY", pem_rfc7468::LineEnding::LF, der)
         .expect("PEM encoding of a small DER document")
+}
+
+/// A KMS key's public key as PEM, after lines that say which key it is and what it is for
+/// (read back by [`read_public_key_file`]).
+pub fn labelled_public_key_pem(info: &crate::kms::PublicKeyInfo) -> String {
+    format!(
+        "KeyId: {}\nKeySpec: {}\nKeyUsage: {}\n{}",
+        info.key_id,
+        info.key_spec,
+        info.key_usage,
+        public_key_pem(&info.public_key)
+    )
 }
 
 /// SHA-256 of a DER SubjectPublicKeyInfo: how file headers name a public-key recipient.

@@ -620,9 +620,15 @@ fn openssl_oaep_ciphertexts_open_with_kms_decrypt() {
     // The public key, PEM and DER, is the SubjectPublicKeyInfo openssl reads.
     fx.public_key(&key, "pub.pem");
     fx.public_key(&key, "pub.der");
-    assert!(fx
-        .read("pub.pem")
-        .starts_with(b"-----BEGIN PUBLIC KEY-----\n"));
+    // Which key and what for, then the PEM block (RFC 7468 allows text before it).
+    let pem = String::from_utf8(fx.read("pub.pem")).unwrap();
+    let arn = fx.arn(&key);
+    let head = format!("KeyId: {arn}\nKeySpec: RSA_2048\nKeyUsage: ENCRYPT_DECRYPT\n");
+    assert!(pem.starts_with(&head), "{pem}");
+    assert!(
+        pem[head.len()..].starts_with("-----BEGIN PUBLIC KEY-----\n"),
+        "{pem}"
+    );
     assert_eq!(fx.ok(&["key", "public-key", &key]), fx.read("pub.pem"));
     assert_eq!(
         fx.openssl_describes("pub.pem", "PEM"),
@@ -3086,4 +3092,32 @@ fn a_swapped_public_key_in_a_record_is_refused() {
         &["its public key is not its private key's"],
     );
     assert!(!fx.exists("pub.pem"));
+}
+
+/// The PEM of a signing or MAC key says so, and `encrypt --recipient-pubkey` refuses it: a file
+/// encrypted to a key that cannot decrypt could never be opened. Without the label (a bare
+/// PEM or DER) cofre cannot know, and the file is written.
+#[test]
+fn encrypting_to_the_public_key_of_a_signing_key_is_refused() {
+    let fx = Fx::new();
+    let signer = fx.key("RSA_2048", "SIGN_VERIFY");
+    fx.public_key(&signer, "sign.pem");
+    fx.write("plain", b"would be lost");
+    let err = fail(
+        fx.offline(&[
+            "encrypt",
+            "--recipient-pubkey",
+            "sign.pem",
+            "-o",
+            "sealed",
+            "plain",
+        ]),
+        2,
+        &["SIGN_VERIFY", "could never be opened"],
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    fx.assert_gone("sealed");
+    fx.assert_offline();
+    // openssl still reads the labelled file.
+    fx.openssl(&["pkey", "-pubin", "-in", "sign.pem", "-noout"]);
 }

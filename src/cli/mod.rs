@@ -336,7 +336,7 @@ fn dispatch(cli: Cli) -> Result<()> {
                     let info = kms.get_public_key(&key_ref(&key)?)?;
                     let bytes = match format {
                         args::KeyFormat::Pem => {
-                            crate::sign::public_key_pem(&info.public_key).into_bytes()
+                            crate::sign::labelled_public_key_pem(&info).into_bytes()
                         }
                         args::KeyFormat::Der => info.public_key.clone(),
                     };
@@ -442,7 +442,21 @@ fn dispatch(cli: Cli) -> Result<()> {
             let public_keys = a
                 .recipient_pubkeys
                 .iter()
-                .map(|p| crate::sign::read_public_key(p))
+                .map(|p| {
+                    let (der, usage) = crate::sign::read_public_key_file(p)?;
+                    use crate::keyring::KeyUsage;
+                    match usage {
+                        Some(u @ (KeyUsage::SignVerify | KeyUsage::GenerateVerifyMac)) => {
+                            let kind = crate::crypto::spki_kind(crate::Backend::default(), &der)?;
+                            Err(Error::usage(format!(
+                                "{} is the public key of a {} {u} key, which cannot decrypt: a file encrypted to it could never be opened; use the public key of an ENCRYPT_DECRYPT (RSA) or KEY_AGREEMENT (ECC) key",
+                                p.display(),
+                                crate::crypto::kind_name(kind)
+                            )))
+                        }
+                        _ => Ok(der),
+                    }
+                })
                 .collect::<Result<Vec<_>>>()?;
             // Public keys alone need no keyring.
             let kms = if keys.is_empty() {

@@ -15,7 +15,7 @@ mod rsa;
 #[cfg(feature = "rustcrypto")]
 mod rust_crypto;
 
-pub use self::asym::{curve_name, spki_kind, AsymKind, Curve, Hash, Hasher, SigScheme};
+pub use self::asym::{curve_name, kind_name, spki_kind, AsymKind, Curve, Hash, Hasher, SigScheme};
 pub use self::rsa::{OaepHash, RsaPrivateKey};
 
 #[cfg(not(any(feature = "aws-lc", feature = "rustcrypto")))]
