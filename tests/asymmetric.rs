@@ -622,7 +622,6 @@ fn openssl_oaep_ciphertexts_open_with_kms_decrypt() {
     fx.public_key(&key, "pub.der");
     // Which key and what for, then the PEM block (RFC 7468 allows text before it).
     let pem = String::from_utf8(fx.read("pub.pem")).unwrap();
-    let arn = fx.arn(&key);
     let head = format!("KeyId: {arn}\nKeySpec: RSA_2048\nKeyUsage: ENCRYPT_DECRYPT\n");
     assert!(pem.starts_with(&head), "{pem}");
     assert!(
