@@ -169,11 +169,13 @@ pub(super) fn run(kms: &Kms, cmd: KmsCommand, json: bool) -> Result<()> {
                 algorithm,
             )?;
             emit(&out, &d.plaintext, false, 0o600)?;
-            let mut v = json!({"KeyId": d.key_id, "EncryptionAlgorithm": value_name(&d.encryption_algorithm)});
-            if let Some(m) = d.key_material_id {
-                v["KeyMaterialId"] = Value::String(m);
+            if json {
+                let mut v = json!({"KeyId": d.key_id, "EncryptionAlgorithm": value_name(&d.encryption_algorithm)});
+                if let Some(m) = d.key_material_id {
+                    v["KeyMaterialId"] = Value::String(m);
+                }
+                print::print_json(&v);
             }
-            print_with(v, "", None, json);
         }
         KmsCommand::ReEncrypt {
             ciphertext_file,
