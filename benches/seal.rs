@@ -229,10 +229,15 @@ fn header(c: &mut Criterion) {
 fn rewrap(c: &mut Criterion) {
     use cofre::files::{self, Input, Options, Output};
     let dir = tempfile::tempdir_in(scratch_dir()).expect("a scratch folder");
-    let kms = cofre::Kms::new(
-        cofre::Home::open(&dir.path().join("home"), None).expect("a home"),
-        cofre::Region::new("us-east-1").expect("a region"),
-    );
+    let kms = {
+        let home = cofre::Home::open(&dir.path().join("home"), None).expect("a home");
+        let ctx = cofre::RequestContext::account_root(home.account_id());
+        cofre::Kms::new(
+            home,
+            cofre::Region::new("us-east-1").expect("a region"),
+            ctx,
+        )
+    };
     let new_key = || {
         kms.create_key(&Default::default())
             .expect("a key")

@@ -206,10 +206,9 @@ fn measure(
     status: &mut dyn FnMut(&str),
 ) -> Result<BenchReport> {
     let size = cfg.size;
-    let kms = Kms::new(
-        Home::open(&root.join("home"), None)?,
-        Region::new("us-east-1")?,
-    );
+    let home = Home::open(&root.join("home"), None)?;
+    let ctx = crate::RequestContext::account_root(home.account_id());
+    let kms = Kms::new(home, Region::new("us-east-1")?, ctx);
     let key = kms
         .create_key(&CreateKeyRequest::default())?
         .key_id

@@ -90,7 +90,9 @@ fn steps(size: u64, root: &Path, out: &mut dyn Write) -> Result<()> {
 
     let east = Region::new("us-east-1")?;
     let west = Region::new("eu-west-1")?;
-    let kms = Kms::new(Home::open(&root.join("home"), None)?, east.clone());
+    let home = Home::open(&root.join("home"), None)?;
+    let ctx = crate::RequestContext::account_root(home.account_id());
+    let kms = Kms::new(home, east.clone(), ctx);
     let kms_west = kms.in_region(west.clone())?;
     let k1 = kms.create_key(&CreateKeyRequest {
         description: "demo disks".into(),

@@ -5,10 +5,12 @@
 //! a chunked AES-256-GCM engine that runs on every core.
 //!
 //! ```no_run
-//! use cofre::{files, Home, Kms, Region, EncryptionContext, CreateKeyRequest};
+//! use cofre::{files, Home, Kms, Region, EncryptionContext, CreateKeyRequest, RequestContext};
 //! # fn main() -> cofre::Result<()> {
 //! let home = Home::open("/tmp/cofre-home".as_ref(), None)?;
-//! let kms = Kms::new(home, Region::new("us-east-1")?);
+//! // Who is asking: here the account root; a server makes one per signed request.
+//! let ctx = RequestContext::account_root(home.account_id());
+//! let kms = Kms::new(home, Region::new("us-east-1")?, ctx);
 //! let key = kms.create_key(&CreateKeyRequest::default())?;
 //! let keys = [key.key_id.parse()?];
 //! files::encrypt(
@@ -45,8 +47,10 @@ pub mod demo;
 pub mod files;
 pub mod sign;
 
+mod context;
 mod error;
 
+pub use context::RequestContext;
 pub use crypto::Backend;
 pub use envelope::EncryptionContext;
 pub use error::{Ec2Code, Error, ExitCode, KmsCode, Result};

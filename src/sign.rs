@@ -141,15 +141,30 @@ fn algorithm_for(kind: AsymKind, asked: Option<SigningAlgorithm>) -> Result<Sign
 }
 
 /// The signing algorithm for `key` in the keyring: the one asked for, else the default for
-/// the key's type, read from its record without a request (the Sign or Verify that follows is
-/// the request, checked and recorded; if the key cannot be read here, that request says why).
-fn keyring_algorithm(kms: &Kms, key: &KeyRef, asked: Option<SigningAlgorithm>) -> SigningAlgorithm {
-    asked.unwrap_or_else(|| {
-        kms.peek_key_spec(key).and_then(specs::asym_kind).map_or(
-            SigningAlgorithm::RsassaPssSha256,
-            SigningAlgorithm::default_for,
-        )
-    })
+/// the key's type, which a DescribeKey request finds out (as a user would; a caller who may
+/// not describe the key names the algorithm with `--algorithm`).
+fn keyring_algorithm(
+    kms: &Kms,
+    key: &KeyRef,
+    asked: Option<SigningAlgorithm>,
+) -> Result<SigningAlgorithm> {
+    if let Some(a) = asked {
+        return Ok(a);
+    }
+    let m = kms.describe_key(key).map_err(|e| match e {
+        Error::Kms {
+            code: KmsCode::AccessDeniedException,
+            message,
+        } => Error::kms(
+            KmsCode::AccessDeniedException,
+            format!("{message}; cofre asks DescribeKey only to pick a default, so name the signing algorithm with --algorithm"),
+        ),
+        e => e,
+    })?;
+    Ok(specs::asym_kind(m.key_spec).map_or(
+        SigningAlgorithm::RsassaPssSha256,
+        SigningAlgorithm::default_for,
+    ))
 }
 
 /// `cofre sign`: the signature of a whole file by a SIGN_VERIFY key.
@@ -159,7 +174,7 @@ pub fn sign_file(
     algorithm: Option<SigningAlgorithm>,
     input: &Input,
 ) -> Result<crate::kms::Signed> {
-    let alg = keyring_algorithm(kms, key, algorithm);
+    let alg = keyring_algorithm(kms, key, algorithm)?;
     let digest = digest_input(Backend::default(), alg.scheme().hash(), input)?;
     kms.sign(key, &digest, MessageType::Digest, alg)
 }
@@ -173,7 +188,7 @@ pub fn verify_file(
     input: &Input,
     signature: &[u8],
 ) -> Result<(String, SigningAlgorithm)> {
-    let alg = keyring_algorithm(kms, key, algorithm);
+    let alg = keyring_algorithm(kms, key, algorithm)?;
     let digest = digest_input(Backend::default(), alg.scheme().hash(), input)?;
     let v = kms.verify(key, &digest, MessageType::Digest, alg, signature)?;
     Ok((v.key_id, alg))

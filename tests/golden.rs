@@ -194,7 +194,10 @@ impl Fixture {
 
     fn kms(&self, region: &str) -> Kms {
         let home = Home::open(&self.dir.path().join("home"), Some(ACCOUNT)).unwrap();
-        Kms::new(home, Region::new(region).unwrap())
+        {
+            let ctx = cofre::RequestContext::account_root(home.account_id());
+            Kms::new(home, Region::new(region).unwrap(), ctx)
+        }
     }
 
     fn out(&self, name: &str) -> PathBuf {
@@ -544,10 +547,9 @@ fn generate_golden_files() {
     std::fs::write(home_dir.join("domain.key"), TEST_DOMAIN_KEY).unwrap();
 
     let kms_for = |region: &str| {
-        Kms::new(
-            Home::open(&home_dir, Some(ACCOUNT)).unwrap(),
-            Region::new(region).unwrap(),
-        )
+        let home = Home::open(&home_dir, Some(ACCOUNT)).unwrap();
+        let ctx = cofre::RequestContext::account_root(home.account_id());
+        Kms::new(home, Region::new(region).unwrap(), ctx)
     };
     let mut arns = std::collections::BTreeMap::new();
     for (region, alias, description) in [
@@ -640,10 +642,11 @@ fn public_key_der(name: &str) -> Vec<u8> {
 fn golden_public_key_recipients_decrypt_and_name_their_keys() {
     let dir = tempfile::tempdir().unwrap();
     copy_tree(&pubkey_dir().join("home"), &dir.path().join("home"));
-    let kms = Kms::new(
-        Home::open(&dir.path().join("home"), Some(ACCOUNT)).unwrap(),
-        Region::new("us-east-1").unwrap(),
-    );
+    let kms = {
+        let home = Home::open(&dir.path().join("home"), Some(ACCOUNT)).unwrap();
+        let ctx = cofre::RequestContext::account_root(home.account_id());
+        Kms::new(home, Region::new("us-east-1").unwrap(), ctx)
+    };
     let want = pubkey_plaintext();
     let fingerprints = [
         cofre::sign::fingerprint(&public_key_der("rsa")),
@@ -703,10 +706,11 @@ fn generate_public_key_golden_files() {
     )
     .unwrap();
     std::fs::write(home_dir.join("domain.key"), TEST_DOMAIN_KEY).unwrap();
-    let kms = Kms::new(
-        Home::open(&home_dir, Some(ACCOUNT)).unwrap(),
-        Region::new("us-east-1").unwrap(),
-    );
+    let kms = {
+        let home = Home::open(&home_dir, Some(ACCOUNT)).unwrap();
+        let ctx = cofre::RequestContext::account_root(home.account_id());
+        Kms::new(home, Region::new("us-east-1").unwrap(), ctx)
+    };
     use cofre::keyring::{KeySpec, KeyUsage};
     let mut public = Vec::new();
     for (name, spec, usage) in [

@@ -41,7 +41,10 @@ impl Fixture {
     fn new() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let home = Home::open(&dir.path().join("home"), None).unwrap();
-        let kms = Kms::new(home, Region::new("us-east-1").unwrap());
+        let kms = {
+            let ctx = cofre::RequestContext::account_root(home.account_id());
+            Kms::new(home, Region::new("us-east-1").unwrap(), ctx)
+        };
         let key = kms.create_key(&CreateKeyRequest::default()).unwrap();
         std::fs::create_dir(dir.path().join("work")).unwrap();
         Fixture {

@@ -6,10 +6,11 @@ use cofre::{audit::usage, CreateKeyRequest, Home, KeyRef, Kms, Region};
 fn at(now: &str, dir: &std::path::Path) -> Kms {
     // Safe here: this binary has one test, so no other thread reads the environment.
     std::env::set_var("COFRE_NOW", now);
-    Kms::new(
-        Home::open(&dir.join("home"), Some("111122223333")).unwrap(),
-        Region::new("us-east-1").unwrap(),
-    )
+    {
+        let home = Home::open(&dir.join("home"), Some("111122223333")).unwrap();
+        let ctx = cofre::RequestContext::account_root(home.account_id());
+        Kms::new(home, Region::new("us-east-1").unwrap(), ctx)
+    }
 }
 
 #[test]

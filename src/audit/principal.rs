@@ -69,6 +69,24 @@ impl Principal {
         }
     }
 
+    /// CloudTrail's `principalId`: the account id for the root; for a user or role a stable
+    /// unique id in IAM's form (`AIDA…`, `AROA…`), derived from the ARN since cofre keeps no
+    /// IAM directory.
+    pub fn principal_id(&self) -> String {
+        let prefix = match self.identity_type() {
+            "Root" => return self.account.clone(),
+            "IAMUser" => "AIDA",
+            _ => "AROA",
+        };
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+        let hash = blake3::hash(self.arn.as_bytes());
+        let id: String = hash.as_bytes()[..17]
+            .iter()
+            .map(|b| ALPHABET[usize::from(b % 32)] as char)
+            .collect();
+        format!("{prefix}{id}")
+    }
+
     /// The user or role name, if any.
     pub fn name(&self) -> Option<&str> {
         self.arn

@@ -78,7 +78,11 @@ fn open_kms(cli_home: Option<PathBuf>, region: Option<String>) -> Result<Kms> {
         Some(arn) => crate::audit::Principal::parse(&arn)?,
         None => crate::audit::Principal::root(home.account_id()),
     };
-    Ok(Kms::new(home, region).with_principal(principal))
+    Ok(Kms::new(
+        home,
+        region,
+        crate::RequestContext::new(principal),
+    ))
 }
 
 /// The caller: `--principal` (passed through `COFRE_PRINCIPAL_FLAG` by [`dispatch`]), else

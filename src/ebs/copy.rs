@@ -56,7 +56,7 @@ impl Ebs<'_> {
                 .param("encrypted", req.encrypted)
                 .param("reencrypt", req.reencrypt)
                 .param("kmsKeyId", req.kms_key.as_ref().map(|k| k.to_string())),
-            || {
+            |_| {
                 if req.kms_key.is_some() && !req.encrypted {
                     return Err(Error::ec2(
                         Ec2Code::InvalidParameterDependency,

@@ -360,7 +360,7 @@ impl<'k> Ebs<'k> {
     /// GetEbsEncryptionByDefault.
     pub fn encryption_by_default(&self) -> Result<bool> {
         self.kms
-            .audited(Call::ec2("GetEbsEncryptionByDefault", true), || {
+            .audited(Call::ec2("GetEbsEncryptionByDefault", true), |_| {
                 Ok(self.region.load_head()?.encryption_by_default)
             })
     }
@@ -376,7 +376,7 @@ impl<'k> Ebs<'k> {
                 },
                 false,
             ),
-            || {
+            |_| {
                 self.region.update(|h| {
                     h.encryption_by_default = on;
                     Ok(on)
@@ -388,7 +388,7 @@ impl<'k> Ebs<'k> {
     /// GetEbsDefaultKmsKeyId: the default key's ARN (alias/aws/ebs's alias ARN if not set).
     pub fn default_kms_key_id(&self) -> Result<String> {
         self.kms
-            .audited(Call::ec2("GetEbsDefaultKmsKeyId", true), || {
+            .audited(Call::ec2("GetEbsDefaultKmsKeyId", true), |_| {
                 Ok(match self.region.load_head()?.default_kms_key_id {
                     Some(arn) => arn,
                     None => crate::kms::alias_arn(
@@ -404,7 +404,7 @@ impl<'k> Ebs<'k> {
     pub fn set_default_kms_key_id(&self, key: &KeyRef) -> Result<String> {
         self.kms.audited(
             Call::ec2("ModifyEbsDefaultKmsKeyId", false).param("kmsKeyId", key.to_string()),
-            || {
+            |_| {
                 let arn = self
                     .kms
                     .service_encryption_key(key, "ebs", &EncryptionContext::new())?
@@ -421,7 +421,7 @@ impl<'k> Ebs<'k> {
     /// ResetEbsDefaultKmsKeyId: back to alias/aws/ebs.
     pub fn reset_default_kms_key_id(&self) -> Result<String> {
         self.kms
-            .audited(Call::ec2("ResetEbsDefaultKmsKeyId", false), || {
+            .audited(Call::ec2("ResetEbsDefaultKmsKeyId", false), |_| {
                 self.region.update(|h| {
                     h.default_kms_key_id = None;
                     Ok(())

@@ -44,7 +44,7 @@ impl Ebs<'_> {
     /// Scrubs the region: the head authenticates, every map and block matches its hash, every
     /// encrypted block authenticates at its index, every record's blocks exist.
     pub fn verify(&self, quiet: bool) -> Result<VerifyReport> {
-        self.kms.audited(Call::ec2("VerifyStore", true), || {
+        self.kms.audited(Call::ec2("VerifyStore", true), |_| {
             let mut report = VerifyReport {
                 region: self.kms.region().to_string(),
                 ..Default::default()
@@ -159,7 +159,7 @@ impl Ebs<'_> {
     /// Removes blocks and maps no record uses, and temporary files a crash left. Never removes
     /// a referenced block: it stops if any record's map cannot be read.
     pub fn gc(&self) -> Result<GcReport> {
-        self.kms.audited(Call::ec2("CollectGarbage", false), || {
+        self.kms.audited(Call::ec2("CollectGarbage", false), |_| {
             let _removing = self.region.removing()?;
             self.collect_garbage()
         })

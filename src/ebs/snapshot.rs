@@ -54,7 +54,7 @@ impl Ebs<'_> {
     pub fn create_snapshot(&self, volume_id: &str, description: &str) -> Result<Snapshot> {
         self.kms.audited(
             Call::ec2("CreateSnapshot", false).param("volumeId", volume_id),
-            || {
+            |_| {
                 super::check_id(volume_id, "vol-", "volume")?;
                 check_description(description)?;
                 let id = new_id("snap-");
@@ -119,13 +119,13 @@ impl Ebs<'_> {
     pub fn describe_snapshot(&self, id: &str) -> Result<Snapshot> {
         self.kms.audited(
             Call::ec2("DescribeSnapshots", true).param("snapshotId", id),
-            || self.describe_snapshot_record(&self.snapshot_record(id)?),
+            |_| self.describe_snapshot_record(&self.snapshot_record(id)?),
         )
     }
 
     /// DescribeSnapshots for all.
     pub fn list_snapshots(&self) -> Result<Vec<Snapshot>> {
-        self.kms.audited(Call::ec2("DescribeSnapshots", true), || {
+        self.kms.audited(Call::ec2("DescribeSnapshots", true), |_| {
             let head = self.region.load_head()?;
             head.snapshots
                 .values()
@@ -138,7 +138,7 @@ impl Ebs<'_> {
     pub fn delete_snapshot(&self, id: &str) -> Result<()> {
         self.kms.audited(
             Call::ec2("DeleteSnapshot", false).param("snapshotId", id),
-            || {
+            |_| {
                 super::check_id(id, "snap-", "snapshot")?;
                 let _removing = self.region.removing()?;
                 self.region.update(|h| {
@@ -155,7 +155,7 @@ impl Ebs<'_> {
     /// ListChangedBlocks: block indexes whose data differs between two snapshots of one
     /// lineage.
     pub fn diff_snapshots(&self, first: &str, second: &str) -> Result<ChangedBlocks> {
-        self.kms.audited(Call::ec2("ListChangedBlocks", true).param("firstSnapshotId", first).param("secondSnapshotId", second), || {
+        self.kms.audited(Call::ec2("ListChangedBlocks", true).param("firstSnapshotId", first).param("secondSnapshotId", second), |_| {
         let a = self.snapshot_record(first)?;
         let b = self.snapshot_record(second)?;
         if a.lineage.id != b.lineage.id {

@@ -111,7 +111,7 @@ pub struct Volume {
 impl Ebs<'_> {
     /// CreateVolume. Returns the new volume.
     pub fn create_volume(&self, req: &CreateVolumeRequest) -> Result<Volume> {
-        self.kms.audited(Call::ec2("CreateVolume", false).param("encrypted", req.encrypted).param("kmsKeyId", req.kms_key.as_ref().map(|k| k.to_string())).param("volumeType", req.volume_type), || {
+        self.kms.audited(Call::ec2("CreateVolume", false).param("encrypted", req.encrypted).param("kmsKeyId", req.kms_key.as_ref().map(|k| k.to_string())).param("volumeType", req.volume_type), |_| {
         if req.kms_key.is_some() && !req.encrypted {
             return Err(Error::ec2(
                 Ec2Code::InvalidParameterDependency,
@@ -345,7 +345,7 @@ impl Ebs<'_> {
     pub fn describe_volume(&self, id: &str) -> Result<Volume> {
         self.kms.audited(
             Call::ec2("DescribeVolumes", true).param("volumeId", id),
-            || {
+            |_| {
                 let r = self.volume_record(id)?;
                 let map = self.region.load_map(&r.map)?;
                 Ok(self.describe(&r, map.blocks.len() as u64))
@@ -355,7 +355,7 @@ impl Ebs<'_> {
 
     /// DescribeVolumes for all.
     pub fn list_volumes(&self) -> Result<Vec<Volume>> {
-        self.kms.audited(Call::ec2("DescribeVolumes", true), || {
+        self.kms.audited(Call::ec2("DescribeVolumes", true), |_| {
             let head = self.region.load_head()?;
             head.volumes
                 .values()
@@ -369,7 +369,7 @@ impl Ebs<'_> {
     pub fn delete_volume(&self, id: &str) -> Result<()> {
         self.kms.audited(
             Call::ec2("DeleteVolume", false).param("volumeId", id),
-            || {
+            |_| {
                 super::check_id(id, "vol-", "volume")?;
                 let _removing = self.region.removing()?;
                 self.region.update(|h| {
@@ -396,7 +396,7 @@ impl Ebs<'_> {
                 .param("volumeId", id)
                 .param("offset", offset)
                 .param("length", length),
-            || {
+            |_| {
                 let r = self.volume_record(id)?;
                 check_range(&r, offset, length)?;
                 let open = self.open_lineage(&r.lineage)?;
@@ -439,7 +439,7 @@ impl Ebs<'_> {
             Call::ec2("WriteVolume", false)
                 .param("volumeId", id)
                 .param("offset", offset),
-            || {
+            |_| {
                 let written = self.write_volume_locked(id, offset, input)?;
                 // The blocks and map this write replaced, unless a snapshot still names them.
                 let _removing = self.region.removing()?;
@@ -546,7 +546,7 @@ impl Ebs<'_> {
     ) -> Result<()> {
         self.kms.audited(
             Call::ec2("ExportVolume", true).param("volumeId", id),
-            || {
+            |_| {
                 let r = self.volume_record(id)?;
                 let open = self.open_lineage(&r.lineage)?;
                 let map = self.region.load_map(&r.map)?;

@@ -82,6 +82,11 @@ impl Call {
         self.operation.unwrap_or(self.name)
     }
 
+    /// An event cofre's KMS carries out on its own, for no caller.
+    pub(crate) fn is_service_event(&self) -> bool {
+        self.service_event
+    }
+
     /// The service that made the call for the caller, if one did.
     pub(crate) fn invoked_by(&self) -> Option<&'static str> {
         self.invoked_by
@@ -135,17 +140,6 @@ impl Call {
         });
         self
     }
-}
-
-thread_local! {
-    /// The requests being served on this thread, innermost last (EBS calls KMS inside its own
-    /// request).
-    static CURRENT: std::cell::RefCell<Vec<Call>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// The innermost request being served on this thread.
-pub(crate) fn current_call() -> Option<Call> {
-    CURRENT.with(|c| c.borrow().last().cloned())
 }
 
 /// What a result says about the key it acted on.
@@ -203,27 +197,21 @@ fn error_code(e: &Error, source: &str) -> String {
 }
 
 impl Kms {
-    /// Runs `f` as the `operation` part of the current request, with that part's encryption
-    /// context and algorithm: keys it resolves are checked for that permission, and policy
-    /// conditions and grant constraints see that context (no extra event is recorded).
-    pub(crate) fn acting_as<T>(
-        &self,
+    /// The `operation` part of `call`, with that part's encryption context and algorithm:
+    /// keys resolved for it are checked for that permission, and policy conditions and grant
+    /// constraints see that context (no extra event is recorded).
+    pub(crate) fn acting_as(
+        call: &Call,
         operation: &'static str,
         context: &crate::envelope::EncryptionContext,
         algorithm: &str,
-        f: impl FnOnce() -> T,
-    ) -> T {
-        let Some(call) = current_call() else {
-            return f();
-        };
-        let mut call = call
+    ) -> Call {
+        let mut part = call
+            .clone()
             .context(context)
             .param("encryptionAlgorithm", algorithm);
-        call.operation = Some(operation);
-        CURRENT.with(|c| c.borrow_mut().push(call));
-        let r = f();
-        CURRENT.with(|c| c.borrow_mut().pop());
-        r
+        part.operation = Some(operation);
+        part
     }
 
     /// The audit trail of this region.
@@ -243,16 +231,15 @@ impl Kms {
         )
     }
 
-    /// Runs a request and records it. While it runs, the request is the thread's current
-    /// call, which [`Kms::authorize`] checks key policies against.
+    /// Runs a request and records it. `f` gets the request, which every key it resolves is
+    /// authorized against ([`Kms::authorize`] takes it explicitly: nothing is checked against
+    /// ambient state).
     pub(crate) fn audited<T: Audited>(
         &self,
         call: Call,
-        f: impl FnOnce() -> Result<T>,
+        f: impl FnOnce(&Call) -> Result<T>,
     ) -> Result<T> {
-        CURRENT.with(|c| c.borrow_mut().push(call.clone()));
-        let result = self.own_account_only(&call).and_then(|()| f());
-        CURRENT.with(|c| c.borrow_mut().pop());
+        let result = self.own_account_only(&call).and_then(|()| f(&call));
         let arn = match &result {
             Ok(t) => t.key_arn(),
             Err(_) => None,
@@ -280,20 +267,24 @@ impl Kms {
     /// request that already took effect.
     pub(crate) fn record(&self, call: &Call, key_arn: Option<String>, error: Option<&Error>) {
         let account = self.home.account_id().to_owned();
-        let p = &self.principal;
+        let p = self.ctx.principal();
         let identity = if call.service_event {
             UserIdentity {
                 kind: "AWSService".into(),
+                principal_id: None,
                 arn: None,
                 account_id: None,
+                access_key_id: None,
                 user_name: None,
                 invoked_by: Some("kms.amazonaws.com".into()),
             }
         } else {
             UserIdentity {
                 kind: p.identity_type().into(),
+                principal_id: Some(p.principal_id()),
                 arn: Some(p.arn().to_owned()),
                 account_id: Some(p.account().to_owned()),
+                access_key_id: self.ctx.access_key_id().map(str::to_owned),
                 user_name: p.name().map(str::to_owned),
                 invoked_by: call.invoked_by.map(str::to_owned),
             }
@@ -313,9 +304,9 @@ impl Kms {
             source_ip_address: if call.service_event || call.invoked_by.is_some() {
                 "AWS Internal".into()
             } else {
-                "127.0.0.1".into()
+                self.ctx.source_ip().to_owned()
             },
-            user_agent: concat!("cofre/", env!("CARGO_PKG_VERSION")).into(),
+            user_agent: self.ctx.user_agent().to_owned(),
             error_code: error.map(|e| error_code(e, call.source)),
             error_message: error.map(|e| e.to_string()),
             request_parameters: if call.params.is_empty() {
@@ -324,7 +315,12 @@ impl Kms {
                 Value::Object(call.params.clone())
             },
             response_elements: Value::Null,
-            request_id: uuid(),
+            // The front end's id names the caller's own request; the events a service makes
+            // for it (EBS's KMS calls) and upkeep get their own.
+            request_id: match self.ctx.request_id() {
+                Some(id) if call.invoked_by.is_none() && !call.service_event => id.to_owned(),
+                _ => uuid(),
+            },
             event_id: uuid(),
             read_only: call.read_only,
             resources: key_arn

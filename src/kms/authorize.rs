@@ -2,8 +2,8 @@
 //! it touches the key ([`Kms::authorize`], called when a key is resolved); GetKeyPolicy and
 //! PutKeyPolicy with the lockout safety check.
 
-use super::audited::{current_call, Call};
-use super::policy::{self, Decision, RequestContext};
+use super::audited::Call;
+use super::policy::{self, Decision, PolicyRequest};
 use super::{aws_managed, KeyRef, Kms};
 use crate::error::{Error, KmsCode, Result};
 use crate::keyring::{KeyManager, KeyRecord};
@@ -27,15 +27,15 @@ impl Kms {
         call: &Call,
         arn: &'a str,
         record: Option<&KeyRecord>,
-    ) -> RequestContext<'a> {
+    ) -> PolicyRequest<'a> {
         let mut keys: BTreeMap<String, Vec<String>> = BTreeMap::new();
         keys.insert(
             "kms:CallerAccount".into(),
-            vec![self.principal.account().to_owned()],
+            vec![self.principal().account().to_owned()],
         );
         keys.insert(
             "aws:PrincipalArn".into(),
-            vec![self.principal.arn().to_owned()],
+            vec![self.principal().arn().to_owned()],
         );
         let via = call.via_service(self.region.as_str());
         keys.insert("aws:ViaAWSService".into(), vec![via.is_some().to_string()]);
@@ -70,22 +70,22 @@ impl Kms {
                 keys.insert(format!("kms:EncryptionContext:{k}"), vec![v]);
             }
         }
-        RequestContext {
-            principal: &self.principal,
+        PolicyRequest {
+            principal: self.principal(),
             action: call.action(),
             resource: arn,
             keys,
         }
     }
 
-    /// Checks the current request against `record`'s key policy. A thread serving no request
-    /// (cofre's own upkeep) is not checked.
-    pub(crate) fn authorize(&self, record: &KeyRecord) -> Result<()> {
-        let Some(call) = current_call() else {
+    /// Checks `call` against `record`'s key policy and grants. Events cofre's KMS carries out
+    /// on its own (rotation, deletion) act for no caller and are not checked.
+    pub(crate) fn authorize(&self, record: &KeyRecord, call: &Call) -> Result<()> {
+        if call.is_service_event() {
             return Ok(());
-        };
+        }
         let arn = &record.key_metadata.arn;
-        let ctx = self.request_context(&call, arn, Some(record));
+        let ctx = self.request_context(call, arn, Some(record));
         let crypto = [
             "kms:Encrypt",
             "kms:Decrypt",
@@ -100,7 +100,7 @@ impl Kms {
                 if record.grants.iter().any(|g| {
                     super::grants::grant_allows(
                         g,
-                        &self.principal,
+                        self.principal(),
                         call.name(),
                         &call.encryption_context(),
                     )
@@ -119,7 +119,7 @@ impl Kms {
                 KmsCode::AccessDeniedException,
                 format!(
                     "User: {} is not authorized to perform: {} on resource: {arn} because {}",
-                    self.principal.arn(),
+                    self.principal().arn(),
                     ctx.action,
                     if d == Decision::ExplicitDeny {
                         "of an explicit deny in its key policy"
@@ -136,7 +136,7 @@ impl Kms {
     /// Refuses another account's principal the requests that name no key, and every EBS
     /// request (EBS resources belong to the account).
     pub(crate) fn own_account_only(&self, call: &Call) -> Result<()> {
-        let foreign = self.principal.account() != self.home.account_id();
+        let foreign = self.principal().account() != self.home.account_id();
         let account_level =
             ACCOUNT_ACTIONS.contains(&call.name()) || call.action().starts_with("ec2:");
         if foreign && account_level && call.invoked_by().is_none() {
@@ -144,7 +144,7 @@ impl Kms {
                 KmsCode::AccessDeniedException,
                 format!(
                     "User: {} is not authorized to perform: {} in account {}; only that account's principals may",
-                    self.principal.arn(),
+                    self.principal().arn(),
                     call.action(),
                     self.home.account_id()
                 ),
@@ -163,7 +163,7 @@ impl Kms {
                 KmsCode::MalformedPolicyDocumentException,
                 format!(
                     "the new key policy will not allow you ({}) to update the key policy in the future; fix it, or pass --bypass-lockout-check",
-                    self.principal.arn()
+                    self.principal().arn()
                 ),
             ));
         }
@@ -176,9 +176,9 @@ impl Kms {
             Call::new("GetKeyPolicy", true)
                 .key(key)
                 .param("policyName", "default"),
-            || {
+            |call| {
                 let store = self.store()?;
-                let record = self.resolve(&store, key, false)?;
+                let record = self.resolve(&store, key, false, call)?;
                 Ok(match &record.policy {
                     Some(t) => t.clone(),
                     None => serde_json::to_string_pretty(&policy::default_policy(
@@ -198,11 +198,11 @@ impl Kms {
                 .key(key)
                 .param("policyName", "default")
                 .param("bypassPolicyLockoutSafetyCheck", bypass),
-            || {
+            |call| {
                 policy::validate(text)?;
                 let store = self.store()?;
                 let _lock = store.lock()?;
-                let mut record = self.resolve(&store, key, false)?;
+                let mut record = self.resolve(&store, key, false, call)?;
                 aws_managed::customer_managed_only(&record)?;
                 if !bypass {
                     self.check_lockout(text, &record.key_metadata.arn)?;

@@ -297,8 +297,9 @@ impl Kms {
         key: &KeyRef,
         usage: KeyUsage,
         op: &str,
+        call: &Call,
     ) -> Result<KeyRecord> {
-        let record = self.resolve(store, key, true)?;
+        let record = self.resolve(store, key, true, call)?;
         check_usable(&record)?;
         if record.key_metadata.key_usage != usage {
             return Err(usage_error(&record, op));
@@ -436,9 +437,9 @@ impl Kms {
                 .key(key)
                 .param("encryptionAlgorithm", specs::value_name(&algorithm))
                 .context(context),
-            || {
+            |call| {
                 let store = self.store()?;
-                let record = self.resolve(&store, key, true)?;
+                let record = self.resolve(&store, key, true, call)?;
                 check_usable(&record)?;
                 self.encrypt_with(&store, &record, plaintext, context, algorithm)
             },
@@ -454,6 +455,7 @@ impl Kms {
         context: &EncryptionContext,
         key: Option<&KeyRef>,
         algorithm: EncryptionAlgorithm,
+        call: &Call,
     ) -> Result<(KeyRecord, Decrypted)> {
         if ciphertext.is_empty() || ciphertext.len() > MAX_CIPHERTEXT {
             return Err(Error::kms(
@@ -467,7 +469,7 @@ impl Kms {
         if algorithm == EncryptionAlgorithm::SymmetricDefault {
             let blob = parse_blob(ciphertext)?;
             let record = self
-                .key_named_in_ciphertext(store, blob.arn)
+                .key_named_in_ciphertext(store, blob.arn, call)
                 .map_err(|e| match e {
                     Error::HeaderCorrupt(_) => Error::kms(
                         KmsCode::InvalidCiphertextException,
@@ -476,7 +478,7 @@ impl Kms {
                     e => e,
                 })?;
             if let Some(k) = key {
-                let named = self.resolve(store, k, true)?;
+                let named = self.resolve(store, k, true, call)?;
                 if named.key_metadata.key_id != record.key_metadata.key_id {
                     return Err(Error::kms(
                         KmsCode::IncorrectKeyException,
@@ -512,7 +514,7 @@ impl Kms {
                 "an RSA ciphertext does not name its key: give --key KEY",
             )
         })?;
-        let record = self.resolve(store, key, true)?;
+        let record = self.resolve(store, key, true, call)?;
         check_usable(&record)?;
         let m = &record.key_metadata;
         if m.key_usage != KeyUsage::EncryptDecrypt || m.key_spec == KeySpec::SymmetricDefault {
@@ -576,10 +578,10 @@ impl Kms {
                 .param("keyId", named)
                 .param("encryptionAlgorithm", specs::value_name(&algorithm))
                 .context(context),
-            || {
+            |call| {
                 let store = self.store()?;
                 Ok(self
-                    .decrypt_inner(&store, ciphertext, context, key, algorithm)?
+                    .decrypt_inner(&store, ciphertext, context, key, algorithm, call)?
                     .1)
             },
         )
@@ -617,22 +619,21 @@ impl Kms {
                     "destinationEncryptionContext",
                     ctx_json(destination_context),
                 ),
-            || {
+            |call| {
                 let store = self.store()?;
                 let from = specs::value_name(&source_algorithm);
-                let (_, opened) = self.acting_as("ReEncryptFrom", source_context, &from, || {
-                    self.decrypt_inner(
-                        &store,
-                        ciphertext,
-                        source_context,
-                        source_key,
-                        source_algorithm,
-                    )
-                })?;
+                let from_call = Self::acting_as(call, "ReEncryptFrom", source_context, &from);
+                let (_, opened) = self.decrypt_inner(
+                    &store,
+                    ciphertext,
+                    source_context,
+                    source_key,
+                    source_algorithm,
+                    &from_call,
+                )?;
                 let to = specs::value_name(&destination_algorithm);
-                let dest = self.acting_as("ReEncryptTo", destination_context, &to, || {
-                    self.resolve(&store, destination_key, true)
-                })?;
+                let to_call = Self::acting_as(call, "ReEncryptTo", destination_context, &to);
+                let dest = self.resolve(&store, destination_key, true, &to_call)?;
                 check_usable(&dest)?;
                 let mut out = self.encrypt_with(
                     &store,
@@ -666,7 +667,7 @@ impl Kms {
                 .key(key)
                 .param("numberOfBytes", bytes)
                 .context(context),
-            || {
+            |call| {
                 if !(1..=1024).contains(&bytes) {
                     return Err(Error::kms(
                         KmsCode::ValidationException,
@@ -674,7 +675,7 @@ impl Kms {
                     ));
                 }
                 let store = self.store()?;
-                let record = self.key_for(&store, key, KeyUsage::EncryptDecrypt, name)?;
+                let record = self.key_for(&store, key, KeyUsage::EncryptDecrypt, name, call)?;
                 super::check_symmetric(&record)?;
                 let mut plaintext = Zeroizing::new(vec![0u8; bytes]);
                 crate::crypto::fill_random(&mut plaintext);
@@ -714,9 +715,9 @@ impl Kms {
                 .key(key)
                 .param("keyPairSpec", specs::value_name(&spec))
                 .context(context),
-            || {
+            |call| {
                 let store = self.store()?;
-                let record = self.key_for(&store, key, KeyUsage::EncryptDecrypt, name)?;
+                let record = self.key_for(&store, key, KeyUsage::EncryptDecrypt, name, call)?;
                 super::check_symmetric(&record)?;
                 let backend = self.home.backend();
                 let private = backend.generate_private_key(spec.kind())?;
@@ -737,7 +738,7 @@ impl Kms {
     pub fn generate_random(&self, bytes: usize) -> Result<Zeroizing<Vec<u8>>> {
         self.audited(
             Call::new("GenerateRandom", true).param("numberOfBytes", bytes),
-            || {
+            |_| {
                 if !(1..=1024).contains(&bytes) {
                     return Err(Error::kms(
                         KmsCode::ValidationException,
@@ -787,8 +788,9 @@ impl Kms {
         key: &KeyRef,
         algorithm: SigningAlgorithm,
         op: &str,
+        call: &Call,
     ) -> Result<(KeyRecord, AsymKind)> {
-        let record = self.key_for(store, key, KeyUsage::SignVerify, op)?;
+        let record = self.key_for(store, key, KeyUsage::SignVerify, op, call)?;
         let kind = Self::asym_kind_of(&record)?;
         if !algorithm.fits(kind) {
             return Err(Error::kms(
@@ -818,9 +820,9 @@ impl Kms {
                 .key(key)
                 .param("messageType", specs::value_name(&message_type))
                 .param("signingAlgorithm", specs::value_name(&algorithm)),
-            || {
+            |call| {
                 let store = self.store()?;
-                let (record, kind) = self.signing_key(&store, key, algorithm, "Sign")?;
+                let (record, kind) = self.signing_key(&store, key, algorithm, "Sign", call)?;
                 let digest = self.digest_for(message, message_type, algorithm.scheme())?;
                 let pkcs8 = self.material_of(&record)?;
                 Ok(Signed {
@@ -851,9 +853,9 @@ impl Kms {
                 .key(key)
                 .param("messageType", specs::value_name(&message_type))
                 .param("signingAlgorithm", specs::value_name(&algorithm)),
-            || {
+            |call| {
                 let store = self.store()?;
-                let (record, kind) = self.signing_key(&store, key, algorithm, "Verify")?;
+                let (record, kind) = self.signing_key(&store, key, algorithm, "Verify", call)?;
                 let digest = self.digest_for(message, message_type, algorithm.scheme())?;
                 self.home
                     .backend()
@@ -879,8 +881,9 @@ impl Kms {
         key: &KeyRef,
         algorithm: MacAlgorithm,
         op: &str,
+        call: &Call,
     ) -> Result<KeyRecord> {
-        let record = self.key_for(store, key, KeyUsage::GenerateVerifyMac, op)?;
+        let record = self.key_for(store, key, KeyUsage::GenerateVerifyMac, op, call)?;
         if specs::hmac_hash(record.key_metadata.key_spec) != Some(algorithm.hash()) {
             return Err(Error::kms(
                 KmsCode::InvalidKeyUsageException,
@@ -906,10 +909,10 @@ impl Kms {
             Call::new("GenerateMac", true)
                 .key(key)
                 .param("macAlgorithm", specs::value_name(&algorithm)),
-            || {
+            |call| {
                 check_message(message)?;
                 let store = self.store()?;
-                let record = self.mac_key(&store, key, algorithm, "GenerateMac")?;
+                let record = self.mac_key(&store, key, algorithm, "GenerateMac", call)?;
                 let k = self.material_of(&record)?;
                 Ok(Mac {
                     mac: self.home.backend().hmac(algorithm.hash(), &k, message),
@@ -932,10 +935,10 @@ impl Kms {
             Call::new("VerifyMac", true)
                 .key(key)
                 .param("macAlgorithm", specs::value_name(&algorithm)),
-            || {
+            |call| {
                 check_message(message)?;
                 let store = self.store()?;
-                let record = self.mac_key(&store, key, algorithm, "VerifyMac")?;
+                let record = self.mac_key(&store, key, algorithm, "VerifyMac", call)?;
                 let k = self.material_of(&record)?;
                 self.home
                     .backend()
@@ -959,9 +962,9 @@ impl Kms {
     /// GetPublicKey: an asymmetric key's public key (DER SubjectPublicKeyInfo) and what it is
     /// for.
     pub fn get_public_key(&self, key: &KeyRef) -> Result<PublicKeyInfo> {
-        self.audited(Call::new("GetPublicKey", true).key(key), || {
+        self.audited(Call::new("GetPublicKey", true).key(key), |call| {
             let store = self.store()?;
-            let record = self.resolve(&store, key, true)?;
+            let record = self.resolve(&store, key, true, call)?;
             check_usable(&record)?;
             let m = &record.key_metadata;
             if specs::asym_kind(m.key_spec).is_none() {
@@ -990,10 +993,15 @@ impl Kms {
             Call::new("DeriveSharedSecret", true)
                 .key(key)
                 .param("keyAgreementAlgorithm", "ECDH"),
-            || {
+            |call| {
                 let store = self.store()?;
-                let record =
-                    self.key_for(&store, key, KeyUsage::KeyAgreement, "DeriveSharedSecret")?;
+                let record = self.key_for(
+                    &store,
+                    key,
+                    KeyUsage::KeyAgreement,
+                    "DeriveSharedSecret",
+                    call,
+                )?;
                 let AsymKind::Ec(curve) = Self::asym_kind_of(&record)? else {
                     return Err(usage_error(&record, "DeriveSharedSecret"));
                 };
@@ -1001,15 +1009,6 @@ impl Kms {
                 self.home.backend().ecdh(curve, &pkcs8, peer_public_key)
             },
         )
-    }
-
-    /// The spec of `key` in this region, read from its record without a request (no policy
-    /// check, no event); none if it cannot be read. Only for choosing a default.
-    pub(crate) fn peek_key_spec(&self, key: &KeyRef) -> Option<KeySpec> {
-        let store = self.store().ok()?;
-        self.find(&store, key, true, false)
-            .ok()
-            .map(|r| r.key_metadata.key_spec)
     }
 
     /// The keys of this region whose public key has SHA-256 `fingerprint` (cheap: reads the

@@ -110,9 +110,13 @@ pub(super) fn grant_allows(
 }
 
 impl Kms {
-    fn grant_target(&self, key: &KeyRef) -> Result<(crate::keyring::RegionStore<'_>, KeyRecord)> {
+    fn grant_target(
+        &self,
+        key: &KeyRef,
+        call: &Call,
+    ) -> Result<(crate::keyring::RegionStore<'_>, KeyRecord)> {
         let store = self.store()?;
-        let record = self.resolve(&store, key, false)?;
+        let record = self.resolve(&store, key, false, call)?;
         Ok((store, record))
     }
 
@@ -125,7 +129,7 @@ impl Kms {
                 .param("operations", &req.operations)
                 .param("retiringPrincipal", &req.retiring_principal)
                 .param("name", &req.name),
-            || {
+            |call| {
                 crate::audit::Principal::parse(&req.grantee)?;
                 if let Some(r) = &req.retiring_principal {
                     crate::audit::Principal::parse(r)?;
@@ -154,9 +158,9 @@ impl Kms {
                         "give --context-subset or --context-equals, not both",
                     ));
                 }
-                let (store, _) = self.grant_target(key)?;
+                let (store, _) = self.grant_target(key, call)?;
                 let _lock = store.lock()?;
-                let mut record = self.resolve(&store, key, false)?;
+                let mut record = self.resolve(&store, key, false, call)?;
                 match record.key_metadata.key_state {
                     KeyState::Enabled => {}
                     KeyState::Disabled => {
@@ -203,7 +207,7 @@ impl Kms {
                     constraints: req.constraints.clone(),
                     name: req.name.clone(),
                     creation_date: store::format_time(store::now()),
-                    issuing_account: format!("arn:aws:iam::{}:root", self.principal.account()),
+                    issuing_account: format!("arn:aws:iam::{}:root", self.principal().account()),
                 });
                 store.save_key(&record)?;
                 Ok(id)
@@ -213,8 +217,8 @@ impl Kms {
 
     /// ListGrants.
     pub fn list_grants(&self, key: &KeyRef) -> Result<Vec<Grant>> {
-        self.audited(Call::new("ListGrants", true).key(key), || {
-            Ok(self.grant_target(key)?.1.grants)
+        self.audited(Call::new("ListGrants", true).key(key), |call| {
+            Ok(self.grant_target(key, call)?.1.grants)
         })
     }
 
@@ -231,14 +235,14 @@ impl Kms {
     fn remove_grant(&self, call: Call, key: &KeyRef, grant_id: &str, retire: bool) -> Result<()> {
         let call = call.key(key).param("grantId", grant_id);
         let name = call.name();
-        self.audited(call, || {
+        self.audited(call, |call| {
             let store = self.store()?;
             let _lock = store.lock()?;
             // Retiring is decided by the grant, not the policy: resolve without the check.
             let mut record = if retire {
-                self.resolve_unchecked(&store, key)?
+                self.resolve_for_grant(&store, key)?
             } else {
-                self.resolve(&store, key, false)?
+                self.resolve(&store, key, false, call)?
             };
             let Some(at) = record.grants.iter().position(|g| g.grant_id == grant_id) else {
                 return Err(Error::kms(
@@ -248,7 +252,7 @@ impl Kms {
             };
             if retire {
                 let g = &record.grants[at];
-                let me = self.principal.arn();
+                let me = self.principal().arn();
                 let may = g.retiring_principal.as_deref() == Some(me)
                     || (g.grantee_principal == me && g.operations.iter().any(|o| o == "RetireGrant"));
                 if !may {

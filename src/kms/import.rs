@@ -124,9 +124,9 @@ impl Kms {
                 .key(key)
                 .param("wrappingAlgorithm", algorithm)
                 .param("wrappingKeySpec", spec),
-            || {
+            |call| {
                 let store = self.store()?;
-                let record = self.resolve(&store, key, false)?;
+                let record = self.resolve(&store, key, false, call)?;
                 self.external(&record)?;
                 let m = &record.key_metadata;
                 if m.key_state == KeyState::PendingDeletion {
@@ -216,7 +216,7 @@ impl Kms {
         encrypted_material: &[u8],
         valid_to: Option<SystemTime>,
     ) -> Result<KeyMetadata> {
-        self.audited(Call::new("ImportKeyMaterial", false).key(key).param("expirationModel", if valid_to.is_some() { "KEY_MATERIAL_EXPIRES" } else { "KEY_MATERIAL_DOES_NOT_EXPIRE" }), || {
+        self.audited(Call::new("ImportKeyMaterial", false).key(key).param("expirationModel", if valid_to.is_some() { "KEY_MATERIAL_EXPIRES" } else { "KEY_MATERIAL_DOES_NOT_EXPIRE" }), |call| {
         let now = store::now();
         if let Some(t) = valid_to {
             if t <= now || t > now + MAX_VALID_TO {
@@ -228,7 +228,7 @@ impl Kms {
         }
         let store = self.store()?;
         let _lock = store.lock()?;
-        let mut record = self.resolve(&store, key, false)?;
+        let mut record = self.resolve(&store, key, false, call)?;
         self.external(&record)?;
         let arn = record.key_metadata.arn.clone();
         if record.key_metadata.key_state == KeyState::PendingDeletion {
@@ -332,10 +332,10 @@ impl Kms {
     pub fn delete_imported_key_material(&self, key: &KeyRef) -> Result<KeyMetadata> {
         self.audited(
             Call::new("DeleteImportedKeyMaterial", false).key(key),
-            || {
+            |call| {
                 let store = self.store()?;
                 let _lock = store.lock()?;
-                let mut record = self.resolve(&store, key, false)?;
+                let mut record = self.resolve(&store, key, false, call)?;
                 self.external(&record)?;
                 drop_material(&mut record);
                 store.save_key(&record)?;

@@ -241,28 +241,36 @@ impl Kms {
             Call::new("EnableKeyRotation", false)
                 .key(key)
                 .param("rotationPeriodInDays", period_days),
-            || {
+            |call| {
                 let period = days_within(ROTATION_PERIOD_DAYS, period_days, "rotation period")?;
-                self.change_rotation(key, |record, now| {
-                    let r = &mut record.rotation;
-                    // Re-enabling with the same period keeps the schedule; otherwise it starts now.
-                    if !(r.enabled && r.rotation_period_in_days == Some(period)) {
-                        r.next_rotation_date = Some(store::format_time(now + days(period)));
-                    }
-                    r.enabled = true;
-                    r.rotation_period_in_days = Some(period);
-                })
+                self.change_rotation(
+                    key,
+                    |record, now| {
+                        let r = &mut record.rotation;
+                        // Re-enabling with the same period keeps the schedule; otherwise it starts now.
+                        if !(r.enabled && r.rotation_period_in_days == Some(period)) {
+                            r.next_rotation_date = Some(store::format_time(now + days(period)));
+                        }
+                        r.enabled = true;
+                        r.rotation_period_in_days = Some(period);
+                    },
+                    call,
+                )
             },
         )
     }
 
     /// DisableKeyRotation.
     pub fn disable_key_rotation(&self, key: &KeyRef) -> Result<KeyRotationStatus> {
-        self.audited(Call::new("DisableKeyRotation", false).key(key), || {
-            self.change_rotation(key, |record, _| {
-                record.rotation.enabled = false;
-                record.rotation.next_rotation_date = None;
-            })
+        self.audited(Call::new("DisableKeyRotation", false).key(key), |call| {
+            self.change_rotation(
+                key,
+                |record, _| {
+                    record.rotation.enabled = false;
+                    record.rotation.next_rotation_date = None;
+                },
+                call,
+            )
         })
     }
 
@@ -270,11 +278,12 @@ impl Kms {
         &self,
         key: &KeyRef,
         change: impl FnOnce(&mut KeyRecord, SystemTime),
+        call: &Call,
     ) -> Result<KeyRotationStatus> {
         let store = self.store()?;
         let record = {
             let _lock = store.lock()?;
-            let mut record = self.resolve(&store, key, false)?;
+            let mut record = self.resolve(&store, key, false, call)?;
             check_rotatable(&record.key_metadata)?;
             check_usable(&record)?;
             change(&mut record, store::now());
@@ -287,20 +296,20 @@ impl Kms {
 
     /// GetKeyRotationStatus (reported off while the key is pending deletion).
     pub fn key_rotation_status(&self, key: &KeyRef) -> Result<KeyRotationStatus> {
-        self.audited(Call::new("GetKeyRotationStatus", true).key(key), || {
+        self.audited(Call::new("GetKeyRotationStatus", true).key(key), |call| {
             let store = self.store()?;
-            Ok(status(&self.resolve(&store, key, false)?))
+            Ok(status(&self.resolve(&store, key, false, call)?))
         })
     }
 
     /// RotateKeyOnDemand: a new current version now, at most 25 times per key. The automatic
     /// schedule is unchanged.
     pub fn rotate_key_on_demand(&self, key: &KeyRef) -> Result<KeyVersion> {
-        self.audited(Call::new("RotateKeyOnDemand", false).key(key), || {
+        self.audited(Call::new("RotateKeyOnDemand", false).key(key), |call| {
         let store = self.store()?;
         let record = {
             let _lock = store.lock()?;
-            let mut record = self.resolve(&store, key, false)?;
+            let mut record = self.resolve(&store, key, false, call)?;
             check_rotatable(&record.key_metadata)?;
             check_usable(&record)?;
             if record.rotation.on_demand_rotations >= MAX_ON_DEMAND_ROTATIONS {
@@ -324,9 +333,9 @@ impl Kms {
 
     /// Every material version of a key, oldest first (ListKeyRotations with the original).
     pub fn list_key_versions(&self, key: &KeyRef) -> Result<Vec<KeyVersion>> {
-        self.audited(Call::new("ListKeyRotations", true).key(key), || {
+        self.audited(Call::new("ListKeyRotations", true).key(key), |call| {
             let store = self.store()?;
-            Ok(versions(&self.resolve(&store, key, false)?))
+            Ok(versions(&self.resolve(&store, key, false, call)?))
         })
     }
 
@@ -341,12 +350,12 @@ impl Kms {
             Call::new("ScheduleKeyDeletion", false)
                 .key(key)
                 .param("pendingWindowInDays", window_days),
-            || {
+            |call| {
                 let window =
                     days_within(DELETION_WINDOW_DAYS, window_days, "deletion waiting period")?;
                 let store = self.store()?;
                 let _lock = store.lock()?;
-                let mut record = self.resolve(&store, key, false)?;
+                let mut record = self.resolve(&store, key, false, call)?;
                 super::aws_managed::customer_managed_only(&record)?;
                 let m = &mut record.key_metadata;
                 if matches!(
@@ -375,10 +384,10 @@ impl Kms {
 
     /// CancelKeyDeletion: the key comes back Disabled.
     pub fn cancel_key_deletion(&self, key: &KeyRef) -> Result<KeyMetadata> {
-        self.audited(Call::new("CancelKeyDeletion", false).key(key), || {
+        self.audited(Call::new("CancelKeyDeletion", false).key(key), |call| {
             let store = self.store()?;
             let _lock = store.lock()?;
-            let mut record = self.resolve(&store, key, false)?;
+            let mut record = self.resolve(&store, key, false, call)?;
             let m = &mut record.key_metadata;
             if !matches!(
                 m.key_state,

@@ -41,6 +41,8 @@ use crate::keyring::{
     RegionalKey, Tag,
 };
 use crate::store;
+use crate::RequestContext;
+use std::sync::Arc;
 
 /// Longest key description KMS accepts.
 pub const MAX_DESCRIPTION: usize = 8192;
@@ -69,13 +71,16 @@ pub struct CreateKeyRequest {
     pub key_usage: Option<KeyUsage>,
 }
 
-/// A KMS endpoint for one region of a home.
+/// A KMS endpoint for one region of a home, serving one caller ([`RequestContext`]).
+///
+/// Cheap to make: the home is shared, so a front end makes one per request (or per caller) and
+/// a server shares one [`Home`] between all of them.
 #[derive(Debug)]
 pub struct Kms {
-    home: Home,
+    home: Arc<Home>,
     region: Region,
-    /// Who is calling (recorded in every audit event).
-    principal: crate::audit::Principal,
+    /// Who is calling (authorized and recorded on every request).
+    ctx: RequestContext,
     /// Set once the rotations and deletions due in the region have been carried out.
     maintained: std::sync::atomic::AtomicBool,
 }
@@ -88,25 +93,24 @@ pub struct KeyListing {
 }
 
 impl Kms {
-    /// A KMS for `region` of `home`.
-    pub fn new(home: Home, region: Region) -> Self {
+    /// A KMS for `region` of `home`, serving the caller `ctx`.
+    pub fn new(home: impl Into<Arc<Home>>, region: Region, ctx: RequestContext) -> Self {
         Kms {
-            principal: crate::audit::Principal::root(home.account_id()),
-            home,
+            home: home.into(),
             region,
+            ctx,
             maintained: Default::default(),
         }
     }
 
-    /// The same endpoint, called by `principal`.
-    pub fn with_principal(mut self, principal: crate::audit::Principal) -> Self {
-        self.principal = principal;
-        self
-    }
-
     /// Who is calling.
     pub fn principal(&self) -> &crate::audit::Principal {
-        &self.principal
+        self.ctx.principal()
+    }
+
+    /// The caller's request context.
+    pub fn context(&self) -> &RequestContext {
+        &self.ctx
     }
 
     /// The home.
@@ -114,15 +118,19 @@ impl Kms {
         &self.home
     }
 
+    /// The shared home, for another endpoint of it.
+    pub fn shared_home(&self) -> Arc<Home> {
+        self.home.clone()
+    }
+
     /// The region requests go to.
     pub fn region(&self) -> &Region {
         &self.region
     }
 
-    /// The same home, another region.
+    /// The same home and caller, another region.
     pub fn in_region(&self, region: Region) -> Result<Kms> {
-        Ok(Kms::new(Home::open(self.home.root(), None)?, region)
-            .with_principal(self.principal.clone()))
+        Ok(Kms::new(self.home.clone(), region, self.ctx.clone()))
     }
 
     /// The region's store. The first time, it carries out the automatic rotations and the
@@ -141,7 +149,7 @@ impl Kms {
     /// CreateKey: a customer managed key of any spec cofre offers (symmetric by default), with
     /// one material version.
     pub fn create_key(&self, req: &CreateKeyRequest) -> Result<KeyMetadata> {
-        self.audited(Call::new("CreateKey", false).param("description", &req.description).param("aliasName", &req.alias).param("multiRegion", req.multi_region).param("origin", req.origin).param("keySpec", req.key_spec.unwrap_or(KeySpec::SymmetricDefault)).param("keyUsage", req.key_usage.unwrap_or(KeyUsage::EncryptDecrypt)), || {
+        self.audited(Call::new("CreateKey", false).param("description", &req.description).param("aliasName", &req.alias).param("multiRegion", req.multi_region).param("origin", req.origin).param("keySpec", req.key_spec.unwrap_or(KeySpec::SymmetricDefault)).param("keyUsage", req.key_usage.unwrap_or(KeyUsage::EncryptDecrypt)), |_| {
         if req.description.len() > MAX_DESCRIPTION {
             return Err(Error::kms(
                 KmsCode::ValidationException,
@@ -349,21 +357,22 @@ impl Kms {
         }
     }
 
-    /// Finds the key a reference names in this region. `aliases_ok` is false for the
-    /// operations KMS lets name a key only by id or ARN.
+    /// Finds the key a reference names in this region and authorizes `call` on it.
+    /// `aliases_ok` is false for the operations KMS lets name a key only by id or ARN.
     fn resolve(
         &self,
         store: &RegionStore<'_>,
         key: &KeyRef,
         aliases_ok: bool,
+        call: &Call,
     ) -> Result<KeyRecord> {
-        self.find(store, key, aliases_ok, true)
+        self.find(store, key, aliases_ok, Some(call))
     }
 
     /// [`Kms::resolve`] without the key policy check, for requests the key's grants decide
-    /// (RetireGrant).
-    fn resolve_unchecked(&self, store: &RegionStore<'_>, key: &KeyRef) -> Result<KeyRecord> {
-        self.find(store, key, false, false)
+    /// (RetireGrant checks the grant itself).
+    fn resolve_for_grant(&self, store: &RegionStore<'_>, key: &KeyRef) -> Result<KeyRecord> {
+        self.find(store, key, false, None)
     }
 
     fn find(
@@ -371,7 +380,7 @@ impl Kms {
         store: &RegionStore<'_>,
         key: &KeyRef,
         aliases_ok: bool,
-        authorize: bool,
+        authorize: Option<&Call>,
     ) -> Result<KeyRecord> {
         let here = self.region.as_str();
         let check_arn = |region: &str, account: &str| -> Result<()> {
@@ -423,14 +432,14 @@ impl Kms {
             }
         };
         let named_by_arn = matches!(key, KeyRef::Arn { .. } | KeyRef::AliasArn { .. });
-        if self.principal.account() != self.home.account_id() && !named_by_arn {
+        if self.principal().account() != self.home.account_id() && !named_by_arn {
             // Another account's principal finds keys here only by ARN, as in KMS.
             return Err(self.not_found(&id));
         }
         match store.load_key(&id)? {
             Some(r) => {
-                if authorize {
-                    self.authorize(&r)?;
+                if let Some(call) = authorize {
+                    self.authorize(&r, call)?;
                 }
                 Ok(r)
             }
@@ -481,19 +490,19 @@ impl Kms {
 
     /// DescribeKey.
     pub fn describe_key(&self, key: &KeyRef) -> Result<KeyMetadata> {
-        self.audited(Call::new("DescribeKey", true).key(key), || {
+        self.audited(Call::new("DescribeKey", true).key(key), |call| {
             let store = self.store()?;
             // As in KMS, describing a predefined alias/aws/<service> creates its AWS managed key.
             if let KeyRef::Alias(name) = key {
                 self.ensure_aws_managed_key(&store, name)?;
             }
-            Ok(self.resolve(&store, key, true)?.key_metadata)
+            Ok(self.resolve(&store, key, true, call)?.key_metadata)
         })
     }
 
     /// ListKeys, with each key's aliases.
     pub fn list_keys(&self) -> Result<Vec<KeyListing>> {
-        self.audited(Call::new("ListKeys", true), || {
+        self.audited(Call::new("ListKeys", true), |_| {
             let store = self.store()?;
             let aliases = store.aliases()?;
             Ok(store
@@ -510,10 +519,10 @@ impl Kms {
         })
     }
 
-    fn set_enabled(&self, key: &KeyRef, enable: bool) -> Result<KeyMetadata> {
+    fn set_enabled(&self, key: &KeyRef, enable: bool, call: &Call) -> Result<KeyMetadata> {
         let store = self.store()?;
         let lock = store.lock()?;
-        let mut record = self.resolve(&store, key, false)?;
+        let mut record = self.resolve(&store, key, false, call)?;
         aws_managed::customer_managed_only(&record)?;
         let state = record.key_metadata.key_state;
         match state {
@@ -540,15 +549,15 @@ impl Kms {
 
     /// EnableKey.
     pub fn enable_key(&self, key: &KeyRef) -> Result<KeyMetadata> {
-        self.audited(Call::new("EnableKey", false).key(key), || {
-            self.set_enabled(key, true)
+        self.audited(Call::new("EnableKey", false).key(key), |call| {
+            self.set_enabled(key, true, call)
         })
     }
 
     /// DisableKey.
     pub fn disable_key(&self, key: &KeyRef) -> Result<KeyMetadata> {
-        self.audited(Call::new("DisableKey", false).key(key), || {
-            self.set_enabled(key, false)
+        self.audited(Call::new("DisableKey", false).key(key), |call| {
+            self.set_enabled(key, false, call)
         })
     }
 
@@ -558,11 +567,11 @@ impl Kms {
             Call::new("CreateAlias", false)
                 .param("aliasName", name)
                 .param("targetKeyId", target.to_string()),
-            || {
+            |call| {
                 validate_alias_name(name)?;
                 let store = self.store()?;
                 let _lock = store.lock()?;
-                let record = self.alias_target(&store, target)?;
+                let record = self.alias_target(&store, target, call)?;
                 let mut aliases = store.aliases()?;
                 if aliases.0.contains_key(name) {
                     return Err(already_exists(name, &self.region));
@@ -587,8 +596,13 @@ impl Kms {
 
     /// The key an alias is to point at: a customer managed key of this region, not pending
     /// deletion.
-    fn alias_target(&self, store: &RegionStore<'_>, target: &KeyRef) -> Result<KeyRecord> {
-        let record = self.resolve(store, target, false)?;
+    fn alias_target(
+        &self,
+        store: &RegionStore<'_>,
+        target: &KeyRef,
+        call: &Call,
+    ) -> Result<KeyRecord> {
+        let record = self.resolve(store, target, false, call)?;
         aws_managed::customer_managed_only(&record)?;
         if record.key_metadata.key_state == KeyState::PendingDeletion {
             return Err(invalid_state(
@@ -605,11 +619,11 @@ impl Kms {
             Call::new("UpdateAlias", false)
                 .param("aliasName", name)
                 .param("targetKeyId", target.to_string()),
-            || {
+            |call| {
                 validate_alias_name(name)?;
                 let store = self.store()?;
                 let _lock = store.lock()?;
-                let record = self.alias_target(&store, target)?;
+                let record = self.alias_target(&store, target, call)?;
                 let mut aliases = store.aliases()?;
                 if let Some(old) = aliases
                     .0
@@ -649,7 +663,7 @@ impl Kms {
     pub fn delete_alias(&self, name: &str) -> Result<()> {
         self.audited(
             Call::new("DeleteAlias", false).param("aliasName", name),
-            || {
+            |call| {
                 validate_alias_name(name)?;
                 let store = self.store()?;
                 let _lock = store.lock()?;
@@ -664,11 +678,11 @@ impl Kms {
                     ));
                 };
                 // kms:DeleteAlias is checked against the key the alias points at.
-                if self.principal.account() != self.home.account_id() {
+                if self.principal().account() != self.home.account_id() {
                     return Err(self.not_found(&entry.target_key_id));
                 }
                 if let Some(target) = store.load_key(&entry.target_key_id)? {
-                    self.authorize(&target)?;
+                    self.authorize(&target, call)?;
                 }
                 store.save_aliases(&aliases)
             },
@@ -677,7 +691,7 @@ impl Kms {
 
     /// ListAliases.
     pub fn list_aliases(&self) -> Result<Vec<AliasEntry>> {
-        self.audited(Call::new("ListAliases", true), || {
+        self.audited(Call::new("ListAliases", true), |_| {
             Ok(self.store()?.aliases()?.0.into_values().collect())
         })
     }
@@ -694,7 +708,7 @@ impl Kms {
                 .key(key)
                 .param("keySpec", "AES_256")
                 .context(context),
-            || self.encryption_key_via(key, None),
+            |call| self.encryption_key_via(key, None, call),
         )
     }
 
@@ -712,18 +726,23 @@ impl Kms {
                 .param("keySpec", "AES_256")
                 .context(context)
                 .via(service),
-            || self.encryption_key_via(key, Some(service)),
+            |call| self.encryption_key_via(key, Some(service), call),
         )
     }
 
-    fn encryption_key_via(&self, key: &KeyRef, service: Option<&str>) -> Result<MasterKey> {
+    fn encryption_key_via(
+        &self,
+        key: &KeyRef,
+        service: Option<&str>,
+        call: &Call,
+    ) -> Result<MasterKey> {
         let store = self.store()?;
         if let (Some(s), KeyRef::Alias(name) | KeyRef::AliasArn { name, .. }) = (service, key) {
             if name.strip_prefix("alias/aws/") == Some(s) {
                 self.ensure_aws_managed_key(&store, name)?;
             }
         }
-        let record = self.resolve(&store, key, true)?;
+        let record = self.resolve(&store, key, true, call)?;
         check_usable(&record)?;
         check_symmetric(&record)?;
         aws_managed::through_service(&store, &record, service)?;
@@ -737,8 +756,8 @@ impl Kms {
         wrapped: &WrappedKey,
         context: &crate::envelope::EncryptionContext,
     ) -> Result<MasterKey> {
-        self.audited(decrypt_call(wrapped, context), || {
-            self.decryption_key_via(wrapped, None)
+        self.audited(decrypt_call(wrapped, context), |call| {
+            self.decryption_key_via(wrapped, None, call)
         })
     }
 
@@ -750,14 +769,19 @@ impl Kms {
         service: &str,
         context: &crate::envelope::EncryptionContext,
     ) -> Result<MasterKey> {
-        self.audited(decrypt_call(wrapped, context).via(service), || {
-            self.decryption_key_via(wrapped, Some(service))
+        self.audited(decrypt_call(wrapped, context).via(service), |call| {
+            self.decryption_key_via(wrapped, Some(service), call)
         })
     }
 
-    fn decryption_key_via(&self, wrapped: &WrappedKey, service: Option<&str>) -> Result<MasterKey> {
+    fn decryption_key_via(
+        &self,
+        wrapped: &WrappedKey,
+        service: Option<&str>,
+        call: &Call,
+    ) -> Result<MasterKey> {
         let store = self.store()?;
-        let record = self.key_named_in_ciphertext(&store, &wrapped.key_arn)?;
+        let record = self.key_named_in_ciphertext(&store, &wrapped.key_arn, call)?;
         check_usable(&record)?;
         check_symmetric(&record)?;
         aws_managed::through_service(&store, &record, service)?;
@@ -766,7 +790,12 @@ impl Kms {
 
     /// The key a ciphertext names by ARN. A multi-Region key opens in any region that holds a
     /// replica: same id, same material.
-    fn key_named_in_ciphertext(&self, store: &RegionStore<'_>, arn: &str) -> Result<KeyRecord> {
+    fn key_named_in_ciphertext(
+        &self,
+        store: &RegionStore<'_>,
+        arn: &str,
+        call: &Call,
+    ) -> Result<KeyRecord> {
         let key: KeyRef = arn.parse()?;
         if !matches!(key, KeyRef::Arn { .. }) {
             return Err(Error::HeaderCorrupt(format!(
@@ -789,7 +818,7 @@ impl Kms {
             }
             other => other,
         };
-        self.resolve(store, &key, false)
+        self.resolve(store, &key, false, call)
     }
 }
 

@@ -71,9 +71,9 @@ impl Kms {
             Call::new("ReplicateKey", false)
                 .key(key)
                 .param("replicaRegion", to.as_str()),
-            || {
+            |call| {
                 let store = self.store()?;
-                let primary = self.resolve(&store, key, false)?;
+                let primary = self.resolve(&store, key, false, call)?;
                 require_primary(&primary)?;
                 if primary.key_metadata.key_state == KeyState::PendingDeletion {
                     return Err(super::invalid_state(
@@ -138,7 +138,7 @@ impl Kms {
                 }
                 let primary = {
                     let _lock = store.lock()?;
-                    let mut primary = self.resolve(&store, key, false)?;
+                    let mut primary = self.resolve(&store, key, false, call)?;
                     if let Some(c) = primary.key_metadata.multi_region_configuration.as_mut() {
                         c.replica_keys.push(RegionalKey {
                             arn: replica_arn,
@@ -302,9 +302,9 @@ impl Kms {
             Call::new("UpdatePrimaryRegion", false)
                 .key(key)
                 .param("primaryRegion", to.as_str()),
-            || {
+            |call| {
                 let store = self.store()?;
-                let old = self.resolve(&store, key, false)?;
+                let old = self.resolve(&store, key, false, call)?;
                 let c = require_primary(&old)?.clone();
                 let Some(new_primary) = c
                     .replica_keys
@@ -358,7 +358,7 @@ impl Kms {
                     rec.primary_epoch = epoch;
                     s.save_key(&rec)?;
                 }
-                Ok(self.resolve(&store, key, false)?.key_metadata)
+                Ok(self.resolve(&store, key, false, call)?.key_metadata)
             },
         )
     }

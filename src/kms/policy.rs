@@ -23,7 +23,7 @@ pub const MAX_POLICY_BYTES: usize = 32 * 1024;
 
 /// What a request asks, for policy evaluation.
 #[derive(Debug, Clone)]
-pub struct RequestContext<'a> {
+pub struct PolicyRequest<'a> {
     pub principal: &'a Principal,
     /// `kms:Decrypt`, …
     pub action: String,
@@ -286,7 +286,7 @@ fn principal_matches(spec: &Value, who: &Principal) -> bool {
     }
 }
 
-fn condition_holds(op: &str, key: &str, want: &[String], ctx: &RequestContext) -> bool {
+fn condition_holds(op: &str, key: &str, want: &[String], ctx: &PolicyRequest) -> bool {
     let (set, rest) = if let Some(r) = op.strip_prefix("ForAnyValue:") {
         (Some(true), r)
     } else if let Some(r) = op.strip_prefix("ForAllValues:") {
@@ -325,7 +325,7 @@ fn condition_holds(op: &str, key: &str, want: &[String], ctx: &RequestContext) -
 }
 
 /// Evaluates `policy` for `ctx`.
-pub fn evaluate(policy: &Value, ctx: &RequestContext) -> Decision {
+pub fn evaluate(policy: &Value, ctx: &PolicyRequest) -> Decision {
     let stmts: Vec<&Value> = match policy.get("Statement") {
         Some(Value::Array(a)) => a.iter().collect(),
         Some(o) => vec![o],
@@ -396,8 +396,8 @@ pub fn evaluate(policy: &Value, ctx: &RequestContext) -> Decision {
 mod tests {
     use super::*;
 
-    fn ctx<'a>(p: &'a Principal, action: &str, keys: &[(&str, &[&str])]) -> RequestContext<'a> {
-        RequestContext {
+    fn ctx<'a>(p: &'a Principal, action: &str, keys: &[(&str, &[&str])]) -> PolicyRequest<'a> {
+        PolicyRequest {
             principal: p,
             action: action.into(),
             resource: "arn:aws:kms:us-east-1:111122223333:key/k",
