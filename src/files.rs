@@ -294,22 +294,31 @@ impl<W: Write> Write for CountingWriter<W> {
     }
 }
 
-/// Wraps `data_key` under the current version of each of `keys` and adds them to `header`.
+/// A new data key for `header` from KMS: GenerateDataKey under the first of `keys`, then
+/// Encrypt under each other (as the AWS Encryption SDK does). Adds the wrapped keys to `header`.
+fn new_data_key(kms: &Kms, keys: &[KeyRef], header: &mut Header) -> Result<SecretKey> {
+    let (first, rest) = keys
+        .split_first()
+        .ok_or_else(|| Error::usage("give at least one key with -k KEY"))?;
+    let (message_id, context) = (header.message_id, header.context.clone());
+    let aad =
+        |arn: &str, material: &[u8; 32]| WrappedKey::aad(arn, material, &message_id, &context);
+    let (wrapped, data_key) = kms.generate_envelope_key(first, &context, None, true, &aad)?;
+    let data_key = data_key.expect("GenerateDataKey returns the plaintext key");
+    header.recipients.push(Recipient::Kms(wrapped));
+    wrap_for(kms, rest, &data_key, header)?;
+    Ok(data_key)
+}
+
+/// Wraps `data_key` under the current version of each of `keys` (Encrypt) and adds them to
+/// `header`.
 fn wrap_for(kms: &Kms, keys: &[KeyRef], data_key: &SecretKey, header: &mut Header) -> Result<()> {
-    if keys.is_empty() {
-        return Err(Error::usage("give at least one key with -k KEY"));
-    }
+    let (message_id, context) = (header.message_id, header.context.clone());
+    let aad =
+        |arn: &str, material: &[u8; 32]| WrappedKey::aad(arn, material, &message_id, &context);
     for k in keys {
-        let master = kms.encryption_key(k, &header.context)?;
-        let aad = WrappedKey::aad(
-            master.arn(),
-            master.material_id(),
-            &header.message_id,
-            &header.context,
-        );
-        header
-            .recipients
-            .push(Recipient::Kms(master.wrap(data_key, &aad)));
+        let wrapped = kms.encrypt_envelope_key(k, &context, None, data_key, &aad)?;
+        header.recipients.push(Recipient::Kms(wrapped));
     }
     Ok(())
 }
@@ -477,18 +486,18 @@ pub fn encrypt_to(
     opts: Options,
 ) -> Result<Summary> {
     check_not_same(input, output)?;
-    let data_key = SecretKey::random();
     let mut header = Header::new(chunk_log2, context.clone());
-    match kms {
-        Some(kms) if !keys.is_empty() => wrap_for(kms, keys, &data_key, &mut header)?,
+    let data_key = match kms {
+        Some(kms) if !keys.is_empty() => new_data_key(kms, keys, &mut header)?,
         None if !keys.is_empty() => return Err(Error::usage("keyring keys (-k) need a keyring")),
         _ if public_keys.is_empty() => {
             return Err(Error::usage(
                 "give at least one key with -k KEY or --recipient-pubkey FILE",
             ))
         }
-        _ => {}
-    }
+        // Only public-key recipients: offline, no KMS request.
+        _ => SecretKey::random(),
+    };
     wrap_to_public_keys(public_keys, &data_key, &mut header)?;
     let keys = HeaderKeys::derive(opts.backend, &data_key, &header.message_id);
     let source = Source::open(input)?;
@@ -562,10 +571,7 @@ fn open_header(
             &header.message_id,
             &header.context,
         );
-        match kms
-            .decryption_key(w, &header.context)
-            .and_then(|m| m.unwrap(w, &aad))
-        {
+        match kms.decrypt_envelope_key(w, &header.context, None, &aad) {
             Ok(dk) => {
                 let keys = header.open_keys(raw, backend, &dk)?;
                 return Ok((dk, keys));
@@ -709,6 +715,11 @@ pub fn rewrap(
             .collect(),
         ..old.clone()
     };
+    if keys.is_empty() {
+        return Err(Error::usage(
+            "give at least one key to re-wrap under, with -k KEY",
+        ));
+    }
     wrap_for(to, keys, &data_key, &mut header)?;
     let align = if raw.len() % MAX_ALIGN == 0 {
         MAX_ALIGN

@@ -1036,7 +1036,8 @@ fn a_record_cut_short_after_a_record_over_64_kib_is_dropped_and_the_next_request
 }
 
 #[test]
-fn each_key_of_encrypt_is_one_generate_data_key_and_each_recipient_tried_one_decrypt() {
+fn encrypt_is_one_generate_data_key_then_one_encrypt_per_other_key_and_each_recipient_tried_one_decrypt(
+) {
     let h = Home::new();
     let a = h.ok(T0, &["key", "create"]);
     let b = h.ok(T0, &["key", "create"]);
@@ -1061,12 +1062,21 @@ fn each_key_of_encrypt_is_one_generate_data_key_and_each_recipient_tried_one_dec
     h.ok(T0, &["decrypt", s, "-o", out.to_str().unwrap()]);
     assert_eq!(std::fs::read_to_string(out).unwrap(), "two recipients");
 
+    // As the AWS Encryption SDK does: GenerateDataKey under the first key, Encrypt of that
+    // data key under each other.
     let gdk = h.log(&["--event", "GenerateDataKey"]);
     let keys: Vec<&Value> = gdk
         .iter()
         .map(|r| &r["requestParameters"]["keyId"])
         .collect();
-    assert_eq!(keys, [a.as_str(), b.as_str()]);
+    assert_eq!(keys, [a.as_str()]);
+    let enc = h.log(&["--event", "Encrypt"]);
+    let keys: Vec<&Value> = enc
+        .iter()
+        .map(|r| &r["requestParameters"]["keyId"])
+        .collect();
+    assert_eq!(keys, [b.as_str()]);
+    assert_eq!(resource_arns(&enc[0]), [key_arn(&b)]);
     // Decrypt tried the disabled key first, was refused, then opened with the other.
     let dec = h.log(&["--event", "Decrypt"]);
     assert_eq!(dec.len(), 2, "{dec:#?}");

@@ -88,7 +88,8 @@ impl Ebs<'_> {
                 let resealed = req.reencrypt || (!src_encrypted && key.is_some());
                 let (lineage, new_map) = if resealed {
                     let from = src.open_lineage(&snap.lineage)?;
-                    let to = self.new_lineage(&snap.volume_id, key.as_ref())?;
+                    let to =
+                        self.open_lineage(&self.new_lineage(&snap.volume_id, key.as_ref())?)?;
                     let m = self.reseal_from(&src.region.blocks, &map, &from, &to, &progress)?;
                     written.store(m.blocks.len() as u64, Relaxed);
                     (to.lineage, m)

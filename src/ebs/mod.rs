@@ -405,11 +405,7 @@ impl<'k> Ebs<'k> {
         self.kms.audited(
             Call::ec2("ModifyEbsDefaultKmsKeyId", false).param("kmsKeyId", key.to_string()),
             |_| {
-                let arn = self
-                    .kms
-                    .service_encryption_key(key, "ebs", &EncryptionContext::new())?
-                    .arn()
-                    .to_owned();
+                let arn = self.encryption_key_arn(key)?;
                 self.region.update(|h| {
                     h.default_kms_key_id = Some(arn.clone());
                     Ok(arn.clone())
@@ -431,6 +427,15 @@ impl<'k> Ebs<'k> {
     }
 
     /// The key a new encrypted lineage uses: `requested`, else the region's default key.
+    /// The ARN of `key` if EBS can encrypt with it (an Enabled symmetric key): DescribeKey,
+    /// as EC2 checks a key it is given.
+    pub(crate) fn encryption_key_arn(&self, key: &KeyRef) -> Result<String> {
+        let m = self.kms.describe_key_via(key, EBS)?;
+        crate::kms::check_usable(&m)?;
+        crate::kms::check_symmetric(&m)?;
+        Ok(m.arn)
+    }
+
     fn key_for_new_lineage(&self, head: &Head, requested: Option<&KeyRef>) -> Result<KeyRef> {
         match requested {
             Some(k) => Ok(k.clone()),
@@ -443,35 +448,20 @@ impl<'k> Ebs<'k> {
     }
 
     /// GenerateDataKeyWithoutPlaintext for a new lineage of volume `volume_id` (or none, for an
-    /// unencrypted one). Returns the lineage with its cipher.
-    fn new_lineage(&self, volume_id: &str, key: Option<&KeyRef>) -> Result<OpenLineage> {
+    /// unencrypted one). Writing blocks to it needs its data key: [`Ebs::open_lineage`]
+    /// (Decrypt), as EBS decrypts a volume's key when it attaches the volume.
+    fn new_lineage(&self, volume_id: &str, key: Option<&KeyRef>) -> Result<Lineage> {
         let id = new_id("dek-");
         let Some(key) = key else {
-            return Ok(OpenLineage {
-                lineage: Lineage { id, data_key: None },
-                cipher: None,
-            });
+            return Ok(Lineage { id, data_key: None });
         };
-        let master = self
-            .kms
-            .service_encryption_key(key, "ebs", &ebs_context(volume_id))?;
-        let data_key = SecretKey::random();
-        let wrapped = master.wrap(
-            &data_key,
-            &data_key_aad(master.arn(), master.material_id(), &id, volume_id),
-        );
-        let lineage = Lineage {
-            data_key: Some(DataKey {
-                kms_key_id: master.arn().to_owned(),
-                context_volume_id: volume_id.to_owned(),
-                key_material_id: hex::encode(wrapped.material_id),
-                sealed: hex::encode([&wrapped.nonce[..], &wrapped.sealed[..]].concat()),
-            }),
-            id: id.clone(),
-        };
-        Ok(OpenLineage {
-            cipher: Some(LineageCipher::new(self.kms.home().backend(), data_key, &id)),
-            lineage,
+        let aad = |arn: &str, material: &[u8; 32]| data_key_aad(arn, material, &id, volume_id);
+        let (wrapped, _) =
+            self.kms
+                .generate_envelope_key(key, &ebs_context(volume_id), EBS, false, &aad)?;
+        Ok(Lineage {
+            data_key: Some(stored_key(&wrapped, volume_id)),
+            id,
         })
     }
 
@@ -479,28 +469,11 @@ impl<'k> Ebs<'k> {
     pub(crate) fn open_lineage(&self, lineage: &Lineage) -> Result<OpenLineage> {
         let cipher = match &lineage.data_key {
             None => None,
-            Some(dk) => {
-                let wrapped = wrapped_key(dk)?;
-                let master = self.kms.service_decryption_key(
-                    &wrapped,
-                    "ebs",
-                    &ebs_context(&dk.context_volume_id),
-                )?;
-                let key = master.unwrap(
-                    &wrapped,
-                    &data_key_aad(
-                        &dk.kms_key_id,
-                        &wrapped.material_id,
-                        &lineage.id,
-                        &dk.context_volume_id,
-                    ),
-                )?;
-                Some(LineageCipher::new(
-                    self.kms.home().backend(),
-                    key,
-                    &lineage.id,
-                ))
-            }
+            Some(_) => Some(LineageCipher::new(
+                self.kms.home().backend(),
+                self.unwrap_data_key(lineage)?,
+                &lineage.id,
+            )),
         };
         Ok(OpenLineage {
             lineage: lineage.clone(),
@@ -508,7 +481,8 @@ impl<'k> Ebs<'k> {
         })
     }
 
-    /// Re-wraps a lineage's data key under `key` (same lineage id, same blocks).
+    /// Re-wraps a lineage's data key under `key` (same lineage id, same blocks): Encrypt of the
+    /// data key in this region.
     fn rewrap_lineage(
         &self,
         lineage: &Lineage,
@@ -516,47 +490,43 @@ impl<'k> Ebs<'k> {
         data_key: &SecretKey,
     ) -> Result<Lineage> {
         let old = lineage.data_key.as_ref().expect("encrypted lineage");
-        let master =
+        let volume_id = &old.context_volume_id;
+        let aad =
+            |arn: &str, material: &[u8; 32]| data_key_aad(arn, material, &lineage.id, volume_id);
+        let wrapped =
             self.kms
-                .service_encryption_key(key, "ebs", &ebs_context(&old.context_volume_id))?;
-        let wrapped = master.wrap(
-            data_key,
-            &data_key_aad(
-                master.arn(),
-                master.material_id(),
-                &lineage.id,
-                &old.context_volume_id,
-            ),
-        );
+                .encrypt_envelope_key(key, &ebs_context(volume_id), EBS, data_key, &aad)?;
         Ok(Lineage {
             id: lineage.id.clone(),
-            data_key: Some(DataKey {
-                kms_key_id: master.arn().to_owned(),
-                context_volume_id: old.context_volume_id.clone(),
-                key_material_id: hex::encode(wrapped.material_id),
-                sealed: hex::encode([&wrapped.nonce[..], &wrapped.sealed[..]].concat()),
-            }),
+            data_key: Some(stored_key(&wrapped, volume_id)),
         })
     }
 
-    /// The plaintext data key of an encrypted lineage, for re-wrapping.
+    /// The plaintext data key of an encrypted lineage: Decrypt.
     fn unwrap_data_key(&self, lineage: &Lineage) -> Result<SecretKey> {
         let dk = lineage.data_key.as_ref().expect("encrypted lineage");
         let wrapped = wrapped_key(dk)?;
-        let master = self.kms.service_decryption_key(
-            &wrapped,
-            "ebs",
-            &ebs_context(&dk.context_volume_id),
-        )?;
-        master.unwrap(
-            &wrapped,
-            &data_key_aad(
-                &dk.kms_key_id,
-                &wrapped.material_id,
-                &lineage.id,
-                &dk.context_volume_id,
-            ),
-        )
+        let aad = data_key_aad(
+            &dk.kms_key_id,
+            &wrapped.material_id,
+            &lineage.id,
+            &dk.context_volume_id,
+        );
+        self.kms
+            .decrypt_envelope_key(&wrapped, &ebs_context(&dk.context_volume_id), EBS, &aad)
+    }
+}
+
+/// The service EBS's KMS requests are made through.
+const EBS: Option<&str> = Some("ebs");
+
+/// How a lineage stores its wrapped data key.
+fn stored_key(wrapped: &WrappedKey, volume_id: &str) -> DataKey {
+    DataKey {
+        kms_key_id: wrapped.key_arn.clone(),
+        context_volume_id: volume_id.to_owned(),
+        key_material_id: hex::encode(wrapped.material_id),
+        sealed: hex::encode([&wrapped.nonce[..], &wrapped.sealed[..]].concat()),
     }
 }
 

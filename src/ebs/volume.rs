@@ -133,8 +133,8 @@ impl Ebs<'_> {
         let (size, lineage, map, snapshot_id) = match &req.source {
             VolumeSource::Empty(size) => {
                 check_size(*size, req.volume_type, false)?;
-                let open = self.new_lineage(&volume_id, want_key(&head)?.as_ref())?;
-                (*size, open.lineage, BlockMap::new(blocks_for(*size)), None)
+                let lineage = self.new_lineage(&volume_id, want_key(&head)?.as_ref())?;
+                (*size, lineage, BlockMap::new(blocks_for(*size)), None)
             }
             VolumeSource::Image(path) => {
                 let file = File::open(path).map_err(|e| Error::io("opening image", path, e))?;
@@ -146,7 +146,8 @@ impl Ebs<'_> {
                     )));
                 }
                 check_size(size, req.volume_type, true)?;
-                let open = self.new_lineage(&volume_id, want_key(&head)?.as_ref())?;
+                let open =
+                    self.open_lineage(&self.new_lineage(&volume_id, want_key(&head)?.as_ref())?)?;
                 let progress = Progress::new("import", Some(size), req.quiet);
                 let map = self.import(&file, size, &open, &progress)?;
                 (size, open.lineage, map, None)
@@ -179,7 +180,7 @@ impl Ebs<'_> {
                 };
                 let same_key = match (&key, &snap_key) {
                     (None, None) => true,
-                    (Some(k), Some(arn)) => self.kms.service_encryption_key(k, "ebs", &Default::default())?.arn() == arn,
+                    (Some(k), Some(arn)) => &self.encryption_key_arn(k)? == arn,
                     _ => false,
                 };
                 let lineage = if same_key {
@@ -189,7 +190,7 @@ impl Ebs<'_> {
                     // Another key, or encrypting a plaintext snapshot: a new data key and
                     // every block sealed again.
                     let from = self.open_lineage(&snap.lineage)?;
-                    let to = self.new_lineage(&volume_id, key.as_ref())?;
+                    let to = self.open_lineage(&self.new_lineage(&volume_id, key.as_ref())?)?;
                     let progress = Progress::new(
                         "re-encrypt",
                         Some(map.blocks.len() as u64 * BLOCK_SIZE as u64),

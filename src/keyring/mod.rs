@@ -29,7 +29,6 @@ pub use key::{
 pub use region::{Region, DEFAULT_REGION};
 
 use crate::crypto::{self, AeadKey, Backend, SecretKey, NONCE_LEN};
-use crate::envelope::WrappedKey;
 use crate::error::{Error, KmsCode, Result};
 use crate::store;
 use serde::{Deserialize, Serialize};
@@ -466,7 +465,7 @@ impl RegionStore<'_> {
     }
 
     /// Opens one material version of a key as a [`MasterKey`].
-    pub fn master_key(&self, record: &KeyRecord, material_id: &str) -> Result<MasterKey> {
+    pub(crate) fn master_key(&self, record: &KeyRecord, material_id: &str) -> Result<MasterKey> {
         let arn = &record.key_metadata.arn;
         let version = record.material(material_id).ok_or_else(|| {
             Error::kms(
@@ -490,8 +489,9 @@ impl RegionStore<'_> {
     }
 }
 
-/// One opened version of a master key: wraps and unwraps data keys.
-pub struct MasterKey {
+/// One opened version of a master key. Only the KMS layer opens one, and none leaves it: files
+/// and volumes get their data keys through KMS requests.
+pub(crate) struct MasterKey {
     arn: String,
     material_id: [u8; 32],
     aead: AeadKey,
@@ -516,16 +516,25 @@ impl MasterKey {
         &self.material_id
     }
 
-    /// Seals `data_key` with a random nonce and `aad`.
-    pub fn wrap(&self, data_key: &SecretKey, aad: &[u8]) -> WrappedKey {
-        let nonce: [u8; NONCE_LEN] = crypto::random_array();
-        let sealed = self.aead.seal_to_vec(&nonce, aad, data_key.expose());
-        WrappedKey {
-            key_arn: self.arn.clone(),
-            material_id: self.material_id,
-            nonce,
-            sealed: sealed.try_into().expect("48 bytes"),
-        }
+    /// Seals `plaintext` with `nonce` and `aad`: ciphertext ‖ tag.
+    pub fn seal_with_nonce(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        plaintext: &[u8],
+    ) -> Vec<u8> {
+        self.aead.seal_to_vec(nonce, aad, plaintext)
+    }
+
+    /// Opens what [`MasterKey::seal_with_nonce`] made into `out`.
+    pub fn open_with_nonce(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        sealed: &[u8],
+        out: &mut [u8],
+    ) -> std::result::Result<(), crate::crypto::AuthError> {
+        self.aead.open_from_slice(nonce, aad, sealed, out)
     }
 
     /// Seals any short `plaintext` with a random nonce and `aad`: nonce ‖ ciphertext ‖ tag.
@@ -553,21 +562,5 @@ impl MasterKey {
             .open_from_slice(nonce.try_into().expect("12 bytes"), aad, body, &mut out)
             .map_err(|_| bad())?;
         Ok(out)
-    }
-
-    /// Opens a wrapped data key; fails if the key, version or AAD differ.
-    pub fn unwrap(&self, wrapped: &WrappedKey, aad: &[u8]) -> Result<SecretKey> {
-        let mut key = [0u8; 32];
-        self.aead
-            .open_from_slice(&wrapped.nonce, aad, &wrapped.sealed, &mut key)
-            .map_err(|_| {
-                Error::kms(
-                    KmsCode::InvalidCiphertextException,
-                    format!("the data key wrapped under {} does not open: the header was damaged or tampered with, or the encryption context differs", self.arn),
-                )
-            })?;
-        let k = SecretKey::from_bytes(key);
-        key.zeroize();
-        Ok(k)
     }
 }

@@ -4,7 +4,7 @@
 use super::{ImportParameters, KeyListing, KeyRef, KeyRotationStatus, KeyVersion, Kms};
 use crate::audit::{Event, Resource, Trail, UserIdentity};
 use crate::error::Error;
-use crate::keyring::{AliasEntry, KeyMetadata, MasterKey};
+use crate::keyring::{AliasEntry, KeyMetadata};
 use crate::Result;
 use serde_json::{Map, Value};
 
@@ -154,11 +154,17 @@ impl Audited for KeyMetadata {
         Some(self.arn.clone())
     }
 }
-impl Audited for MasterKey {
+impl Audited for crate::envelope::WrappedKey {
     fn key_arn(&self) -> Option<String> {
-        Some(self.arn().to_owned())
+        Some(self.key_arn.clone())
     }
 }
+impl<T> Audited for (crate::envelope::WrappedKey, T) {
+    fn key_arn(&self) -> Option<String> {
+        self.0.key_arn()
+    }
+}
+impl Audited for crate::crypto::SecretKey {}
 impl Audited for () {}
 impl Audited for AliasEntry {}
 impl Audited for KeyRotationStatus {}

@@ -300,7 +300,7 @@ impl Kms {
         call: &Call,
     ) -> Result<KeyRecord> {
         let record = self.resolve(store, key, true, call)?;
-        check_usable(&record)?;
+        check_usable(&record.key_metadata)?;
         if record.key_metadata.key_usage != usage {
             return Err(usage_error(&record, op));
         }
@@ -440,7 +440,7 @@ impl Kms {
             |call| {
                 let store = self.store()?;
                 let record = self.resolve(&store, key, true, call)?;
-                check_usable(&record)?;
+                check_usable(&record.key_metadata)?;
                 self.encrypt_with(&store, &record, plaintext, context, algorithm)
             },
         )
@@ -489,7 +489,7 @@ impl Kms {
                     ));
                 }
             }
-            check_usable(&record)?;
+            check_usable(&record.key_metadata)?;
             if record.key_metadata.key_spec != KeySpec::SymmetricDefault {
                 return Err(usage_error(&record, "Decrypt"));
             }
@@ -515,7 +515,7 @@ impl Kms {
             )
         })?;
         let record = self.resolve(store, key, true, call)?;
-        check_usable(&record)?;
+        check_usable(&record.key_metadata)?;
         let m = &record.key_metadata;
         if m.key_usage != KeyUsage::EncryptDecrypt || m.key_spec == KeySpec::SymmetricDefault {
             return Err(Error::kms(
@@ -634,7 +634,7 @@ impl Kms {
                 let to = specs::value_name(&destination_algorithm);
                 let to_call = Self::acting_as(call, "ReEncryptTo", destination_context, &to);
                 let dest = self.resolve(&store, destination_key, true, &to_call)?;
-                check_usable(&dest)?;
+                check_usable(&dest.key_metadata)?;
                 let mut out = self.encrypt_with(
                     &store,
                     &dest,
@@ -676,7 +676,7 @@ impl Kms {
                 }
                 let store = self.store()?;
                 let record = self.key_for(&store, key, KeyUsage::EncryptDecrypt, name, call)?;
-                super::check_symmetric(&record)?;
+                super::check_symmetric(&record.key_metadata)?;
                 let mut plaintext = Zeroizing::new(vec![0u8; bytes]);
                 crate::crypto::fill_random(&mut plaintext);
                 let e = self.encrypt_with(
@@ -718,7 +718,7 @@ impl Kms {
             |call| {
                 let store = self.store()?;
                 let record = self.key_for(&store, key, KeyUsage::EncryptDecrypt, name, call)?;
-                super::check_symmetric(&record)?;
+                super::check_symmetric(&record.key_metadata)?;
                 let backend = self.home.backend();
                 let private = backend.generate_private_key(spec.kind())?;
                 let public_key = backend.public_key_of(spec.kind(), &private)?;
@@ -965,7 +965,7 @@ impl Kms {
         self.audited(Call::new("GetPublicKey", true).key(key), |call| {
             let store = self.store()?;
             let record = self.resolve(&store, key, true, call)?;
-            check_usable(&record)?;
+            check_usable(&record.key_metadata)?;
             let m = &record.key_metadata;
             if specs::asym_kind(m.key_spec).is_none() {
                 return Err(usage_error(&record, "GetPublicKey"));

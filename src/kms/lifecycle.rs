@@ -285,7 +285,7 @@ impl Kms {
             let _lock = store.lock()?;
             let mut record = self.resolve(&store, key, false, call)?;
             check_rotatable(&record.key_metadata)?;
-            check_usable(&record)?;
+            check_usable(&record.key_metadata)?;
             change(&mut record, store::now());
             store.save_key(&record)?;
             record
@@ -311,7 +311,7 @@ impl Kms {
             let _lock = store.lock()?;
             let mut record = self.resolve(&store, key, false, call)?;
             check_rotatable(&record.key_metadata)?;
-            check_usable(&record)?;
+            check_usable(&record.key_metadata)?;
             if record.rotation.on_demand_rotations >= MAX_ON_DEMAND_ROTATIONS {
                 return Err(Error::kms(
                     KmsCode::LimitExceededException,

@@ -1,14 +1,17 @@
 //! The KMS verbs, run against one region of a keyring.
 //!
-//! Every request resolves its key reference ([`KeyRef`]), checks the key's state as KMS does
-//! (errors carry the KMS exception name), and only then touches material. Data files never see
-//! a master key: [`Kms::encryption_key`] and [`Kms::decryption_key`] hand out an opened
-//! [`MasterKey`] version after those checks.
+//! A [`Kms`] serves one caller (its [`RequestContext`]) in one region. Every request runs the
+//! same path once, in [`Kms::audited`]: resolve the key reference ([`KeyRef`]), check the key's
+//! state as KMS does (errors carry the KMS exception name), authorize the request against the
+//! key policy and grants, act, and record one event. No opened master key leaves this module:
+//! files and EBS volumes get their data keys through GenerateDataKey, Encrypt and Decrypt
+//! requests ([`Kms::generate_envelope_key`] and its siblings).
 
 mod audited;
 mod authorize;
 mod aws_managed;
 mod data;
+mod data_keys;
 mod grants;
 mod import;
 mod keyref;
@@ -33,11 +36,10 @@ pub fn base64_encode(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-use crate::envelope::WrappedKey;
 use crate::error::{Error, KmsCode, Result};
 use crate::keyring::{
     validate_alias_name, AliasEntry, Home, KeyManager, KeyMetadata, KeyRecord, KeySpec, KeyState,
-    KeyUsage, MasterKey, MultiRegionConfiguration, MultiRegionKeyType, Origin, Region, RegionStore,
+    KeyUsage, MultiRegionConfiguration, MultiRegionKeyType, Origin, Region, RegionStore,
     RegionalKey, Tag,
 };
 use crate::store;
@@ -490,7 +492,17 @@ impl Kms {
 
     /// DescribeKey.
     pub fn describe_key(&self, key: &KeyRef) -> Result<KeyMetadata> {
-        self.audited(Call::new("DescribeKey", true).key(key), |call| {
+        self.describe_key_via(key, None)
+    }
+
+    /// DescribeKey made by a cofre service (`"ebs"`) for its caller.
+    pub fn describe_key_via(&self, key: &KeyRef, via: data_keys::Via) -> Result<KeyMetadata> {
+        let call = Call::new("DescribeKey", true).key(key);
+        let call = match via {
+            Some(service) => call.via(service),
+            None => call,
+        };
+        self.audited(call, |call| {
             let store = self.store()?;
             // As in KMS, describing a predefined alias/aws/<service> creates its AWS managed key.
             if let KeyRef::Alias(name) = key {
@@ -696,101 +708,9 @@ impl Kms {
         })
     }
 
-    /// The current material version of `key`, for wrapping new data keys (KMS Encrypt /
-    /// GenerateDataKey). Refuses keys that are not Enabled.
-    pub fn encryption_key(
-        &self,
-        key: &KeyRef,
-        context: &crate::envelope::EncryptionContext,
-    ) -> Result<MasterKey> {
-        self.audited(
-            Call::new("GenerateDataKey", true)
-                .key(key)
-                .param("keySpec", "AES_256")
-                .context(context),
-            |call| self.encryption_key_via(key, None, call),
-        )
-    }
-
-    /// [`Kms::encryption_key`] for a cofre service (`"ebs"`): also takes that service's AWS
-    /// managed key, `alias/aws/<service>`, creating it on first use.
-    pub fn service_encryption_key(
-        &self,
-        key: &KeyRef,
-        service: &str,
-        context: &crate::envelope::EncryptionContext,
-    ) -> Result<MasterKey> {
-        self.audited(
-            Call::new("GenerateDataKeyWithoutPlaintext", true)
-                .key(key)
-                .param("keySpec", "AES_256")
-                .context(context)
-                .via(service),
-            |call| self.encryption_key_via(key, Some(service), call),
-        )
-    }
-
-    fn encryption_key_via(
-        &self,
-        key: &KeyRef,
-        service: Option<&str>,
-        call: &Call,
-    ) -> Result<MasterKey> {
-        let store = self.store()?;
-        if let (Some(s), KeyRef::Alias(name) | KeyRef::AliasArn { name, .. }) = (service, key) {
-            if name.strip_prefix("alias/aws/") == Some(s) {
-                self.ensure_aws_managed_key(&store, name)?;
-            }
-        }
-        let record = self.resolve(&store, key, true, call)?;
-        check_usable(&record)?;
-        check_symmetric(&record)?;
-        aws_managed::through_service(&store, &record, service)?;
-        store.master_key(&record, &record.key_metadata.current_key_material_id)
-    }
-
-    /// The material version that wrapped `wrapped`, for unwrapping it (KMS Decrypt). Refuses
-    /// keys that are not Enabled and keys of other regions.
-    pub fn decryption_key(
-        &self,
-        wrapped: &WrappedKey,
-        context: &crate::envelope::EncryptionContext,
-    ) -> Result<MasterKey> {
-        self.audited(decrypt_call(wrapped, context), |call| {
-            self.decryption_key_via(wrapped, None, call)
-        })
-    }
-
-    /// [`Kms::decryption_key`] for a cofre service (`"ebs"`), which may use its own AWS managed
-    /// key.
-    pub fn service_decryption_key(
-        &self,
-        wrapped: &WrappedKey,
-        service: &str,
-        context: &crate::envelope::EncryptionContext,
-    ) -> Result<MasterKey> {
-        self.audited(decrypt_call(wrapped, context).via(service), |call| {
-            self.decryption_key_via(wrapped, Some(service), call)
-        })
-    }
-
-    fn decryption_key_via(
-        &self,
-        wrapped: &WrappedKey,
-        service: Option<&str>,
-        call: &Call,
-    ) -> Result<MasterKey> {
-        let store = self.store()?;
-        let record = self.key_named_in_ciphertext(&store, &wrapped.key_arn, call)?;
-        check_usable(&record)?;
-        check_symmetric(&record)?;
-        aws_managed::through_service(&store, &record, service)?;
-        store.master_key(&record, &hex::encode(wrapped.material_id))
-    }
-
     /// The key a ciphertext names by ARN. A multi-Region key opens in any region that holds a
     /// replica: same id, same material.
-    fn key_named_in_ciphertext(
+    pub(super) fn key_named_in_ciphertext(
         &self,
         store: &RegionStore<'_>,
         arn: &str,
@@ -824,8 +744,7 @@ impl Kms {
 
 /// Refuses a key that is not a symmetric encryption key where one is needed (data keys of
 /// files and volumes).
-pub(crate) fn check_symmetric(record: &KeyRecord) -> Result<()> {
-    let m = &record.key_metadata;
+pub(crate) fn check_symmetric(m: &KeyMetadata) -> Result<()> {
     if m.key_spec == KeySpec::SymmetricDefault {
         return Ok(());
     }
@@ -845,14 +764,6 @@ pub(crate) fn check_symmetric(record: &KeyRecord) -> Result<()> {
     ))
 }
 
-/// A Decrypt request as the trail and the key policy see it.
-fn decrypt_call(wrapped: &WrappedKey, context: &crate::envelope::EncryptionContext) -> Call {
-    Call::new("Decrypt", true)
-        .param("keyId", &wrapped.key_arn)
-        .param("encryptionAlgorithm", "SYMMETRIC_DEFAULT")
-        .context(context)
-}
-
 /// The error KMS gives for an operation on a key in a state that forbids it.
 pub(crate) fn invalid_state(arn: &str, state: KeyState) -> Error {
     let what = match state {
@@ -864,8 +775,7 @@ pub(crate) fn invalid_state(arn: &str, state: KeyState) -> Error {
 }
 
 /// Refuses cryptographic use of a key that is not Enabled.
-pub(crate) fn check_usable(record: &KeyRecord) -> Result<()> {
-    let m = &record.key_metadata;
+pub(crate) fn check_usable(m: &KeyMetadata) -> Result<()> {
     match m.key_state {
         KeyState::Enabled => Ok(()),
         KeyState::Disabled => Err(Error::kms(
