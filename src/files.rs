@@ -396,20 +396,11 @@ fn unwrap_public_key_recipient(
 ) -> Result<Option<SecretKey>> {
     use crate::envelope::PublicKeyScheme;
     use crate::kms::EncryptionAlgorithm;
-    let Some(record) = kms
-        .keys_with_fingerprint(&r.fingerprint)?
-        .into_iter()
-        .next()
-    else {
+    let Some(arn) = kms.key_with_fingerprint(&r.fingerprint)? else {
         return Ok(None);
     };
-    let key = KeyRef::Id(record.key_metadata.key_id.clone());
-    let bad = || {
-        Error::HeaderCorrupt(format!(
-            "the data key wrapped to {} does not open",
-            record.key_metadata.arn
-        ))
-    };
+    let key: KeyRef = arn.parse()?;
+    let bad = || Error::HeaderCorrupt(format!("the data key wrapped to {arn} does not open"));
     let raw: zeroize::Zeroizing<Vec<u8>> = match r.scheme {
         PublicKeyScheme::RsaOaepSha256 => {
             kms.decrypt(
@@ -425,8 +416,7 @@ fn unwrap_public_key_recipient(
                 .derive_shared_secret(&key, &r.ephemeral)
                 .map_err(|e| match e {
                     Error::Usage(_) => Error::HeaderCorrupt(format!(
-                        "the ephemeral public key of the recipient for {} is not a valid point of its curve",
-                        record.key_metadata.arn
+                        "the ephemeral public key of the recipient for {arn} is not a valid point of its curve"
                     )),
                     e => e,
                 })?;

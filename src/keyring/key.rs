@@ -342,6 +342,64 @@ impl KeyRecord {
         self.materials.iter().find(|m| m.key_material_id == id)
     }
 
+    /// When the key next needs upkeep, if ever: its deletion date (pending deletion), its
+    /// next automatic rotation (an Enabled key with rotation on, not a replica: replicas rotate
+    /// with their primary), when its imported material expires, or at once (a primary waiting
+    /// for its replicas to go).
+    pub fn upkeep_due(&self) -> Option<std::time::SystemTime> {
+        let m = &self.key_metadata;
+        let parse =
+            |d: &Option<String>| d.as_deref().and_then(|d| crate::store::parse_time(d).ok());
+        let deletion = (m.key_state == KeyState::PendingDeletion)
+            .then(|| parse(&m.deletion_date))
+            .flatten();
+        let waiting =
+            (m.key_state == KeyState::PendingReplicaDeletion).then_some(std::time::UNIX_EPOCH);
+        let rotation =
+            (self.rotation.enabled && m.key_state == KeyState::Enabled && !self.is_replica())
+                .then(|| parse(&self.rotation.next_rotation_date))
+                .flatten();
+        let expiry = (m.origin == Origin::External && !self.materials.is_empty())
+            .then(|| parse(&m.valid_to))
+            .flatten();
+        [deletion, waiting, rotation, expiry]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// A replica of a multi-Region key.
+    pub fn is_replica(&self) -> bool {
+        self.key_metadata
+            .multi_region_configuration
+            .as_ref()
+            .is_some_and(|c| c.multi_region_key_type == MultiRegionKeyType::Replica)
+    }
+
+    /// A multi-Region primary key with replicas.
+    pub fn has_replicas(&self) -> bool {
+        self.key_metadata
+            .multi_region_configuration
+            .as_ref()
+            .is_some_and(|c| {
+                c.multi_region_key_type == MultiRegionKeyType::Primary && !c.replica_keys.is_empty()
+            })
+    }
+
+    /// A multi-Region key related to keys of other regions (checked on every upkeep).
+    pub fn is_linked(&self) -> bool {
+        self.is_replica() || self.has_replicas()
+    }
+
+    /// The SHA-256 of the public key (DER SubjectPublicKeyInfo) of an asymmetric key.
+    pub fn public_key_fingerprint(&self) -> Option<[u8; 32]> {
+        use base64::Engine;
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(self.public_key.as_deref()?)
+            .ok()?;
+        Some(crate::sign::fingerprint(&der))
+    }
+
     /// Sets the state and keeps `Enabled` in step with it.
     pub fn set_state(&mut self, state: KeyState) {
         self.key_metadata.key_state = state;

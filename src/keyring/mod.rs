@@ -17,10 +17,12 @@
 //! [`MasterKey`] is an opened material version; only the KMS layer hands them out.
 
 mod alias;
+mod index;
 mod key;
 mod region;
 
 pub use alias::{validate_alias_name, AliasEntry, AliasTable};
+pub use index::Upkeep;
 pub use key::{
     DeletedKey, Grant, GrantConstraints, KeyManager, KeyMetadata, KeyRecord, KeySpec, KeyState,
     KeyUsage, MaterialVersion, MultiRegionConfiguration, MultiRegionKeyType, Origin, RegionalKey,
@@ -385,17 +387,66 @@ impl RegionStore<'_> {
         }
     }
 
-    /// Writes a key record atomically. Callers hold the region lock.
+    /// Writes a key record atomically, and its entries in the region's index. Callers hold
+    /// the region lock.
     pub fn save_key(&self, record: &KeyRecord) -> Result<()> {
+        let index = index::Index::new(&self.dir);
+        index.before_save(record)?;
         let json = serde_json::to_vec_pretty(record).expect("serializable");
-        store::write_atomic(&self.key_path(&record.key_metadata.key_id), &json, 0o600)
+        store::write_atomic(&self.key_path(&record.key_metadata.key_id), &json, 0o600)?;
+        index.after_save(record)
     }
 
-    /// Removes a key record. Callers hold the region lock.
+    /// Removes a key record and its index entries. Callers hold the region lock.
     pub fn delete_key(&self, key_id: &str) -> Result<()> {
         let path = self.key_path(key_id);
+        let record = self.load_key(key_id)?;
         std::fs::remove_file(&path).map_err(|e| Error::io("removing", &path, e))?;
-        store::sync_dir(&self.dir.join("keys"))
+        store::sync_dir(&self.dir.join("keys"))?;
+        match record {
+            Some(r) => index::Index::new(&self.dir).forget(&r),
+            None => Ok(()),
+        }
+    }
+
+    /// The keys that need upkeep at `now` (see [`Upkeep`]): a small read when none does.
+    /// The first time in a region written before the index existed, builds the index from
+    /// every record, under the region lock.
+    pub fn upkeep(&self, now: std::time::SystemTime) -> Result<Upkeep> {
+        self.index_ready()?;
+        index::Index::new(&self.dir).upkeep(now)
+    }
+
+    /// Makes a record's index entries exact without saving it (the region lock held).
+    pub fn reindex(&self, record: &KeyRecord) -> Result<()> {
+        index::Index::new(&self.dir).after_save(record)
+    }
+
+    /// After upkeep (the region lock held): the earliest due time is the next one again.
+    pub fn upkeep_done(&self) -> Result<()> {
+        index::Index::new(&self.dir).reset_next_due()
+    }
+
+    /// The key of this region whose public key has SHA-256 `fingerprint`, if any (one read:
+    /// no record but that key's is opened).
+    pub fn key_with_fingerprint(&self, fingerprint: &[u8; 32]) -> Result<Option<KeyRecord>> {
+        self.index_ready()?;
+        match index::Index::new(&self.dir).key_with_fingerprint(fingerprint)? {
+            Some(id) => self.load_key(&id),
+            None => Ok(None),
+        }
+    }
+
+    /// Builds the index of a region written before it existed, once, under the region lock.
+    fn index_ready(&self) -> Result<()> {
+        let index = index::Index::new(&self.dir);
+        if !index.is_built()? {
+            let _lock = self.lock()?;
+            if !index.is_built()? {
+                index.build(&self.list_keys()?)?;
+            }
+        }
+        Ok(())
     }
 
     /// Records that a key was destroyed (written before the key file is removed).

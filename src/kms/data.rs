@@ -1011,18 +1011,14 @@ impl Kms {
         )
     }
 
-    /// The keys of this region whose public key has SHA-256 `fingerprint` (cheap: reads the
-    /// records, opens no material).
-    pub(crate) fn keys_with_fingerprint(&self, fingerprint: &[u8; 32]) -> Result<Vec<KeyRecord>> {
+    /// The ARN of the key of this region whose public key has SHA-256 `fingerprint`, from the
+    /// region's index. Not a request of its own: whoever asks holds that public key already,
+    /// and what it is used for (Decrypt, DeriveSharedSecret) is checked and recorded.
+    pub(crate) fn key_with_fingerprint(&self, fingerprint: &[u8; 32]) -> Result<Option<String>> {
         Ok(self
             .store()?
-            .list_keys()?
-            .into_iter()
-            .filter(|r| {
-                Self::public_key_der(r)
-                    .is_ok_and(|der| &crate::sign::fingerprint(&der) == fingerprint)
-            })
-            .collect())
+            .key_with_fingerprint(fingerprint)?
+            .map(|r| r.key_metadata.arn))
     }
 }
 

@@ -144,7 +144,7 @@ impl Kms {
             return false;
         }
         // A replica's versions come from its primary only.
-        if is_replica(record) {
+        if record.is_replica() {
             return false;
         }
         if at_once {
@@ -160,30 +160,12 @@ impl Kms {
         true
     }
 
-    /// Carries out the rotations and deletions due in the region. Called once per [`Kms`].
+    /// Carries out the rotations, deletions and expiries due in the region, found from its
+    /// index (no scan of the keys), and checks multi-Region keys against their relatives
+    /// (that repairs a sync cut short). Called once per [`Kms`].
     pub(super) fn carry_out_due(&self, store: &RegionStore<'_>) -> Result<()> {
         let now = store::now();
-        let deletion_due = |r: &KeyRecord| {
-            let m = &r.key_metadata;
-            m.key_state == KeyState::PendingDeletion
-                && parse(&m.deletion_date).is_some_and(|d| d <= now)
-        };
-        let due = |r: &KeyRecord| {
-            let m = &r.key_metadata;
-            let deletion = deletion_due(r);
-            let rotation = !is_replica(r)
-                && r.rotation.enabled
-                && m.key_state == KeyState::Enabled
-                && parse(&r.rotation.next_rotation_date).is_some_and(|d| d <= now);
-            let waiting = m.key_state == KeyState::PendingReplicaDeletion;
-            deletion || rotation || waiting || super::import::material_expired(r, now)
-        };
-        // Replicas are always checked against their primary: that repairs a sync cut short.
-        if !store
-            .list_keys()?
-            .iter()
-            .any(|r| due(r) || is_replica(r) || has_replicas(r))
-        {
+        if store.upkeep(now)?.is_empty() {
             return Ok(());
         }
         let mut rotated = Vec::new();
@@ -191,13 +173,24 @@ impl Kms {
         let mut events: Vec<(&'static str, String)> = Vec::new();
         {
             let _lock = store.lock()?;
-            for mut record in store.list_keys()? {
-                if deletion_due(&record) {
+            // Read again under the lock: another process may have done the work.
+            let upkeep = store.upkeep(now)?;
+            let mut ids: Vec<String> = upkeep.due.into_iter().chain(upkeep.linked).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            for id in ids {
+                let Some(mut record) = store.load_key(&id)? else {
+                    continue;
+                };
+                let m = &record.key_metadata;
+                let deletion_due = m.key_state == KeyState::PendingDeletion
+                    && parse(&m.deletion_date).is_some_and(|d| d <= now);
+                if deletion_due {
                     destroy(store, &record)?;
                     events.push(("DeleteKey", record.key_metadata.arn.clone()));
                 } else if record.key_metadata.key_state == KeyState::PendingReplicaDeletion {
                     // The last replica gone: the primary's own waiting period starts now.
-                    if self.prune_replicas(&mut record)? && !has_replicas(&record) {
+                    if self.prune_replicas(&mut record)? && !record.has_replicas() {
                         let window = record.key_metadata.pending_deletion_window_in_days;
                         record.key_metadata.deletion_date = Some(store::format_time(
                             now + days(window.unwrap_or(DELETION_WINDOW_DAYS.2)),
@@ -217,9 +210,13 @@ impl Kms {
                         store.save_key(&record)?;
                         events.push(("RotateKey", record.key_metadata.arn.clone()));
                         rotated.push(record);
+                    } else {
+                        // Nothing to do (an early entry): its entries become exact.
+                        store.reindex(&record)?;
                     }
                 }
             }
+            store.upkeep_done()?;
         }
         // Pushed once this region's lock is released: never two region locks at once.
         for (name, arn) in events {
@@ -366,7 +363,7 @@ impl Kms {
                 }
                 m.pending_deletion_window_in_days = Some(window);
                 self.prune_replicas(&mut record)?;
-                if has_replicas(&record) {
+                if record.has_replicas() {
                     // A primary waits, with no date, until its last replica is deleted; then its own
                     // waiting period starts.
                     record.key_metadata.deletion_date = None;
@@ -410,24 +407,6 @@ impl Kms {
             Ok(record.key_metadata)
         })
     }
-}
-
-fn has_replicas(record: &KeyRecord) -> bool {
-    record
-        .key_metadata
-        .multi_region_configuration
-        .as_ref()
-        .is_some_and(|c| {
-            c.multi_region_key_type == MultiRegionKeyType::Primary && !c.replica_keys.is_empty()
-        })
-}
-
-fn is_replica(record: &KeyRecord) -> bool {
-    record
-        .key_metadata
-        .multi_region_configuration
-        .as_ref()
-        .is_some_and(|c| c.multi_region_key_type == MultiRegionKeyType::Replica)
 }
 
 fn status(record: &KeyRecord) -> KeyRotationStatus {
