@@ -50,6 +50,7 @@ pub enum KmsCode {
     IncorrectKeyException,
     KMSInvalidSignatureException,
     KMSInvalidMacException,
+    InvalidMarkerException,
 }
 
 impl fmt::Display for KmsCode {
@@ -162,7 +163,8 @@ impl Error {
                 | KmsCode::ExpiredImportTokenException
                 | KmsCode::IncorrectKeyMaterialException
                 | KmsCode::MalformedPolicyDocumentException
-                | KmsCode::InvalidKeyUsageException => ExitCode::Usage,
+                | KmsCode::InvalidKeyUsageException
+                | KmsCode::InvalidMarkerException => ExitCode::Usage,
                 KmsCode::InvalidCiphertextException
                 | KmsCode::IncorrectKeyException
                 | KmsCode::KMSInvalidSignatureException

@@ -891,7 +891,7 @@ fn audit_log_filters_by_event_key_errors_time_and_caller() {
     ); // 4
     h.ok(t1, &["key", "describe", &b]); // 5
     h.ok(t2, &["--principal", OPS, "key", "describe", &key_arn(&a)]); // 6
-    h.ok(t2, &["key", "list"]); // 7
+    h.ok(t2, &["key", "list", "--output", "json"]); // 7 (the table also describes each key)
     assert_eq!(h.lines().len(), 7);
 
     let all = h.log(&[]);
@@ -962,7 +962,7 @@ fn processes_meeting_a_due_date_at_once_record_each_service_event_once() {
     let later = "2026-04-11T00:00:00Z";
     std::thread::scope(|s| {
         for _ in 0..8 {
-            s.spawn(|| h.ok(later, &["key", "list"]));
+            s.spawn(|| h.ok(later, &["key", "list", "--output", "json"]));
         }
     });
     let records = h.records();

@@ -548,7 +548,10 @@ fn key_create_prints_the_id_and_json_is_kms_shaped() {
         } else {
             ""
         };
-        assert_metadata(k, EAST, kid, desc, true);
+        // ListKeys gives ids and ARNs; DescribeKey the rest.
+        assert_eq!(k["KeyArn"], key_arn(EAST, kid).as_str());
+        let m = &fx.json(&["key", "describe", kid])["KeyMetadata"];
+        assert_metadata(m, EAST, kid, desc, true);
     }
     assert_eq!(fx.key_ids(), BTreeSet::from([id.clone(), id2, id3]));
     let text = fx.ok(&["key", "list"]);
@@ -1665,4 +1668,78 @@ fn rewrap_in_place_keeps_the_file_mode_and_follows_a_symlink() {
     assert_eq!(mode, 0o640);
     fx.ok(&["key", "disable", &k]);
     assert_eq!(fx.bytes(&["decrypt", &sealed]), plain);
+}
+
+#[test]
+fn lists_page_with_max_items_and_starting_token_as_the_aws_cli_does() {
+    let fx = Fx::init();
+    let mut ids: Vec<String> = (0..5).map(|_| fx.key(&[])).collect();
+    ids.sort();
+    let key_ids = |v: &Value| -> Vec<String> {
+        v["Keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| {
+                assert_eq!(
+                    k.as_object().unwrap().keys().collect::<Vec<_>>(),
+                    ["KeyArn", "KeyId"],
+                    "ListKeys entries are KeyId and KeyArn only"
+                );
+                assert_eq!(
+                    k["KeyArn"],
+                    key_arn(EAST, k["KeyId"].as_str().unwrap()).as_str()
+                );
+                k["KeyId"].as_str().unwrap().to_owned()
+            })
+            .collect()
+    };
+    // Everything, with no token.
+    let all = fx.json(&["key", "list"]);
+    assert_eq!(key_ids(&all), ids);
+    assert!(all.get("NextToken").is_none());
+    // Two at a time, one request per item: every key once, in order.
+    let mut seen = Vec::new();
+    let mut token: Option<String> = None;
+    for round in 0.. {
+        let mut args = vec!["key", "list", "--max-items", "2", "--page-size", "1"];
+        if let Some(t) = &token {
+            args.extend(["--starting-token", t]);
+        }
+        let page = fx.json(&args);
+        let got = key_ids(&page);
+        assert!(got.len() <= 2, "round {round}: {got:?}");
+        seen.extend(got);
+        match page.get("NextToken") {
+            Some(t) => token = Some(t.as_str().unwrap().to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ids);
+    // The table pages too, and says how to go on.
+    let text = fx.ok(&["key", "list", "--max-items", "3"]);
+    assert_eq!(text.lines().count(), 4, "{text}");
+    assert!(
+        text.lines().last().unwrap().contains("--starting-token"),
+        "{text}"
+    );
+    // Aliases of one key only.
+    fx.ok(&["alias", "create", "alias/one", &ids[0]]);
+    fx.ok(&["alias", "create", "alias/two", &ids[1]]);
+    let a = fx.json(&["alias", "list", "--key-id", &ids[1]]);
+    let names: Vec<&str> = a["Aliases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["AliasName"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["alias/two"]);
+    // A zero --max-items is a usage error; an empty token is KMS's InvalidMarkerException.
+    let out = run(&mut fx.cmd(&["key", "list", "--max-items", "0"]), USAGE);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--max-items"));
+    fx.fail(
+        &["key", "list", "--starting-token", ""],
+        USAGE,
+        &["InvalidMarkerException"],
+    );
 }

@@ -270,8 +270,11 @@ pub enum KeyCommand {
         #[arg(long, value_name = "REGION")]
         to: String,
     },
-    /// List the region's keys
-    List,
+    /// List the region's keys (one page at a time with --max-items / --starting-token)
+    List {
+        #[command(flatten)]
+        paging: Paging,
+    },
     /// Show a key's metadata
     Describe {
         /// Key id, key ARN, alias name or alias ARN
@@ -781,8 +784,29 @@ pub enum AliasCommand {
         /// alias/NAME
         name: String,
     },
-    /// List the region's aliases
-    List,
+    /// List the region's aliases (one page at a time with --max-items / --starting-token)
+    List {
+        /// Only the aliases of this key (key id or key ARN)
+        #[arg(long = "key-id", value_name = "KEY")]
+        key: Option<String>,
+        #[command(flatten)]
+        paging: Paging,
+    },
+}
+
+/// Pagination, as the AWS CLI does it: `--max-items` items in all, then a `NextToken` to pass
+/// back as `--starting-token` for the rest.
+#[derive(Debug, Clone, Default, Args)]
+pub struct Paging {
+    /// Print at most N items, and a NextToken if there are more
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_items: Option<u32>,
+    /// Continue after the NextToken a previous --max-items printed
+    #[arg(long, value_name = "TOKEN")]
+    pub starting_token: Option<String>,
+    /// Items per request to the service (KMS Limit) [default: the operation's default]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub page_size: Option<u32>,
 }
 
 #[derive(Debug, Args)]

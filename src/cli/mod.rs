@@ -3,6 +3,7 @@
 
 mod args;
 mod kms_cmd;
+mod paging;
 mod print;
 
 pub use args::{parse_size, Cli};
@@ -353,7 +354,24 @@ fn dispatch(cli: Cli) -> Result<()> {
                         _ => kms_cmd::write_stdout(&bytes)?,
                     }
                 }
-                KeyCommand::List => print::key_list(&kms.list_keys()?, json),
+                KeyCommand::List { paging } => {
+                    let (keys, next) =
+                        paging::collect(&paging, |limit, marker| kms.list_keys(limit, marker))?;
+                    if json {
+                        print::listing("Keys", &keys, next.as_deref());
+                    } else {
+                        // The table a person reads: each key described, with its aliases.
+                        let (aliases, _) =
+                            paging::collect(&Default::default(), |limit, marker| {
+                                kms.list_aliases(None, limit, marker)
+                            })?;
+                        let rows = keys
+                            .iter()
+                            .map(|k| kms.describe_key(&key_ref(&k.key_id)?))
+                            .collect::<Result<Vec<_>>>()?;
+                        print::key_table(&rows, &aliases, next.as_deref());
+                    }
+                }
                 KeyCommand::Describe { key } => {
                     print::key_metadata(&kms.describe_key(&key_ref(&key)?)?, json)
                 }
@@ -426,7 +444,13 @@ fn dispatch(cli: Cli) -> Result<()> {
                     print::alias(&kms.update_alias(&name, &key_ref(&key)?)?, json)
                 }
                 AliasCommand::Delete { name } => kms.delete_alias(&name)?,
-                AliasCommand::List => print::alias_list(&kms.list_aliases()?, json),
+                AliasCommand::List { key, paging } => {
+                    let key = key.as_deref().map(key_ref).transpose()?;
+                    let (aliases, next) = paging::collect(&paging, |limit, marker| {
+                        kms.list_aliases(key.as_ref(), limit, marker)
+                    })?;
+                    print::alias_list(&aliases, next.as_deref(), json)
+                }
             }
         }
         Command::Encrypt(a) => {

@@ -3,7 +3,7 @@
 use crate::ebs::{ChangedBlocks, CopyReport, GcReport, Snapshot, VerifyReport, Volume};
 use crate::files::Inspection;
 use crate::keyring::{AliasEntry, Home, KeyMetadata};
-use crate::kms::{KeyListing, KeyRotationStatus, KeyVersion};
+use crate::kms::{KeyRotationStatus, KeyVersion};
 use serde_json::json;
 
 pub(super) fn print_json(v: &serde_json::Value) {
@@ -81,23 +81,41 @@ pub fn key_state(m: &KeyMetadata, json: bool) {
     }
 }
 
-pub fn key_list(keys: &[KeyListing], json: bool) {
-    if json {
-        let keys: Vec<_> = keys.iter().map(|k| &k.metadata).collect();
-        print_json(&json!({ "Keys": keys }));
-        return;
+/// A list in JSON, as the AWS CLI prints a paginated one: the items under `name`, and a
+/// `NextToken` when `--max-items` stopped before the end.
+pub fn listing(name: &str, items: &impl serde::Serialize, next: Option<&str>) {
+    let mut v = json!({ name: items });
+    if let Some(t) = next {
+        v["NextToken"] = json!(t);
     }
-    for k in keys {
-        let m = &k.metadata;
+    print_json(&v);
+}
+
+/// The key table: id, state, spec, usage, aliases, description.
+pub fn key_table(keys: &[KeyMetadata], aliases: &[AliasEntry], next: Option<&str>) {
+    for m in keys {
+        let names: Vec<&str> = aliases
+            .iter()
+            .filter(|a| a.target_key_id == m.key_id)
+            .map(|a| a.alias_name.as_str())
+            .collect();
         println!(
             "{}  {:<9} {:<17} {:<19} {:<24} {}",
             m.key_id,
             format!("{:?}", m.key_state),
             m.key_spec,
             m.key_usage,
-            k.aliases.join(","),
+            names.join(","),
             m.description
         );
+    }
+    more(next);
+}
+
+/// Where a `--max-items` listing stopped.
+fn more(next: Option<&str>) {
+    if let Some(t) = next {
+        println!("(more: --starting-token {t})");
     }
 }
 
@@ -238,14 +256,15 @@ pub fn alias(a: &AliasEntry, json: bool) {
     }
 }
 
-pub fn alias_list(aliases: &[AliasEntry], json: bool) {
+pub fn alias_list(aliases: &[AliasEntry], next: Option<&str>, json: bool) {
     if json {
-        print_json(&json!({ "Aliases": aliases }));
+        listing("Aliases", &aliases, next);
         return;
     }
     for a in aliases {
         println!("{:<32} {}", a.alias_name, a.target_key_id);
     }
+    more(next);
 }
 
 /// GetPublicKey's result: the public key (base64 DER) and what the key is for.

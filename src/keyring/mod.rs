@@ -498,6 +498,24 @@ impl RegionStore<'_> {
         Ok(out)
     }
 
+    /// The ids of the region's keys, from the names of their record files (no record is
+    /// read).
+    pub fn key_ids(&self) -> Result<Vec<String>> {
+        let dir = self.dir.join("keys");
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(&dir).map_err(|e| Error::io("listing", &dir, e))? {
+            let e = e.map_err(|e| Error::io("listing", &dir, e))?;
+            let name = e.file_name();
+            if let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".json")) {
+                if !id.starts_with('.') {
+                    out.push(id.to_owned());
+                }
+            }
+        }
+        out.sort_unstable();
+        Ok(out)
+    }
+
     /// The region's aliases.
     pub fn aliases(&self) -> Result<AliasTable> {
         let path = self.dir.join("aliases.json");

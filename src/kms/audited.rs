@@ -1,7 +1,7 @@
 //! Every KMS request goes through [`Kms::audited`]: the request runs, then one event is
 //! appended to the region's trail whatever the outcome — allowed, refused or failed.
 
-use super::{ImportParameters, KeyListing, KeyRef, KeyRotationStatus, KeyVersion, Kms};
+use super::{ImportParameters, KeyRef, KeyRotationStatus, KeyVersion, Kms, Page};
 use crate::audit::{Event, Resource, Trail, UserIdentity};
 use crate::error::Error;
 use crate::keyring::{AliasEntry, KeyMetadata};
@@ -65,6 +65,15 @@ impl Call {
             serde_json::to_value(value).expect("serializable"),
         );
         self
+    }
+
+    /// A request parameter the caller may leave out: absent from the record when it did
+    /// (CloudTrail logs no nulls).
+    pub(crate) fn param_opt(self, name: &str, value: Option<impl serde::Serialize>) -> Self {
+        match value {
+            Some(v) => self.param(name, v),
+            None => self,
+        }
     }
 
     /// The encryption context of the request (recorded, and seen by policy conditions).
@@ -171,7 +180,7 @@ impl Audited for KeyRotationStatus {}
 impl Audited for KeyVersion {}
 impl Audited for ImportParameters {}
 impl<T> Audited for Vec<T> {}
-impl Audited for KeyListing {}
+impl<T> Audited for Page<T> {}
 impl Audited for bool {}
 impl Audited for String {}
 impl Audited for u64 {}

@@ -87,11 +87,78 @@ pub struct Kms {
     maintained: std::sync::atomic::AtomicBool,
 }
 
-/// A key with the aliases that point at it, as `key list` shows it.
-#[derive(Debug, Clone)]
-pub struct KeyListing {
-    pub metadata: KeyMetadata,
-    pub aliases: Vec<String>,
+/// One entry of ListKeys.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct KeyListEntry {
+    pub key_id: String,
+    pub key_arn: String,
+}
+
+/// One page of a list request: its items, and the marker to ask for the next page with when
+/// there are more (KMS `NextMarker`, with `Truncated` true).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_marker: Option<String>,
+}
+
+impl<T> Page<T> {
+    /// The page of `items` (sorted by `name`) after `marker`, `limit` long (1–1000, default
+    /// 100, as ListKeys takes).
+    pub fn of(
+        items: Vec<T>,
+        limit: Option<u32>,
+        marker: Option<&str>,
+        name: impl Fn(&T) -> &str,
+    ) -> Result<Page<T>> {
+        Self::of_limited(items, limit, 1000, 100, marker, name)
+    }
+
+    /// [`Page::of`] with the operation's own largest and default `limit`. A marker is the name
+    /// of the last item of the page before: any string is taken, and the page starts after it.
+    pub fn of_limited(
+        mut items: Vec<T>,
+        limit: Option<u32>,
+        max: u32,
+        default: u32,
+        marker: Option<&str>,
+        name: impl Fn(&T) -> &str,
+    ) -> Result<Page<T>> {
+        let limit = limit.unwrap_or(default);
+        if !(1..=max).contains(&limit) {
+            return Err(Error::kms(
+                KmsCode::ValidationException,
+                format!("Limit {limit} is out of range; give 1 to {max}"),
+            ));
+        }
+        if marker.is_some_and(str::is_empty) {
+            return Err(Error::kms(
+                KmsCode::InvalidMarkerException,
+                "the marker is empty; pass the NextMarker of the previous page",
+            ));
+        }
+        items.sort_by(|a, b| name(a).cmp(name(b)));
+        let start = marker.map_or(0, |m| items.partition_point(|i| name(i) <= m));
+        let mut rest = items.split_off(start.min(items.len()));
+        let more = rest.len() > limit as usize;
+        rest.truncate(limit as usize);
+        let next_marker = more
+            .then(|| rest.last().map(|i| name(i).to_owned()))
+            .flatten();
+        Ok(Page {
+            items: rest,
+            next_marker,
+        })
+    }
+
+    /// The same page with each item changed by `f`.
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
+        Page {
+            items: self.items.into_iter().map(f).collect(),
+            next_marker: self.next_marker,
+        }
+    }
 }
 
 impl Kms {
@@ -512,23 +579,26 @@ impl Kms {
         })
     }
 
-    /// ListKeys, with each key's aliases.
-    pub fn list_keys(&self) -> Result<Vec<KeyListing>> {
-        self.audited(Call::new("ListKeys", true), |_| {
-            let store = self.store()?;
-            let aliases = store.aliases()?;
-            Ok(store
-                .list_keys()?
-                .into_iter()
-                .map(|r| KeyListing {
-                    aliases: aliases
-                        .for_key(&r.key_metadata.key_id)
-                        .map(str::to_owned)
-                        .collect(),
-                    metadata: r.key_metadata,
-                })
-                .collect())
-        })
+    /// ListKeys: the region's key ids and ARNs, a page at a time (`limit` 1–1000, default
+    /// 100), in key id order, from after `marker`.
+    pub fn list_keys(
+        &self,
+        limit: Option<u32>,
+        marker: Option<&str>,
+    ) -> Result<Page<KeyListEntry>> {
+        self.audited(
+            Call::new("ListKeys", true)
+                .param_opt("limit", limit)
+                .param_opt("marker", marker),
+            |_| {
+                let ids = self.store()?.key_ids()?;
+                let page = Page::of(ids, limit, marker, |id| id.as_str())?;
+                Ok(page.map(|id| KeyListEntry {
+                    key_arn: key_arn(self.region.as_str(), self.home.account_id(), &id),
+                    key_id: id,
+                }))
+            },
+        )
     }
 
     fn set_enabled(&self, key: &KeyRef, enable: bool, call: &Call) -> Result<KeyMetadata> {
@@ -701,11 +771,34 @@ impl Kms {
         )
     }
 
-    /// ListAliases.
-    pub fn list_aliases(&self) -> Result<Vec<AliasEntry>> {
-        self.audited(Call::new("ListAliases", true), |_| {
-            Ok(self.store()?.aliases()?.0.into_values().collect())
-        })
+    /// ListAliases: the region's aliases in name order, a page at a time (`limit` 1–100,
+    /// default 50), from after `marker`; only those of `key` if given.
+    pub fn list_aliases(
+        &self,
+        key: Option<&KeyRef>,
+        limit: Option<u32>,
+        marker: Option<&str>,
+    ) -> Result<Page<AliasEntry>> {
+        self.audited(
+            Call::new("ListAliases", true)
+                .param_opt("keyId", key.map(|k| k.to_string()))
+                .param_opt("limit", limit)
+                .param_opt("marker", marker),
+            |call| {
+                let store = self.store()?;
+                let target = match key {
+                    Some(k) => Some(self.resolve(&store, k, false, call)?.key_metadata.key_id),
+                    None => None,
+                };
+                let aliases: Vec<AliasEntry> = store
+                    .aliases()?
+                    .0
+                    .into_values()
+                    .filter(|a| target.as_ref().is_none_or(|t| &a.target_key_id == t))
+                    .collect();
+                Page::of_limited(aliases, limit, 100, 50, marker, |a| a.alias_name.as_str())
+            },
+        )
     }
 
     /// The key a ciphertext names by ARN. A multi-Region key opens in any region that holds a
