@@ -253,6 +253,11 @@ impl BlockStore {
         }
     }
 
+    /// How many blocks (files named by a hash) the store holds; temporary files not counted.
+    pub fn count(&self) -> Result<u64> {
+        Ok(self.scan()?.iter().filter(|e| e.is_ok()).count() as u64)
+    }
+
     /// Every file in the store: `Ok(hash)` for a block name, `Err(path)` for anything else
     /// (temporary files a crash left behind).
     pub fn scan(&self) -> Result<Vec<std::result::Result<BlockHash, PathBuf>>> {
