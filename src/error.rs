@@ -132,6 +132,9 @@ pub enum Error {
     /// A keyring file is damaged; the message names it.
     #[error("{0} is damaged; restore the home folder from a backup")]
     Damaged(String),
+    /// A file the home cannot work without is missing while the home holds data.
+    #[error("{} is missing: {meaning}; restore it from a backup of the home (cofre never makes it again)", .path.display())]
+    HomeIncomplete { path: PathBuf, meaning: String },
     #[error("{0}; this is a bug or a broken crypto library: please report it")]
     Crypto(String),
     /// An I/O operation failed; `what` names it and the path.
@@ -182,7 +185,8 @@ impl Error {
             | Error::Corrupted { .. }
             | Error::Truncated(_)
             | Error::Mismatch(_)
-            | Error::StoreCorrupt(_) => ExitCode::Integrity,
+            | Error::StoreCorrupt(_)
+            | Error::HomeIncomplete { .. } => ExitCode::Integrity,
             Error::Io { .. } | Error::Damaged(_) | Error::Crypto(_) => ExitCode::Failure,
         }
     }

@@ -232,3 +232,74 @@ fn a_fresh_region_is_an_empty_store() {
     fx.ok_in(WEST, &["volume", "delete", &vol]);
     fx.ok_in(WEST, &["gc"]);
 }
+
+// ── Defect 4: a home that lost cofre.json or domain.key is refused, never made again ────────
+
+#[test]
+fn a_brand_new_home_is_still_made_on_first_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let fx = Fx { dir };
+    assert_eq!(fx.ok(&["key", "list"]), "");
+    assert!(fx.home().join("cofre.json").is_file());
+    assert!(fx.home().join("domain.key").is_file());
+    fx.ok(&["key", "create"]);
+}
+
+#[test]
+fn a_missing_home_file_beside_data_is_refused_and_not_made_again() {
+    // Keys in the home's own region folder.
+    let fx = Fx::new();
+    let key = fx.ok(&["key", "create"]);
+    let config = fx.home().join("cofre.json");
+    let saved = fs::read(&config).unwrap();
+    fs::remove_file(&config).unwrap();
+    let name = config.display().to_string();
+    for args in [
+        &["key", "list"][..],
+        &["key", "describe", &key],
+        &["key", "create"],
+    ] {
+        fx.fail(
+            args,
+            INTEGRITY,
+            &[&name, "is missing", "account id", "cannot be opened"],
+        );
+        assert!(!config.exists(), "{args:?} made cofre.json again");
+    }
+    fs::write(&config, &saved).unwrap();
+
+    let domain = fx.home().join("domain.key");
+    let saved = fs::read(&domain).unwrap();
+    fs::remove_file(&domain).unwrap();
+    let name = domain.display().to_string();
+    fx.fail(
+        &["key", "describe", &key],
+        INTEGRITY,
+        &[&name, "is missing", "cannot be opened"],
+    );
+    assert!(!domain.exists(), "a domain key was made again");
+    fs::write(&domain, &saved).unwrap();
+    fx.ok(&["key", "describe", &key]);
+
+    // Volumes only, in a region folder set elsewhere with region set-path.
+    let fx = Fx::new();
+    let away = fx.path("away");
+    fx.ok(&["region", "set-path", WEST, away.to_str().unwrap()]);
+    fx.write("disk.img", &random(4, BLOCK));
+    fx.ok_in(WEST, &["volume", "create", "--from-image", "disk.img"]);
+    let domain = fx.home().join("domain.key");
+    fs::remove_file(&domain).unwrap();
+    let name = domain.display().to_string();
+    fx.fail_in(WEST, &["volume", "list"], INTEGRITY, &[&name, "is missing"]);
+    assert!(!domain.exists(), "a domain key was made again");
+
+    // Volumes only, under the home: losing cofre.json is refused too.
+    let fx = Fx::new();
+    fx.write("disk.img", &random(5, BLOCK));
+    fx.ok(&["volume", "create", "--from-image", "disk.img"]);
+    let config = fx.home().join("cofre.json");
+    fs::remove_file(&config).unwrap();
+    let name = config.display().to_string();
+    fx.fail(&["volume", "list"], INTEGRITY, &[&name, "is missing"]);
+    assert!(!config.exists(), "cofre.json was made again");
+}

@@ -5,6 +5,8 @@
 //! HOME/
 //!   cofre.json            {"Version":1,"AccountId":"123456789012","CreationDate":…}
 //!   domain.key            32 random bytes, mode 0600: seals all key material at rest
+//!                         (both made on first use, never again: a home missing either one
+//!                         while its regions hold data is refused as damaged)
 //!   .lock                 guards creating the home
 //!   regions/<region>/
 //!     .lock               guards this region's keys and aliases
@@ -101,6 +103,16 @@ impl Home {
         if !config_path.exists() {
             Self::create(root, account)?;
         }
+        let key_path = root.join("domain.key");
+        if !key_path.exists() {
+            // Never made again: a new domain key would not open anything sealed before.
+            return Err(Error::HomeIncomplete {
+                path: key_path,
+                meaning: "it seals the material of every key of this home, which cannot be \
+                          opened without it"
+                    .into(),
+            });
+        }
         let config: HomeConfig = serde_json::from_slice(&store::read(&config_path)?)
             .map_err(|e| Error::Damaged(format!("{} ({e})", config_path.display())))?;
         if let Some(want) = account {
@@ -112,7 +124,6 @@ impl Home {
                 )));
             }
         }
-        let key_path = root.join("domain.key");
         let mut raw = store::read(&key_path)?;
         let mut domain_bytes: [u8; 32] = raw
             .as_slice()
@@ -144,6 +155,17 @@ impl Home {
         let config_path = root.join("cofre.json");
         if config_path.exists() {
             return Ok(());
+        }
+        // A home that lost its cofre.json is not new: its account id seals every key.
+        if let Some(region) = region_with_data(&root.join("regions"))? {
+            return Err(Error::HomeIncomplete {
+                path: config_path,
+                meaning: format!(
+                    "it holds the account id that every key of this home is sealed with, and \
+                     {} still holds data whose keys cannot be opened without it",
+                    region.display()
+                ),
+            });
         }
         let key_path = root.join("domain.key");
         if !key_path.exists() {
@@ -202,15 +224,6 @@ impl Home {
         };
         let _guard = store::lock(&self.root.join(".lock"))?;
         let current = self.region_dir(region);
-        // Keys, aliases, deleted-key records, or an EBS head or blocks (lock files are not data).
-        let holds_data = |d: &Path| {
-            let nonempty = |p: PathBuf| std::fs::read_dir(p).is_ok_and(|mut i| i.next().is_some());
-            nonempty(d.join("keys"))
-                || nonempty(d.join("deleted"))
-                || d.join("aliases.json").exists()
-                || d.join("ebs/head").exists()
-                || nonempty(d.join("ebs/blocks"))
-        };
         if current != target && holds_data(&current) && !holds_data(&target) {
             return Err(Error::usage(format!(
                 "region {region} already has data in {}; move that folder to {} first (mv), then run this again",
@@ -337,6 +350,32 @@ impl Home {
             .map_err(|_| damaged())?;
         Ok(out)
     }
+}
+
+/// True if a region folder holds keys, aliases, deleted-key records, or an EBS head, blocks or
+/// maps (lock files and the audit trail are not data a region move must carry).
+fn holds_data(d: &Path) -> bool {
+    let nonempty = |p: PathBuf| std::fs::read_dir(p).is_ok_and(|mut i| i.next().is_some());
+    nonempty(d.join("keys"))
+        || nonempty(d.join("deleted"))
+        || d.join("aliases.json").exists()
+        || d.join("ebs/head").exists()
+        || nonempty(d.join("ebs/blocks"))
+        || nonempty(d.join("ebs/maps"))
+}
+
+/// The first region folder under `regions` that holds data or an audit trail, if any.
+fn region_with_data(regions: &Path) -> Result<Option<PathBuf>> {
+    let entries = match std::fs::read_dir(regions) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("listing", regions, e)),
+    };
+    let mut dirs: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+    dirs.sort();
+    Ok(dirs
+        .into_iter()
+        .find(|d| holds_data(d) || d.join("audit/trail.jsonl").exists()))
 }
 
 fn material_aad(arn: &str, material_id: &str) -> Vec<u8> {
