@@ -4,6 +4,8 @@
 //!   destination folder, fsync it, rename it into place and fsync the folder. A reader (or a crash,
 //!   or `kill -9`) sees the old state or the new, never half. Temporary names start with
 //!   `.cofre-tmp-`; on Ctrl-C the ones still pending are removed before the process exits.
+//! - **Private**: every file cofre makes in the home is mode 0600 and every folder 0700
+//!   ([`create_dir`], lock files, temporary files, the trail, blocks and maps).
 //! - **Locks**: [`lock`] takes an exclusive advisory lock on a lock file. The home's `.lock`
 //!   guards creating the home; each region's `.lock` guards that region's keys and aliases.
 //!   Readers do not lock: every file they read is replaced atomically.
@@ -217,7 +219,9 @@ pub fn lock_shared(path: &Path) -> Result<LockGuard> {
 }
 
 fn open_lock(path: &Path) -> Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
     OpenOptions::new()
+        .mode(0o600)
         .create(true)
         .truncate(false)
         .write(true)

@@ -303,3 +303,119 @@ fn a_missing_home_file_beside_data_is_refused_and_not_made_again() {
     fx.fail(&["volume", "list"], INTEGRITY, &[&name, "is missing"]);
     assert!(!config.exists(), "cofre.json was made again");
 }
+
+// ── Defect 10: every file of the home is 0600, every folder 0700 ────────────────────────────
+
+/// Every path under `dir` (itself included) whose mode is not 0600 for a file or 0700 for a
+/// folder, with its mode.
+fn not_private(dir: &Path) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut bad = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(p) = todo.pop() {
+        let m = fs::symlink_metadata(&p).unwrap();
+        let mode = m.permissions().mode() & 0o7777;
+        let want = if m.is_dir() { 0o700 } else { 0o600 };
+        if mode != want {
+            bad.push(format!("{} {mode:o}", p.display()));
+        }
+        if m.is_dir() {
+            todo.extend(fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+        }
+    }
+    bad.sort();
+    bad
+}
+
+#[test]
+fn every_file_of_the_home_is_private() {
+    let fx = Fx::new();
+    // A region kept on another filesystem when there is one, so copies there write blocks.
+    let shm = tempfile::Builder::new()
+        .prefix("cofre-hardening")
+        .tempdir_in("/dev/shm")
+        .or_else(|_| tempfile::tempdir())
+        .unwrap();
+    let away = shm.path().join("ap");
+    const AP: &str = "ap-southeast-2";
+    fx.ok(&["region", "set-path", AP, away.to_str().unwrap()]);
+
+    let key = fx.ok(&["key", "create", "--alias", "alias/disks"]);
+    fx.ok(&["key", "rotate", &key]);
+    fx.ok_in(WEST, &["key", "create", "--alias", "alias/dr"]);
+    fx.ok_in(AP, &["key", "create", "--alias", "alias/ap"]);
+    fx.write("plain", &random(6, 10_000));
+    fx.ok(&["encrypt", "-k", "alias/disks", "-o", "plain.cofre", "plain"]);
+    fx.ok(&["decrypt", "-o", "plain.out", "plain.cofre"]);
+    let doomed = fx.ok(&["key", "create"]);
+    fx.ok(&["key", "schedule-deletion", &doomed, "--days", "7"]);
+
+    // Volumes: one plaintext (its blocks are the data itself), one encrypted; snapshots of
+    // both, copied to the other regions; a write and a delete that collect.
+    fx.write("plain.img", &random(7, 2 * BLOCK + 5));
+    let v = fx.json_in(EAST, &["volume", "create", "--from-image", "plain.img"]);
+    let plain_vol = v["VolumeId"].as_str().unwrap().to_owned();
+    let enc_vol = fx.volume_from(EAST, "enc.img", &random(8, 2 * BLOCK));
+    for vol in [&plain_vol, &enc_vol] {
+        let snap = fx.ok(&["snapshot", "create", vol]);
+        for (region, key) in [(WEST, "alias/dr"), (AP, "alias/ap")] {
+            fx.ok_in(
+                region,
+                &[
+                    "snapshot",
+                    "copy",
+                    &snap,
+                    "--source-region",
+                    EAST,
+                    "--encrypted",
+                    "--kms-key",
+                    key,
+                ],
+            );
+        }
+    }
+    fx.write("patch", &random(9, 4096));
+    fx.ok(&["volume", "write", &plain_vol, "--offset", "0", "patch"]);
+    fx.ok(&["volume", "delete", &enc_vol]);
+    fx.ok(&["gc"]);
+    fx.ok(&["verify"]);
+    fx.ok(&["audit", "verify"]);
+    // The deletion date passes: the key is destroyed and leaves a tombstone.
+    let out = fx
+        .cmd(EAST, &["key", "list"])
+        .env("COFRE_NOW", "2099-01-01T00:00:00Z")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        files_under(&fx.region(EAST).join("deleted")).len() == 1,
+        "no tombstone"
+    );
+
+    let mut bad = not_private(&fx.home());
+    bad.extend(not_private(&away));
+    assert!(bad.is_empty(), "not private:\n{}", bad.join("\n"));
+    // The walk saw every kind of file.
+    let all: Vec<String> = [files_under(&fx.home()), files_under(&away)]
+        .into_iter()
+        .flatten()
+        .map(|p| p.display().to_string())
+        .collect();
+    for kind in [
+        "/trail.jsonl",
+        "/.lock",
+        "/ebs/blocks/",
+        "/ebs/maps/",
+        "/ebs/head",
+        "/digests/",
+        "/deleted/",
+        "/keys/",
+        "/aliases.json",
+        "/domain.key",
+    ] {
+        assert!(
+            all.iter().any(|p| p.contains(kind)),
+            "no {kind} file: {all:?}"
+        );
+    }
+}
