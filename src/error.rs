@@ -21,7 +21,7 @@ pub enum ExitCode {
     /// not use it; or the encryption context does not match.
     Access = 3,
     /// The data failed its integrity checks: not a cofre file, unsupported version, corrupted,
-    /// truncated or extended.
+    /// truncated or extended; or a file of the home or a store is damaged or missing.
     Integrity = 4,
     /// Interrupted by a signal (Ctrl-C); partial output was removed.
     Interrupted = 130,
@@ -186,8 +186,9 @@ impl Error {
             | Error::Truncated(_)
             | Error::Mismatch(_)
             | Error::StoreCorrupt(_)
-            | Error::HomeIncomplete { .. } => ExitCode::Integrity,
-            Error::Io { .. } | Error::Damaged(_) | Error::Crypto(_) => ExitCode::Failure,
+            | Error::HomeIncomplete { .. }
+            | Error::Damaged(_) => ExitCode::Integrity,
+            Error::Io { .. } | Error::Crypto(_) => ExitCode::Failure,
         }
     }
 

@@ -419,3 +419,60 @@ fn every_file_of_the_home_is_private() {
         );
     }
 }
+
+// ── Defect 11: a damaged key record stops only the requests that need it ────────────────────
+
+#[test]
+fn a_damaged_key_record_stops_only_the_requests_that_need_it() {
+    let fx = Fx::new();
+    let good = fx.ok(&["key", "create", "--alias", "alias/good"]);
+    let bad = fx.ok(&["key", "create", "--alias", "alias/bad"]);
+    fx.write("plain", b"the data");
+    fx.ok(&["encrypt", "-k", "alias/good", "-o", "plain.cofre", "plain"]);
+    let keys = fx.region(EAST).join("keys");
+    let junk = keys.join("junk.json");
+    fs::write(&junk, b"{not a key").unwrap();
+
+    // A stray file alone: every request goes on; the listing reports it.
+    fx.ok(&["key", "describe", &good]);
+    fx.ok(&["decrypt", "-o", "plain.out", "-f", "plain.cofre"]);
+    let out = fx.run(EAST, &["key", "list"]);
+    Fx::check_fail(
+        &out,
+        INTEGRITY,
+        &[&junk.display().to_string(), "damaged"],
+        "key list",
+    );
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(listed.contains(&good) && listed.contains(&bad), "{listed}");
+
+    // A damaged record: requests for that key fail as damage, naming its file; others go on.
+    let record = keys.join(format!("{bad}.json"));
+    let bytes = fs::read(&record).unwrap();
+    fs::write(&record, &bytes[..bytes.len() / 2]).unwrap();
+    let name = record.display().to_string();
+    fx.fail(&["key", "describe", &bad], INTEGRITY, &[&name, "damaged"]);
+    fx.fail(
+        &["encrypt", "-k", "alias/bad", "-o", "other.cofre", "plain"],
+        INTEGRITY,
+        &[&name, "damaged"],
+    );
+    fx.ok(&["key", "describe", &good]);
+    fx.ok(&["key", "describe", "alias/good"]);
+    fx.ok(&["encrypt", "-k", "alias/good", "-o", "again.cofre", "plain"]);
+    fx.ok(&["decrypt", "-o", "plain.out", "-f", "plain.cofre"]);
+    let other = fx.ok(&["key", "create"]);
+    fx.ok(&["key", "rotate", &other]);
+    fx.ok(&["volume", "create", "--size", "1", "--encrypted"]);
+    fx.ok_in(WEST, &["key", "list"]);
+    let out = fx.run(EAST, &["key", "list"]);
+    Fx::check_fail(&out, INTEGRITY, &[&name, "damaged"], "key list");
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        listed.contains(&good) && listed.contains(&other),
+        "{listed}"
+    );
+    assert!(!listed.contains(&bad), "{listed}");
+    // The damaged record was left as it was.
+    assert_eq!(fs::read(&record).unwrap(), &bytes[..bytes.len() / 2]);
+}

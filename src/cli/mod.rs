@@ -349,7 +349,11 @@ fn dispatch(cli: Cli) -> Result<()> {
                         _ => kms_cmd::write_stdout(&bytes)?,
                     }
                 }
-                KeyCommand::List => print::key_list(&kms.list_keys()?, json),
+                KeyCommand::List => {
+                    // The keys that read, then damage (exit 4) if a record does not.
+                    print::key_list(&kms.list_keys()?, json);
+                    kms.home().region(kms.region())?.check_keys()?;
+                }
                 KeyCommand::Describe { key } => {
                     print::key_metadata(&kms.describe_key(&key_ref(&key)?)?, json)
                 }

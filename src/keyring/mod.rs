@@ -413,7 +413,8 @@ impl RegionStore<'_> {
         self.dir.join("keys").join(format!("{key_id}.json"))
     }
 
-    /// Loads a key record, if the key exists here.
+    /// Loads a key record, if the key exists here; [`Error::Damaged`] (naming the file) if its
+    /// record does not read.
     pub fn load_key(&self, key_id: &str) -> Result<Option<KeyRecord>> {
         let path = self.key_path(key_id);
         match std::fs::read(&path) {
@@ -469,22 +470,52 @@ impl RegionStore<'_> {
         Ok(out)
     }
 
-    /// Every key record in the region, by key id.
+    /// Every key record in the region that reads, by key id. A damaged record, or a stray
+    /// file in `keys/`, is left out so that requests for other keys go on: a request for that
+    /// key fails from [`RegionStore::load_key`], and [`RegionStore::damaged_keys`] names them.
     pub fn list_keys(&self) -> Result<Vec<KeyRecord>> {
+        Ok(self.scan_keys()?.0)
+    }
+
+    /// The files in `keys/` that are not a readable key record named by its key id.
+    pub fn damaged_keys(&self) -> Result<Vec<PathBuf>> {
+        Ok(self.scan_keys()?.1)
+    }
+
+    /// [`Error::Damaged`] naming the first damaged key record, if there is one.
+    pub fn check_keys(&self) -> Result<()> {
+        let damaged = self.damaged_keys()?;
+        match damaged.as_slice() {
+            [] => Ok(()),
+            [one] => Err(Error::Damaged(format!("key record {}", one.display()))),
+            [first, rest @ ..] => Err(Error::Damaged(format!(
+                "key record {} (and {} more in its folder)",
+                first.display(),
+                rest.len()
+            ))),
+        }
+    }
+
+    /// The readable key records, sorted by key id, and the paths of damaged ones, sorted.
+    fn scan_keys(&self) -> Result<(Vec<KeyRecord>, Vec<PathBuf>)> {
         let dir = self.dir.join("keys");
-        let mut out = Vec::new();
+        let (mut out, mut damaged) = (Vec::new(), Vec::new());
         for e in std::fs::read_dir(&dir).map_err(|e| Error::io("listing", &dir, e))? {
             let e = e.map_err(|e| Error::io("listing", &dir, e))?;
             let name = e.file_name();
             let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".json")) else {
                 continue;
             };
-            if let Some(r) = self.load_key(id)? {
-                out.push(r);
+            match self.load_key(id) {
+                Ok(Some(r)) if r.key_metadata.key_id == id => out.push(r),
+                Ok(Some(_)) | Err(Error::Damaged(_)) => damaged.push(e.path()),
+                Ok(None) => {}
+                Err(e) => return Err(e),
             }
         }
         out.sort_by(|a, b| a.key_metadata.key_id.cmp(&b.key_metadata.key_id));
-        Ok(out)
+        damaged.sort();
+        Ok((out, damaged))
     }
 
     /// The region's aliases.
