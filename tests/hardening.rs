@@ -110,7 +110,12 @@ impl Fx {
 
     /// `cofre --home HOME --region REGION --quiet ARGS…`, run in the folder.
     fn cmd(&self, region: &str, args: &[&str]) -> Command {
-        let mut c = Command::cargo_bin("cofre").unwrap();
+        Command::from_std(self.std_cmd(region, args))
+    }
+
+    /// [`Fx::cmd`] as a std command, to spawn.
+    fn std_cmd(&self, region: &str, args: &[&str]) -> std::process::Command {
+        let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("cofre"));
         for v in ENV {
             c.env_remove(v);
         }
@@ -475,4 +480,96 @@ fn a_damaged_key_record_stops_only_the_requests_that_need_it() {
     assert!(!listed.contains(&bad), "{listed}");
     // The damaged record was left as it was.
     assert_eq!(fs::read(&record).unwrap(), &bytes[..bytes.len() / 2]);
+}
+
+// ── Defect 8: temporaries a kill left are removed by the next run in that folder ────────────
+
+/// The `.cofre-tmp-*` files directly in `dir`.
+fn temporaries(dir: &Path) -> Vec<String> {
+    let mut out: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with(".cofre-tmp-"))
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn temporaries_of_killed_writers_are_removed_and_live_ones_kept() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let fx = Fx::new();
+    fx.ok(&["key", "create", "--alias", "alias/k"]);
+    let out_dir = fx.path("out");
+    fs::create_dir(&out_dir).unwrap();
+
+    // A writer killed mid-output (stdin still open, so it waits inside the write).
+    let mut child = fx
+        .std_cmd(
+            EAST,
+            &["encrypt", "-k", "alias/k", "-o", "out/a.cofre", "-"],
+        )
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .as_mut()
+        .unwrap()
+        .write_all(&random(10, 100_000))
+        .unwrap();
+    let start = std::time::Instant::now();
+    while temporaries(&out_dir).is_empty() {
+        assert!(start.elapsed().as_secs() < 20, "no temporary file appeared");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let pid = child.id();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let left = temporaries(&out_dir);
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(
+        left[0].starts_with(&format!(".cofre-tmp-{pid}-")),
+        "{left:?}"
+    );
+
+    // Temporaries of a live writer (this test process) and of an older version (no pid), and
+    // stale ones of the dead writer in the region's folders.
+    let live = format!(".cofre-tmp-{}-live", std::process::id());
+    let dead = format!(".cofre-tmp-{pid}-x");
+    fs::write(out_dir.join(&live), b"live").unwrap();
+    fs::write(out_dir.join(".cofre-tmp-oldstyle"), b"old").unwrap();
+    let region = fx.region(EAST);
+    for d in [
+        region.join("keys"),
+        region.clone(),
+        region.join("audit"),
+        fx.home(),
+    ] {
+        fs::write(d.join(&dead), b"dead").unwrap();
+    }
+
+    // The next run in the folder removes the dead writer's, and only those.
+    fx.write("plain", b"data");
+    fx.ok(&["encrypt", "-k", "alias/k", "-o", "out/b.cofre", "plain"]);
+    assert_eq!(
+        temporaries(&out_dir),
+        vec![live.clone(), ".cofre-tmp-oldstyle".to_owned()]
+    );
+    fx.ok(&["key", "create"]);
+    assert!(temporaries(&region.join("keys")).is_empty());
+    // gc removes them everywhere else in the home and region.
+    let gc = fx.json_in(EAST, &["gc"]);
+    assert!(gc["TemporaryFilesRemoved"].as_u64().unwrap() >= 2, "{gc}");
+    for d in [region.clone(), region.join("audit"), fx.home()] {
+        assert!(
+            temporaries(&d).is_empty(),
+            "{}: {:?}",
+            d.display(),
+            temporaries(&d)
+        );
+    }
 }
