@@ -21,7 +21,7 @@ pub enum ExitCode {
     /// not use it; or the encryption context does not match.
     Access = 3,
     /// The data failed its integrity checks: not a cofre file, unsupported version, corrupted,
-    /// truncated or extended.
+    /// truncated or extended; or a file of the home or a store is damaged or missing.
     Integrity = 4,
     /// Interrupted by a signal (Ctrl-C); partial output was removed.
     Interrupted = 130,
@@ -133,6 +133,9 @@ pub enum Error {
     /// A keyring file is damaged; the message names it.
     #[error("{0} is damaged; restore the home folder from a backup")]
     Damaged(String),
+    /// A file the home cannot work without is missing while the home holds data.
+    #[error("{} is missing: {meaning}; restore it from a backup of the home (cofre never makes it again)", .path.display())]
+    HomeIncomplete { path: PathBuf, meaning: String },
     #[error("{0}; this is a bug or a broken crypto library: please report it")]
     Crypto(String),
     /// An I/O operation failed; `what` names it and the path.
@@ -184,8 +187,10 @@ impl Error {
             | Error::Corrupted { .. }
             | Error::Truncated(_)
             | Error::Mismatch(_)
-            | Error::StoreCorrupt(_) => ExitCode::Integrity,
-            Error::Io { .. } | Error::Damaged(_) | Error::Crypto(_) => ExitCode::Failure,
+            | Error::StoreCorrupt(_)
+            | Error::HomeIncomplete { .. }
+            | Error::Damaged(_) => ExitCode::Integrity,
+            Error::Io { .. } | Error::Crypto(_) => ExitCode::Failure,
         }
     }
 

@@ -3,7 +3,14 @@
 //! - **Write new, then switch**: [`write_atomic`] and [`OutputFile`] write a temporary file in the
 //!   destination folder, fsync it, rename it into place and fsync the folder. A reader (or a crash,
 //!   or `kill -9`) sees the old state or the new, never half. Temporary names start with
-//!   `.cofre-tmp-`; on Ctrl-C the ones still pending are removed before the process exits.
+//!   `.cofre-tmp-<pid>-`, the writer's process id; on Ctrl-C the ones still pending are removed
+//!   before the process exits. A `kill -9` leaves them: [`remove_stale_temporaries`] removes
+//!   those whose writer is dead, the first time a process writes in that folder and in
+//!   `cofre gc`. A temporary whose writer still runs (or whose pid a live process has taken
+//!   since) is kept; so are temporaries of older versions, which name no pid. Processes that
+//!   share a folder must share a pid namespace (one machine, or one container).
+//! - **Private**: every file cofre makes in the home is mode 0600 and every folder 0700
+//!   ([`create_dir`], lock files, temporary files, the trail, blocks and maps).
 //! - **Locks**: [`lock`] takes an exclusive advisory lock on a lock file. The home's `.lock`
 //!   guards creating the home; each region's `.lock` guards that region's keys and aliases.
 //!   Readers do not lock: every file they read is replaced atomically.
@@ -11,6 +18,7 @@
 //!   tests and simulations of every time-based rule.
 
 use crate::error::{Error, Result};
+use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -102,8 +110,9 @@ impl OutputFile {
             )));
         }
         let dir = parent_of(path);
+        sweep_once(dir);
         let tmp = tempfile::Builder::new()
-            .prefix(TMP_PREFIX)
+            .prefix(&format!("{TMP_PREFIX}{}-", std::process::id()))
             .tempfile_in(dir)
             .map_err(|e| Error::io("creating a temporary file in", dir, e))?;
         track(tmp.path());
@@ -154,6 +163,68 @@ impl Drop for OutputFile {
             untrack(tmp.path());
         }
     }
+}
+
+/// Folders this process has already swept of stale temporaries.
+static SWEPT: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
+
+/// [`remove_stale_temporaries`] of `dir`, once per process and folder, best effort: a folder
+/// that cannot be listed fails the write that follows with a clearer error.
+fn sweep_once(dir: &Path) {
+    let first = SWEPT
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get_or_insert_with(HashSet::new)
+        .insert(dir.to_path_buf());
+    if first {
+        let _ = remove_stale_temporaries(dir);
+    }
+}
+
+/// The pid a temporary file's name gives its writer (`.cofre-tmp-<pid>-…`), if it names one.
+fn writer_pid(name: &str) -> Option<i32> {
+    let rest = name.strip_prefix(TMP_PREFIX)?;
+    let (pid, _) = rest.split_once('-')?;
+    pid.parse().ok().filter(|&p| p > 0)
+}
+
+/// True unless `pid` certainly names no live process (ESRCH): a live process of another user
+/// (EPERM), or any doubt, counts as alive.
+fn alive(pid: i32) -> bool {
+    match rustix::process::Pid::from_raw(pid) {
+        Some(p) => !matches!(
+            rustix::process::test_kill_process(p),
+            Err(rustix::io::Errno::SRCH)
+        ),
+        None => true,
+    }
+}
+
+/// Removes the temporary files in `dir` whose writer is dead (killed before it could remove
+/// them); returns how many. A missing folder has none.
+pub fn remove_stale_temporaries(dir: &Path) -> Result<u64> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(Error::io("listing", dir, e)),
+    };
+    let mut removed = 0;
+    for e in entries {
+        let e = e.map_err(|e| Error::io("listing", dir, e))?;
+        let Some(pid) = e.file_name().to_str().and_then(writer_pid) else {
+            continue;
+        };
+        if pid as u32 == std::process::id() || alive(pid) {
+            continue;
+        }
+        match fs::remove_file(e.path()) {
+            Ok(()) => removed += 1,
+            // Another process swept it first.
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(err) => return Err(Error::io("removing", &e.path(), err)),
+        }
+    }
+    Ok(removed)
 }
 
 /// Replaces (or creates) `path` with `bytes` atomically, with the given Unix mode.
@@ -217,7 +288,9 @@ pub fn lock_shared(path: &Path) -> Result<LockGuard> {
 }
 
 fn open_lock(path: &Path) -> Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
     OpenOptions::new()
+        .mode(0o600)
         .create(true)
         .truncate(false)
         .write(true)
@@ -249,4 +322,50 @@ pub fn parse_time(s: &str) -> Result<SystemTime> {
             "bad time {s:?}: {e}; use RFC 3339, e.g. 2028-01-01T00:00:00Z"
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temporaries_name_their_writer() {
+        assert_eq!(writer_pid(".cofre-tmp-1234-aBc9"), Some(1234));
+        assert_eq!(writer_pid(".cofre-tmp-aBc9xY"), None);
+        assert_eq!(writer_pid(".cofre-tmp-0-x"), None);
+        assert_eq!(writer_pid("cofre-tmp-12-x"), None);
+        let dir = tempfile::tempdir().unwrap();
+        let out = OutputFile::create(&dir.path().join("f"), false).unwrap();
+        let name = out.tmp.as_ref().unwrap().path().file_name().unwrap();
+        let pid = writer_pid(name.to_str().unwrap());
+        assert_eq!(pid, Some(std::process::id() as i32));
+    }
+
+    #[test]
+    fn only_temporaries_of_dead_writers_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let live = std::process::id();
+        let names = [
+            format!("{TMP_PREFIX}{dead}-stale"),
+            format!("{TMP_PREFIX}{live}-mine"),
+            format!("{TMP_PREFIX}1-init"),
+            format!("{TMP_PREFIX}oldformat"),
+            "keep.json".to_owned(),
+        ];
+        for n in &names {
+            fs::write(dir.path().join(n), b"x").unwrap();
+        }
+        assert_eq!(remove_stale_temporaries(dir.path()).unwrap(), 1);
+        for n in &names[1..] {
+            assert!(dir.path().join(n).exists(), "{n} was removed");
+        }
+        assert!(!dir.path().join(&names[0]).exists());
+        assert_eq!(
+            remove_stale_temporaries(&dir.path().join("none")).unwrap(),
+            0
+        );
+    }
 }

@@ -3083,12 +3083,12 @@ fn a_swapped_public_key_in_a_record_is_refused() {
             "--signature-file",
             "sig",
         ],
-        1,
+        4,
         &["its public key is not its private key's"],
     );
     fx.fail(
         &["key", "public-key", &signer, "-o", "pub.pem"],
-        1,
+        4,
         &["its public key is not its private key's"],
     );
     assert!(!fx.exists("pub.pem"));

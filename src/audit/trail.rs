@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -137,6 +138,7 @@ impl Trail {
         let _lock = store::lock(&self.dir.join(".lock"))?;
         let path = self.file();
         let mut f = OpenOptions::new()
+            .mode(0o600)
             .create(true)
             .read(true)
             .append(true)

@@ -360,16 +360,22 @@ fn dispatch(cli: Cli) -> Result<()> {
                     if json {
                         print::listing("Keys", &keys, next.as_deref());
                     } else {
-                        // The table a person reads: each key described, with its aliases.
+                        // The table a person reads: each key described, with its aliases;
+                        // the keys that read, then damage (exit 4) if a record does not.
                         let (aliases, _) =
                             paging::collect(&Default::default(), |limit, marker| {
                                 kms.list_aliases(None, limit, marker)
                             })?;
-                        let rows = keys
-                            .iter()
-                            .map(|k| kms.describe_key(&key_ref(&k.key_id)?))
-                            .collect::<Result<Vec<_>>>()?;
+                        let mut rows = Vec::new();
+                        for k in &keys {
+                            match kms.describe_key(&key_ref(&k.key_id)?) {
+                                Ok(m) => rows.push(m),
+                                Err(Error::Damaged(_)) => {}
+                                Err(e) => return Err(e),
+                            }
+                        }
                         print::key_table(&rows, &aliases, next.as_deref());
+                        kms.home().region(kms.region())?.check_keys()?;
                     }
                 }
                 KeyCommand::Describe { key } => {

@@ -102,10 +102,10 @@ impl BlockStore {
             hex::encode(crypto::random_array::<8>())
         ));
         let write = |tmp: &Path| -> std::io::Result<()> {
-            let mut f = match File::create_new(tmp) {
+            let mut f = match create_private(tmp) {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     crate::store::create_dir(sub).map_err(std::io::Error::other)?;
-                    File::create_new(tmp)?
+                    create_private(tmp)?
                 }
                 other => other?,
             };
@@ -174,7 +174,10 @@ impl BlockStore {
             "{TMP_PREFIX}{}",
             hex::encode(crypto::random_array::<8>())
         ));
-        let copied = fs::copy(&from, &tmp).and_then(|_| fs::rename(&tmp, &to));
+        // Copied into a private file (fs::copy would take the source's mode).
+        let copied = File::open(&from)
+            .and_then(|mut src| std::io::copy(&mut src, &mut create_private(&tmp)?))
+            .and_then(|_| fs::rename(&tmp, &to));
         if let Err(e) = copied {
             let _ = fs::remove_file(&tmp);
             return Err(Error::io("copying block", &to, e));
@@ -253,6 +256,11 @@ impl BlockStore {
         }
     }
 
+    /// How many blocks (files named by a hash) the store holds; temporary files not counted.
+    pub fn count(&self) -> Result<u64> {
+        Ok(self.scan()?.iter().filter(|e| e.is_ok()).count() as u64)
+    }
+
     /// Every file in the store: `Ok(hash)` for a block name, `Err(path)` for anything else
     /// (temporary files a crash left behind).
     pub fn scan(&self) -> Result<Vec<std::result::Result<BlockHash, PathBuf>>> {
@@ -286,6 +294,17 @@ impl std::fmt::Debug for FolderPair {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("FolderPair(..)")
     }
+}
+
+/// Creates a new file, readable and writable by its owner only (an unencrypted volume's
+/// blocks are plaintext).
+fn create_private(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
 }
 
 /// EXDEV: a hard link across filesystems.

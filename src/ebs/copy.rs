@@ -85,6 +85,7 @@ impl Ebs<'_> {
                 let progress = Progress::new("copy", Some(bytes), req.quiet);
                 let (present, linked, written) =
                     (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
+                self.region.ensure_head()?;
                 let resealed = req.reencrypt || (!src_encrypted && key.is_some());
                 let (lineage, new_map) = if resealed {
                     let from = src.open_lineage(&snap.lineage)?;

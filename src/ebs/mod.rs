@@ -18,7 +18,9 @@
 //!   index and lineage in their AAD ([`LineageCipher`]).
 //! - Write new, then switch: blocks and maps are written first, then the head is replaced
 //!   atomically after one `syncfs`. A crash leaves the old head or the new one; what it wrote
-//!   before the switch is unreferenced and `cofre gc` removes it.
+//!   before the switch is unreferenced and `cofre gc` removes it. The first head of a region
+//!   is written before its first block, so a head missing beside blocks or maps is damage
+//!   (never an empty region), and nothing collects a region in that state.
 //! - One data key per lineage ([`Lineage`]): made when a volume is created
 //!   (GenerateDataKeyWithoutPlaintext, context `{"aws:ebs:id": "vol-…"}`), shared by its
 //!   snapshots and the volumes restored from them, re-wrapped (never re-sealed) when a snapshot
@@ -228,12 +230,24 @@ impl RegionEbs {
             .collect())
     }
 
-    /// Reads and authenticates the head (an absent head is an empty region).
+    /// Reads and authenticates the head. An absent head is an empty region only while the
+    /// region holds no block and no map: a head missing beside them is damage, never an
+    /// empty store (collecting then would remove every block).
     pub fn load_head(&self) -> Result<Head> {
         let path = self.head_path();
         let raw = match std::fs::read(&path) {
             Ok(r) => r,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Head::default()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let (blocks, maps) = (self.blocks.count()?, self.maps.count()?);
+                if blocks == 0 && maps == 0 {
+                    return Ok(Head::default());
+                }
+                return Err(Error::StoreCorrupt(format!(
+                    "{} is missing while the region holds {blocks} blocks and {maps} maps; \
+                     restore it from a backup (nothing was collected)",
+                    path.display()
+                )));
+            }
             Err(e) => return Err(Error::io("reading", &path, e)),
         };
         let bad = |why: &str| Error::StoreCorrupt(format!("{} {why}", path.display()));
@@ -267,6 +281,16 @@ impl RegionEbs {
         store::write_atomic(&self.head_path(), &raw, 0o600)
     }
 
+    /// Writes an empty head if the region has none, so that a crash after the first blocks
+    /// or maps of a region are written leaves a head beside them (else the region would read
+    /// as damaged). Called just before writing them, after every check that can refuse.
+    fn ensure_head(&self) -> Result<()> {
+        if self.head_path().exists() {
+            return Ok(());
+        }
+        self.update(|_| Ok(()))
+    }
+
     /// Loads the block map named `hash` (hex), checking it against its name.
     pub fn load_map(&self, hash: &str) -> Result<BlockMap> {
         let mut h = [0u8; 32];
@@ -279,6 +303,7 @@ impl RegionEbs {
 
     /// Stores a block map and returns its name (hex).
     fn save_map(&self, map: &BlockMap) -> Result<String> {
+        self.ensure_head()?;
         let (h, _) = self.maps.put(&map.encode())?;
         Ok(hex::encode(h))
     }

@@ -156,7 +156,8 @@ impl Ebs<'_> {
         })
     }
 
-    /// Removes blocks and maps no record uses, and temporary files a crash left. Never removes
+    /// Removes blocks and maps no record uses, and temporary files a crash left (in the home
+    /// and the region's folders, those whose writer is dead). Never removes
     /// a referenced block: it stops if any record's map cannot be read.
     pub fn gc(&self) -> Result<GcReport> {
         self.kms.audited(Call::ec2("CollectGarbage", false), |_| {
@@ -195,6 +196,19 @@ impl Ebs<'_> {
         for path in self.region.stale_head_temporaries()? {
             remove_temp(&path)?;
             report.temporary_files_removed += 1;
+        }
+        // Elsewhere in the home and the region, those of writers that died.
+        let home = self.kms.home();
+        let region_dir = home.region_dir(self.kms.region());
+        for dir in [
+            home.root().to_path_buf(),
+            region_dir.join("keys"),
+            region_dir.join("deleted"),
+            region_dir.join("audit"),
+            region_dir.join("audit").join("digests"),
+            region_dir,
+        ] {
+            report.temporary_files_removed += crate::store::remove_stale_temporaries(&dir)?;
         }
         for entry in self.region.maps.scan()? {
             match entry {

@@ -148,6 +148,7 @@ impl Ebs<'_> {
                 check_size(size, req.volume_type, true)?;
                 let open =
                     self.open_lineage(&self.new_lineage(&volume_id, want_key(&head)?.as_ref())?)?;
+                self.region.ensure_head()?;
                 let progress = Progress::new("import", Some(size), req.quiet);
                 let map = self.import(&file, size, &open, &progress)?;
                 (size, open.lineage, map, None)

@@ -5,6 +5,8 @@
 //! HOME/
 //!   cofre.json            {"Version":1,"AccountId":"123456789012","CreationDate":…}
 //!   domain.key            32 random bytes, mode 0600: seals all key material at rest
+//!                         (both made on first use, never again: a home missing either one
+//!                         while its regions hold data is refused as damaged)
 //!   .lock                 guards creating the home
 //!   regions/<region>/
 //!     .lock               guards this region's keys and aliases
@@ -102,6 +104,16 @@ impl Home {
         if !config_path.exists() {
             Self::create(root, account)?;
         }
+        let key_path = root.join("domain.key");
+        if !key_path.exists() {
+            // Never made again: a new domain key would not open anything sealed before.
+            return Err(Error::HomeIncomplete {
+                path: key_path,
+                meaning: "it seals the material of every key of this home, which cannot be \
+                          opened without it"
+                    .into(),
+            });
+        }
         let config: HomeConfig = serde_json::from_slice(&store::read(&config_path)?)
             .map_err(|e| Error::Damaged(format!("{} ({e})", config_path.display())))?;
         if let Some(want) = account {
@@ -113,7 +125,6 @@ impl Home {
                 )));
             }
         }
-        let key_path = root.join("domain.key");
         let mut raw = store::read(&key_path)?;
         let mut domain_bytes: [u8; 32] = raw
             .as_slice()
@@ -145,6 +156,17 @@ impl Home {
         let config_path = root.join("cofre.json");
         if config_path.exists() {
             return Ok(());
+        }
+        // A home that lost its cofre.json is not new: its account id seals every key.
+        if let Some(region) = region_with_data(&root.join("regions"))? {
+            return Err(Error::HomeIncomplete {
+                path: config_path,
+                meaning: format!(
+                    "it holds the account id that every key of this home is sealed with, and \
+                     {} still holds data whose keys cannot be opened without it",
+                    region.display()
+                ),
+            });
         }
         let key_path = root.join("domain.key");
         if !key_path.exists() {
@@ -203,15 +225,6 @@ impl Home {
         };
         let _guard = store::lock(&self.root.join(".lock"))?;
         let current = self.region_dir(region);
-        // Keys, aliases, deleted-key records, or an EBS head or blocks (lock files are not data).
-        let holds_data = |d: &Path| {
-            let nonempty = |p: PathBuf| std::fs::read_dir(p).is_ok_and(|mut i| i.next().is_some());
-            nonempty(d.join("keys"))
-                || nonempty(d.join("deleted"))
-                || d.join("aliases.json").exists()
-                || d.join("ebs/head").exists()
-                || nonempty(d.join("ebs/blocks"))
-        };
         if current != target && holds_data(&current) && !holds_data(&target) {
             return Err(Error::usage(format!(
                 "region {region} already has data in {}; move that folder to {} first (mv), then run this again",
@@ -340,6 +353,32 @@ impl Home {
     }
 }
 
+/// True if a region folder holds keys, aliases, deleted-key records, or an EBS head, blocks or
+/// maps (lock files and the audit trail are not data a region move must carry).
+fn holds_data(d: &Path) -> bool {
+    let nonempty = |p: PathBuf| std::fs::read_dir(p).is_ok_and(|mut i| i.next().is_some());
+    nonempty(d.join("keys"))
+        || nonempty(d.join("deleted"))
+        || d.join("aliases.json").exists()
+        || d.join("ebs/head").exists()
+        || nonempty(d.join("ebs/blocks"))
+        || nonempty(d.join("ebs/maps"))
+}
+
+/// The first region folder under `regions` that holds data or an audit trail, if any.
+fn region_with_data(regions: &Path) -> Result<Option<PathBuf>> {
+    let entries = match std::fs::read_dir(regions) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("listing", regions, e)),
+    };
+    let mut dirs: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+    dirs.sort();
+    Ok(dirs
+        .into_iter()
+        .find(|d| holds_data(d) || d.join("audit/trail.jsonl").exists()))
+}
+
 fn material_aad(arn: &str, material_id: &str) -> Vec<u8> {
     let mut a = LABEL_MATERIAL_AAD.to_vec();
     a.extend_from_slice(arn.as_bytes());
@@ -375,7 +414,8 @@ impl RegionStore<'_> {
         self.dir.join("keys").join(format!("{key_id}.json"))
     }
 
-    /// Loads a key record, if the key exists here.
+    /// Loads a key record, if the key exists here; [`Error::Damaged`] (naming the file) if its
+    /// record does not read.
     pub fn load_key(&self, key_id: &str) -> Result<Option<KeyRecord>> {
         let path = self.key_path(key_id);
         match std::fs::read(&path) {
@@ -480,22 +520,52 @@ impl RegionStore<'_> {
         Ok(out)
     }
 
-    /// Every key record in the region, by key id.
+    /// Every key record in the region that reads, by key id. A damaged record, or a stray
+    /// file in `keys/`, is left out so that requests for other keys go on: a request for that
+    /// key fails from [`RegionStore::load_key`], and [`RegionStore::damaged_keys`] names them.
     pub fn list_keys(&self) -> Result<Vec<KeyRecord>> {
+        Ok(self.scan_keys()?.0)
+    }
+
+    /// The files in `keys/` that are not a readable key record named by its key id.
+    pub fn damaged_keys(&self) -> Result<Vec<PathBuf>> {
+        Ok(self.scan_keys()?.1)
+    }
+
+    /// [`Error::Damaged`] naming the first damaged key record, if there is one.
+    pub fn check_keys(&self) -> Result<()> {
+        let damaged = self.damaged_keys()?;
+        match damaged.as_slice() {
+            [] => Ok(()),
+            [one] => Err(Error::Damaged(format!("key record {}", one.display()))),
+            [first, rest @ ..] => Err(Error::Damaged(format!(
+                "key record {} (and {} more in its folder)",
+                first.display(),
+                rest.len()
+            ))),
+        }
+    }
+
+    /// The readable key records, sorted by key id, and the paths of damaged ones, sorted.
+    fn scan_keys(&self) -> Result<(Vec<KeyRecord>, Vec<PathBuf>)> {
         let dir = self.dir.join("keys");
-        let mut out = Vec::new();
+        let (mut out, mut damaged) = (Vec::new(), Vec::new());
         for e in std::fs::read_dir(&dir).map_err(|e| Error::io("listing", &dir, e))? {
             let e = e.map_err(|e| Error::io("listing", &dir, e))?;
             let name = e.file_name();
             let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".json")) else {
                 continue;
             };
-            if let Some(r) = self.load_key(id)? {
-                out.push(r);
+            match self.load_key(id) {
+                Ok(Some(r)) if r.key_metadata.key_id == id => out.push(r),
+                Ok(Some(_)) | Err(Error::Damaged(_)) => damaged.push(e.path()),
+                Ok(None) => {}
+                Err(e) => return Err(e),
             }
         }
         out.sort_by(|a, b| a.key_metadata.key_id.cmp(&b.key_metadata.key_id));
-        Ok(out)
+        damaged.sort();
+        Ok((out, damaged))
     }
 
     /// The ids of the region's keys, from the names of their record files (no record is

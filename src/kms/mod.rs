@@ -591,7 +591,10 @@ impl Kms {
                 .param_opt("limit", limit)
                 .param_opt("marker", marker),
             |_| {
-                let ids = self.store()?.key_ids()?;
+                // Record files named as a key id (a stray file is damage, reported by the
+                // requests that read records).
+                let mut ids = self.store()?.key_ids()?;
+                ids.retain(|id| is_key_id(id));
                 let page = Page::of(ids, limit, marker, |id| id.as_str())?;
                 Ok(page.map(|id| KeyListEntry {
                     key_arn: key_arn(self.region.as_str(), self.home.account_id(), &id),
