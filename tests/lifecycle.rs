@@ -413,6 +413,16 @@ fn multi_region_keys_replicate_rotate_and_decrypt_anywhere() {
         p["MultiRegionConfiguration"]["ReplicaKeys"][0]["Region"],
         "eu-west-1"
     );
+    // As in KMS, the replica lists the key set's replicas too, itself included.
+    let r = h.json(T0, &eu(&["key", "describe", &key]))["KeyMetadata"].clone();
+    assert_eq!(
+        r["MultiRegionConfiguration"]["ReplicaKeys"],
+        p["MultiRegionConfiguration"]["ReplicaKeys"]
+    );
+    assert_eq!(
+        r["MultiRegionConfiguration"]["ReplicaKeys"][0]["Arn"],
+        r["Arn"]
+    );
 
     // The us-east-1 file opens in eu-west-1 with no rewrap.
     opens(&h, T0, &east, "east");

@@ -187,6 +187,19 @@ impl Kms {
             replica.rotation = primary.rotation.clone();
             changed = true;
         }
+        // As in KMS, a replica lists every replica of its key set, itself included.
+        let siblings = primary
+            .key_metadata
+            .multi_region_configuration
+            .as_ref()
+            .map(|p| p.replica_keys.clone())
+            .unwrap_or_default();
+        if let Some(c) = replica.key_metadata.multi_region_configuration.as_mut() {
+            if c.replica_keys != siblings {
+                c.replica_keys = siblings;
+                changed = true;
+            }
+        }
         Ok(changed)
     }
 
