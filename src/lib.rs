@@ -37,6 +37,9 @@ pub mod audit;
 pub mod keyring;
 pub mod kms;
 
+// ── The AWS API shapes every front end speaks ───────────────────────────────────────────
+pub mod api;
+
 // ── EBS: volumes and snapshots as blocks under each region ───────────────────────────────
 pub mod ebs;
 

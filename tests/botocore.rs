@@ -195,13 +195,12 @@ const SUBSTITUTES: &[(&str, &str, &str)] = &[
 
 /// Members the models do not mark required (AWS marks almost nothing in an output required)
 /// but AWS returns in every response, per the Response Syntax of its API reference: missing
-/// ones are problems too. `Keys[].KeyArn` means in every entry. Blobs are left out on purpose:
+/// ones are problems too. Lists are printed as the AWS CLI prints them, every page gathered:
+/// without the service's `NextMarker` and `Truncated`, with `NextToken` when `--max-items`
+/// stopped early (the checker allows it for operations botocore has a paginator for). `Keys[].KeyArn` means in every entry. Blobs are left out on purpose:
 /// cofre leaves a blob out of the JSON when it went to a file (`-o`).
 const ALWAYS: &[(&str, &[&str])] = &[
-    (
-        "kms.ListKeys",
-        &["Keys", "Keys[].KeyId", "Keys[].KeyArn", "Truncated"],
-    ),
+    ("kms.ListKeys", &["Keys", "Keys[].KeyId", "Keys[].KeyArn"]),
     ("kms.CreateKey", &["KeyMetadata"]),
     ("kms.DescribeKey", &["KeyMetadata"]),
     (
@@ -215,11 +214,11 @@ const ALWAYS: &[(&str, &[&str])] = &[
     ),
     ("kms.GetKeyRotationStatus", &["KeyId", "KeyRotationEnabled"]),
     ("kms.RotateKeyOnDemand", &["KeyId"]),
-    ("kms.ListKeyRotations", &["Rotations", "Truncated"]),
+    ("kms.ListKeyRotations", &["Rotations"]),
     ("kms.GetKeyPolicy", &["Policy", "PolicyName"]),
     ("kms.CreateGrant", &["GrantId", "GrantToken"]),
-    ("kms.ListGrants", &["Grants", "Truncated"]),
-    ("kms.ListAliases", &["Aliases", "Truncated"]),
+    ("kms.ListGrants", &["Grants"]),
+    ("kms.ListAliases", &["Aliases"]),
     (
         "kms.GetParametersForImport",
         &["KeyId", "ParametersValidTo"],

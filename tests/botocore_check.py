@@ -244,6 +244,14 @@ def _kind(v):
     return "an object"
 
 
+def _paginator(session, svc, op):
+    """The paginator botocore (and so the AWS CLI) has for an operation, if any."""
+    try:
+        return session.get_paginator_model(svc).get_paginator(op)
+    except Exception:  # no paginators for the service, or none for this operation
+        return None
+
+
 def check_cases(folder, substitutes, always):
     session = _session()
     models = {}
@@ -288,6 +296,15 @@ def check_cases(folder, substitutes, always):
                 )
                 continue
         c = Checker(name, substitutes.get(f"{svc}.{op}", {}))
+        # The CLI pages a list as the AWS CLI does: it gathers the pages, drops the service's
+        # own marker members (the paginator's output token and "more results" flag) and prints
+        # `NextToken` when --max-items stopped early. The page members are checked if present.
+        paginator = _paginator(session, svc, op)
+        if paginator is not None and isinstance(value, dict) and "NextToken" in value:
+            if "NextToken" not in shape.members:
+                token = value.pop("NextToken")
+                if not isinstance(token, str) or not token:
+                    c.problem("NextToken", f"expected a non-empty string, got {_kind(token)}")
         c.check(shape, value, "")
         for member in always.get(f"{svc}.{op}", []):
             c.always(value, "", member.split("."))

@@ -676,7 +676,10 @@ fn a_disabled_key_refuses_to_encrypt_and_decrypt_until_enabled() {
     assert!(out.stdout.is_empty());
     assert_error(&out, &["DisabledException"]);
 
-    let j = fx.json(&["key", "enable", &key_arn(EAST, &id)]);
+    // EnableKey answers nothing (the AWS CLI prints nothing); the key is enabled.
+    let out = fx.bytes(&["key", "enable", &key_arn(EAST, &id), "--output", "json"]);
+    assert!(out.is_empty(), "{}", String::from_utf8_lossy(&out));
+    let j = fx.json(&["key", "describe", &id]);
     assert_metadata(&j["KeyMetadata"], EAST, &id, "", true);
     assert_eq!(fx.ok(&["key", "enable", &id]), format!("{id} Enabled\n"));
     assert_eq!(fx.bytes(&["decrypt", &sealed]), plain);
@@ -718,8 +721,18 @@ fn aliases_are_created_updated_listed_and_deleted() {
     let sealed = fx.seal("p", b"hello", &["-k", "alias/app"]);
     assert_eq!(fx.wrapped_arns(&sealed), [key_arn(EAST, &k1)]);
 
-    let j = fx.json(&["alias", "update", "alias/app", &key_arn(EAST, &k2)]);
-    assert_eq!(j["Alias"]["TargetKeyId"], k2.as_str());
+    // UpdateAlias answers nothing; the alias points at the new key.
+    let out = fx.bytes(&[
+        "alias",
+        "update",
+        "alias/app",
+        &key_arn(EAST, &k2),
+        "--output",
+        "json",
+    ]);
+    assert!(out.is_empty(), "{}", String::from_utf8_lossy(&out));
+    let j = fx.json(&["alias", "list"]);
+    assert_eq!(j["Aliases"][0]["TargetKeyId"], k2.as_str());
     let text = fx.ok(&["alias", "list"]);
     assert!(
         text.starts_with("alias/app") && text.trim_end().ends_with(&k2),

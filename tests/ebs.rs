@@ -194,6 +194,108 @@ impl Fx {
         fs::read(self.path(name)).unwrap()
     }
 
+    /// A volume's or snapshot's every field, cofre's own too (exact bytes, stored blocks): the
+    /// text of `describe`, which `--output json` (EC2's `{"Volumes": [...]}` shape) leaves
+    /// out. Numbers and booleans are parsed.
+    fn describe_in(&self, region: &str, id: &str) -> Value {
+        let kind = if id.starts_with("vol-") {
+            "volume"
+        } else {
+            "snapshot"
+        };
+        let text = self.ok_in(region, &[kind, "describe", id]);
+        let mut m = serde_json::Map::new();
+        for line in text.lines() {
+            let (k, v) = line.split_once(' ').unwrap_or((line, ""));
+            let v = v.trim();
+            let value = if let Ok(n) = v.parse::<u64>() {
+                Value::from(n)
+            } else if let Ok(b) = v.parse::<bool>() {
+                Value::from(b)
+            } else {
+                Value::from(v)
+            };
+            m.insert(k.to_owned(), value);
+        }
+        // The JSON says the same, in EC2's shape.
+        let json = self.json_in(region, &[kind, "describe", id]);
+        let list = if kind == "volume" {
+            "Volumes"
+        } else {
+            "Snapshots"
+        };
+        for (k, v) in json[list][0].as_object().unwrap() {
+            let shown = m.get(k).map(|t| match t {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            });
+            let said = match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            assert_eq!(shown, Some(said), "{k} of {id}: text {text:?}, json {json}");
+            m.insert(k.clone(), v.clone());
+        }
+        Value::Object(m)
+    }
+
+    fn describe(&self, id: &str) -> Value {
+        self.describe_in(EAST, id)
+    }
+
+    /// `snapshot copy ARGS…` in `region`: EC2's answer (`SnapshotId`), how the blocks arrived
+    /// (`Blocks`, `Present`, `Linked`, `Written`, `Resealed`, from cofre's summary on stderr),
+    /// and the new snapshot ([`Fx::describe_in`]) as `Snapshot`.
+    fn copy_in(&self, region: &str, args: &[&str]) -> Value {
+        self.copy_with(region, args, &[])
+    }
+
+    /// [`Fx::copy_in`] with environment variables set.
+    fn copy_with(&self, region: &str, args: &[&str], env: &[(&str, &str)]) -> Value {
+        let args = [args, &["--output", "json"]].concat();
+        let mut c = self.cmd_loud(region, &args);
+        c.envs(env.iter().copied());
+        let out = c.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let id = answer["SnapshotId"].as_str().unwrap();
+        let err = String::from_utf8(out.stderr).unwrap();
+        // cofre: N blocks: P already present, L hard-linked, W written[ (sealed again …)]
+        let nums: Vec<u64> = err
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|t| !t.is_empty())
+            .map(|t| t.parse().unwrap())
+            .collect();
+        assert_eq!(nums.len(), 4, "{err:?}");
+        serde_json::json!({
+            "SnapshotId": id,
+            "Blocks": nums[0],
+            "Present": nums[1],
+            "Linked": nums[2],
+            "Written": nums[3],
+            "Resealed": err.contains("sealed again"),
+            "Snapshot": self.describe_in(region, id),
+        })
+    }
+
+    /// [`Fx::cmd`] without `--quiet`: summaries on stderr (no progress bar: not a terminal).
+    fn cmd_loud(&self, region: &str, args: &[&str]) -> Command {
+        let mut c = Command::cargo_bin("cofre").unwrap();
+        for v in ENV {
+            c.env_remove(v);
+        }
+        c.current_dir(self.dir.path())
+            .arg("--home")
+            .arg(self.home())
+            .args(["--region", region])
+            .args(args);
+        c
+    }
+
     /// `cofre --home HOME --region REGION --quiet ARGS…`, run in the folder.
     fn cmd(&self, region: &str, args: &[&str]) -> Command {
         let mut c = Command::cargo_bin("cofre").unwrap();
@@ -290,7 +392,8 @@ impl Fx {
     fn volume_from(&self, region: &str, name: &str, bytes: &[u8], extra: &[&str]) -> Value {
         self.write(name, bytes);
         let args = [&["volume", "create", "--from-image", name], extra].concat();
-        self.json_in(region, &args)
+        let v = self.json_in(region, &args);
+        self.describe_in(region, v["VolumeId"].as_str().unwrap())
     }
 
     /// `snapshot create VOL`: checks stdout is the id alone.
@@ -307,7 +410,7 @@ impl Fx {
             &[&["volume", "create", "--snapshot", snap], extra].concat(),
         );
         assert_eq!(v["SnapshotId"], snap, "{v}");
-        v
+        self.describe_in(region, v["VolumeId"].as_str().unwrap())
     }
 
     /// `volume read VOL --offset OFF --length LEN` to stdout.
@@ -323,7 +426,7 @@ impl Fx {
     /// stdout, and read in slices (crossing blocks, inside zero runs, the tail) to stdout and
     /// to a file.
     fn assert_holds(&self, region: &str, vol: &str, want: &[u8]) {
-        let d = self.json_in(region, &["volume", "describe", vol]);
+        let d = self.describe_in(region, vol);
         assert_eq!(d["SizeBytes"], want.len() as u64, "{d}");
         for sparse in [false, true] {
             let _ = fs::remove_file(self.path("export.img"));
@@ -471,7 +574,7 @@ fn image_round_trips_plain_and_encrypted() {
         } else {
             assert!(v.get("KmsKeyId").is_none(), "{v}");
         }
-        let d = fx.json(&["volume", "describe", id]);
+        let d = fx.describe(id);
         for f in [
             "VolumeId",
             "SizeBytes",
@@ -531,7 +634,7 @@ fn volumes_restored_from_snapshots_round_trip() {
         let v = fx.volume_from(EAST, "disk.img", &img, extra);
         let vol = v["VolumeId"].as_str().unwrap();
         let snap = fx.ok(&["snapshot", "create", vol, "--description", "before"]);
-        let s = fx.json(&["snapshot", "describe", &snap]);
+        let s = fx.describe(&snap);
         assert_eq!(s["SnapshotId"], snap.as_str(), "{s}");
         assert_eq!(s["VolumeId"], vol, "{s}");
         assert_eq!(s["State"], "completed", "{s}");
@@ -614,7 +717,7 @@ fn snapshot_copies_round_trip_in_the_destination_region() {
     let v = fx.volume_from(EAST, "disk.img", &img, &["--encrypted"]);
     let vol = v["VolumeId"].as_str().unwrap();
     let snap = fx.snapshot(EAST, vol);
-    let src = fx.json(&["snapshot", "describe", &snap]);
+    let src = fx.describe(&snap);
     let dek = src["DataEncryptionKeyId"].as_str().unwrap().to_owned();
     assert_eq!(src["KmsKeyId"], fx.aws_ebs_key(EAST));
     let east_blocks: BTreeSet<_> = fx
@@ -624,7 +727,7 @@ fn snapshot_copies_round_trip_in_the_destination_region() {
         .collect();
 
     // Default: the data key re-wrapped under the destination's alias/aws/ebs, blocks linked.
-    let c = fx.json_in(
+    let c = fx.copy_in(
         WEST,
         &[
             "snapshot",
@@ -656,7 +759,7 @@ fn snapshot_copies_round_trip_in_the_destination_region() {
     assert_eq!(s["VolumeSizeBytes"], img.len() as u64, "{s}");
     assert_eq!(s["Description"], "rewrapped", "{s}");
     assert_eq!(s["State"], "completed", "{s}");
-    assert_eq!(&fx.json_in(WEST, &["snapshot", "describe", &copy1]), s);
+    assert_eq!(&fx.describe_in(WEST, &copy1), s);
     let west_blocks: BTreeSet<_> = fx
         .blocks(WEST)
         .iter()
@@ -672,7 +775,7 @@ fn snapshot_copies_round_trip_in_the_destination_region() {
     fx.assert_holds(WEST, r["VolumeId"].as_str().unwrap(), &img);
 
     // --reencrypt: a new data key, every block sealed again.
-    let c = fx.json_in(
+    let c = fx.copy_in(
         WEST,
         &[
             "snapshot",
@@ -714,7 +817,7 @@ fn snapshot_copies_round_trip_in_the_destination_region() {
         copy3.starts_with("snap-") && !copy3.contains('\n'),
         "{copy3:?}"
     );
-    let s = fx.json_in(WEST, &["snapshot", "describe", &copy3]);
+    let s = fx.describe_in(WEST, &copy3);
     assert_eq!(s["KmsKeyId"], key_arn(WEST, &k), "{s}");
     assert_eq!(s["DataEncryptionKeyId"], dek.as_str(), "{s}");
     assert_eq!(
@@ -738,7 +841,7 @@ fn unencrypted_snapshot_copied_with_encrypted_is_sealed() {
     let snap = fx.snapshot(EAST, v["VolumeId"].as_str().unwrap());
 
     // Plain stays plain, by default.
-    let c = fx.json_in(WEST, &["snapshot", "copy", &snap, "--source-region", EAST]);
+    let c = fx.copy_in(WEST, &["snapshot", "copy", &snap, "--source-region", EAST]);
     assert_eq!(c["Resealed"], false, "{c}");
     assert_eq!(c["Snapshot"]["Encrypted"], false, "{c}");
     assert!(c["Snapshot"].get("KmsKeyId").is_none(), "{c}");
@@ -749,7 +852,7 @@ fn unencrypted_snapshot_copied_with_encrypted_is_sealed() {
 
     // --encrypted: sealed under the destination's default key.
     let before = fx.blocks(WEST);
-    let c = fx.json_in(
+    let c = fx.copy_in(
         WEST,
         &[
             "snapshot",
@@ -783,7 +886,7 @@ fn unencrypted_snapshot_copied_with_encrypted_is_sealed() {
         fx.ok_in(WEST, &["ebs", "default-encryption", "enable"]),
         "true"
     );
-    let c = fx.json_in(WEST, &["snapshot", "copy", &snap, "--source-region", EAST]);
+    let c = fx.copy_in(WEST, &["snapshot", "copy", &snap, "--source-region", EAST]);
     assert_eq!(c["Resealed"], true, "{c}");
     assert_eq!(c["Snapshot"]["Encrypted"], true, "{c}");
     let r = fx.restore(WEST, c["Snapshot"]["SnapshotId"].as_str().unwrap(), &[]);
@@ -805,9 +908,10 @@ fn resealing_a_volume_of_many_blocks_round_trips() {
     let k = fx.ok(&["key", "create"]);
 
     for (snap, flag) in [(&esnap, "--reencrypt"), (&psnap, "--encrypted")] {
-        let c = fx.json_one_thread(
+        let c = fx.copy_with(
             WEST,
             &["snapshot", "copy", snap, "--source-region", EAST, flag],
+            &[("RAYON_NUM_THREADS", "1")],
         );
         assert_eq!(c["Resealed"], true, "{c}");
         assert_eq!(c["Written"], 16, "{c}");
@@ -828,6 +932,7 @@ fn resealing_a_volume_of_many_blocks_round_trips() {
                 &k,
             ],
         );
+        let v = fx.describe(v["VolumeId"].as_str().unwrap());
         assert_eq!(v["KmsKeyId"], key_arn(EAST, &k), "{v}");
         assert_eq!(v["StoredBlocks"], 16, "{v}");
         fx.assert_holds(EAST, v["VolumeId"].as_str().unwrap(), &data);
@@ -908,7 +1013,7 @@ fn unaligned_writes_from_a_file_and_stdin() {
         model[off..off + BLOCK].fill(0);
 
         fx.assert_holds(EAST, vol, &model);
-        let d = fx.json(&["volume", "describe", vol]);
+        let d = fx.describe(vol);
         assert_eq!(d["StoredBlocks"], nonzero_blocks(&model) as u64, "{d}");
         assert_eq!(d["Encrypted"], encrypted, "{d}");
 
@@ -1018,7 +1123,7 @@ fn incremental_snapshots_store_and_copy_only_the_changed_block() {
     );
 
     // Copies: the first moves every block, the second only the changed one.
-    let c1 = fx.json_in(WEST, &["snapshot", "copy", &first, "--source-region", EAST]);
+    let c1 = fx.copy_in(WEST, &["snapshot", "copy", &first, "--source-region", EAST]);
     assert_eq!(c1["Blocks"], 64, "{c1}");
     assert_eq!(c1["Present"], 0, "{c1}");
     assert_eq!(
@@ -1026,7 +1131,7 @@ fn incremental_snapshots_store_and_copy_only_the_changed_block() {
         64,
         "{c1}"
     );
-    let c2 = fx.json_in(
+    let c2 = fx.copy_in(
         WEST,
         &["snapshot", "copy", &second, "--source-region", EAST],
     );
@@ -1386,7 +1491,7 @@ fn copies_across_filesystems_write_the_blocks() {
     let v = fx.volume_from(EAST, "disk.img", &img, &["--encrypted"]);
     let snap = fx.snapshot(EAST, v["VolumeId"].as_str().unwrap());
 
-    let c = fx.json_in(WEST, &["snapshot", "copy", &snap, "--source-region", EAST]);
+    let c = fx.copy_in(WEST, &["snapshot", "copy", &snap, "--source-region", EAST]);
     assert_eq!(c["Resealed"], false, "{c}");
     assert_eq!(c["Present"], 0, "{c}");
     assert_eq!(c["Linked"], 0, "{c}");
@@ -1404,7 +1509,7 @@ fn copies_across_filesystems_write_the_blocks() {
     fx.assert_holds(WEST, r["VolumeId"].as_str().unwrap(), &img);
 
     // Back the other way: the blocks are there already.
-    let back = fx.json_in(EAST, &["snapshot", "copy", copy, "--source-region", WEST]);
+    let back = fx.copy_in(EAST, &["snapshot", "copy", copy, "--source-region", WEST]);
     assert_eq!(back["Present"], 5, "{back}");
     let r = fx.restore(EAST, back["Snapshot"]["SnapshotId"].as_str().unwrap(), &[]);
     fx.assert_holds(EAST, r["VolumeId"].as_str().unwrap(), &img);
@@ -1653,7 +1758,7 @@ fn copy_is_refused_without_a_usable_destination_key() {
 
     // With the key enabled again the same copy goes through.
     fx.ok_in(WEST, &["key", "enable", &k]);
-    let c = fx.json_in(WEST, &copy);
+    let c = fx.copy_in(WEST, &copy);
     assert_eq!(c["Snapshot"]["KmsKeyId"], key_arn(WEST, &k), "{c}");
     let r = fx.restore(WEST, c["Snapshot"]["SnapshotId"].as_str().unwrap(), &[]);
     fx.assert_holds(WEST, r["VolumeId"].as_str().unwrap(), &img);
@@ -1667,6 +1772,7 @@ fn encryption_by_default_uses_the_regions_default_key() {
     let alias_arn = format!("arn:aws:kms:{EAST}:{ACCOUNT}:alias/aws/ebs");
     assert_eq!(fx.ok(&["ebs", "default-encryption", "status"]), "false");
     let v = fx.json(&["volume", "create", "--size", "1"]);
+    let v = fx.describe(v["VolumeId"].as_str().unwrap());
     assert_eq!(v["Encrypted"], false, "{v}");
     assert_eq!(v["SizeBytes"], 1u64 << 30, "{v}");
     assert!(v.get("KmsKeyId").is_none(), "{v}");

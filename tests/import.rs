@@ -169,7 +169,24 @@ impl Home {
         token: &Path,
         expiry: &[&str],
     ) -> Value {
-        self.json(now, &Self::import_args(key, material, token, expiry))["KeyMetadata"].clone()
+        let r = self.json(now, &Self::import_args(key, material, token, expiry));
+        self.material_answer(now, key, &r)
+    }
+
+    /// Checks an ImportKeyMaterial or DeleteImportedKeyMaterial answer (the key's ARN and the
+    /// material's id) and returns the key's metadata after it.
+    fn material_answer(&self, now: &str, key: &str, r: &Value) -> Value {
+        let m = self.meta(now, key);
+        assert_eq!(r["KeyId"], m["Arn"], "{r}");
+        assert_eq!(r["KeyMaterialId"], m["CurrentKeyMaterialId"], "{r}");
+        assert_eq!(r.as_object().unwrap().len(), 2, "{r}");
+        m
+    }
+
+    /// `key delete-material`: the key's metadata after it.
+    fn delete_material(&self, now: &str, key: &str) -> Value {
+        let r = self.json(now, &["key", "delete-material", key]);
+        self.material_answer(now, key, &r)
     }
 
     fn import_fails(
@@ -349,7 +366,7 @@ fn imports_and_works(spec: Option<&str>, alg: Option<&'static str>, bits: u32) {
     let m = h.meta(T0, &key);
     assert_eq!(m["KeyState"], "PendingImport");
     assert_eq!(m["Origin"], "EXTERNAL");
-    assert_eq!(m["CurrentKeyMaterialId"], "");
+    assert!(m.get("CurrentKeyMaterialId").is_none(), "{m}");
     assert_eq!(m["Enabled"], false);
 
     let p = h.params(T0, &key, "params", spec, alg);
@@ -416,7 +433,7 @@ fn the_same_material_through_every_algorithm_opens_the_same_files() {
     .enumerate()
     {
         // Deleting the material takes effect at once.
-        let m = h.json(T0, &["key", "delete-material", &key])["KeyMetadata"].clone();
+        let m = h.delete_material(T0, &key);
         assert_eq!(m["KeyState"], "PendingImport", "{alg}");
         h.fails(
             T0,
@@ -432,9 +449,13 @@ fn the_same_material_through_every_algorithm_opens_the_same_files() {
         opens(&h, T0, &f, "f");
     }
     // One material version, however often it was imported.
-    let v = h.json(T0, &["key", "rotations", &key])["Rotations"].clone();
+    let all = ["--include-key-material", "ALL_KEY_MATERIAL"];
+    let v = h.json(T0, &[&["key", "rotations", &key][..], &all].concat())["Rotations"].clone();
     assert_eq!(v.as_array().unwrap().len(), 1, "{v}");
     assert_eq!(v[0]["KeyMaterialId"], id);
+    // No rotations at all (ROTATIONS_ONLY, the default).
+    let v = h.json(T0, &["key", "rotations", &key])["Rotations"].clone();
+    assert_eq!(v.as_array().unwrap().len(), 0, "{v}");
 }
 
 #[test]
@@ -612,7 +633,7 @@ fn import_tokens_for_another_key_damaged_or_expired_are_refused() {
     );
     let m = h.meta(T0, &a);
     assert_eq!(m["KeyState"], "PendingImport");
-    assert_eq!(m["CurrentKeyMaterialId"], "");
+    assert!(m.get("CurrentKeyMaterialId").is_none(), "{m}");
 
     // A second before, it works; B's token works for B.
     let last = "2026-01-01T23:59:59Z";
@@ -703,7 +724,7 @@ fn material_must_be_wrapped_for_its_token_and_be_32_bytes() {
     );
     let m = h.meta(T0, &key);
     assert_eq!(m["KeyState"], "PendingImport");
-    assert_eq!(m["CurrentKeyMaterialId"], "");
+    assert!(m.get("CurrentKeyMaterialId").is_none(), "{m}");
 
     // Each token still takes its own material.
     assert_eq!(
@@ -883,7 +904,7 @@ fn the_same_material_sets_a_new_expiry_on_an_enabled_key_and_other_material_neve
     assert_eq!(m["ValidTo"], "2026-01-10T00:00:00Z");
 
     // Deleted: other material is still refused, the same comes back.
-    let m = h.json(T0, &["key", "delete-material", &key])["KeyMetadata"].clone();
+    let m = h.delete_material(T0, &key);
     assert_eq!(m["KeyState"], "PendingImport");
     assert_eq!(h.state(T0, &key), "PendingImport");
     h.fails(
@@ -939,7 +960,8 @@ fn imported_keys_follow_the_state_table_and_do_not_rotate() {
         &["KMSInvalidStateException"],
     );
     let c = h.json(T0, &["key", "cancel-deletion", &key]);
-    assert_eq!(c["KeyMetadata"]["KeyState"], "PendingImport");
+    assert_eq!(c["KeyId"], h.meta(T0, &key)["Arn"]);
+    assert_eq!(h.state(T0, &key), "PendingImport");
     assert_eq!(h.state(T0, &key), "PendingImport");
 
     // With material: no rotation of any kind; disable and enable work.
@@ -961,21 +983,20 @@ fn imported_keys_follow_the_state_table_and_do_not_rotate() {
         false
     );
     let f = seal(&h, T0, &key, "f");
-    assert_eq!(
-        h.json(T0, &["key", "disable", &key])["KeyMetadata"]["KeyState"],
-        "Disabled"
-    );
+    h.ok(T0, &["key", "disable", &key]);
+    assert_eq!(h.state(T0, &key), "Disabled");
     h.fails(T0, &["decrypt", s(&f)], ACCESS, &["DisabledException"]);
     h.ok(T0, &["key", "enable", &key]);
     opens(&h, T0, &f, "f");
 
     // Pending deletion, its material deleted: still PendingDeletion; cancelled, PendingImport.
     h.ok(T0, &["key", "schedule-deletion", &key, "--days", "7"]);
-    let m = h.json(T0, &["key", "delete-material", &key])["KeyMetadata"].clone();
+    let m = h.delete_material(T0, &key);
     assert_eq!(m["KeyState"], "PendingDeletion");
     assert_eq!(h.state(T0, &key), "PendingDeletion");
     let c = h.json(T0, &["key", "cancel-deletion", &key]);
-    assert_eq!(c["KeyMetadata"]["KeyState"], "PendingImport");
+    assert_eq!(c["KeyId"], h.meta(T0, &key)["Arn"]);
+    assert_eq!(h.state(T0, &key), "PendingImport");
     let p = h.params(T0, &key, "p2", None, None);
     let w = h.wrapped(&p, &mat, "w2");
     assert_eq!(
@@ -984,7 +1005,17 @@ fn imported_keys_follow_the_state_table_and_do_not_rotate() {
     );
     opens(&h, T0, &f, "f");
     // A year on, still one version: imported keys do not rotate on their own.
-    let v = h.json("2027-06-01T00:00:00Z", &["key", "rotations", &key])["Rotations"].clone();
+    let v = h.json(
+        "2027-06-01T00:00:00Z",
+        &[
+            "key",
+            "rotations",
+            &key,
+            "--include-key-material",
+            "ALL_KEY_MATERIAL",
+        ],
+    )["Rotations"]
+        .clone();
     assert_eq!(v.as_array().unwrap().len(), 1, "{v}");
 }
 
@@ -1015,7 +1046,8 @@ fn material_expiring_while_the_key_is_pending_deletion_leaves_it_pending_deletio
     );
     assert_eq!(h.state(t, &key), "PendingDeletion");
     let c = h.json(t, &["key", "cancel-deletion", &key]);
-    assert_eq!(c["KeyMetadata"]["KeyState"], "PendingImport");
+    assert_eq!(c["KeyId"], h.meta(t, &key)["Arn"]);
+    assert_eq!(h.state(t, &key), "PendingImport");
     h.fails(
         t,
         &["decrypt", s(&f)],

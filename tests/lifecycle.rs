@@ -74,7 +74,17 @@ impl Home {
     }
 
     fn versions(&self, now: &str, key: &str) -> Vec<Value> {
-        self.json(now, &["key", "rotations", key])["Rotations"]
+        // Every version, the original material too.
+        self.json(
+            now,
+            &[
+                "key",
+                "rotations",
+                key,
+                "--include-key-material",
+                "ALL_KEY_MATERIAL",
+            ],
+        )["Rotations"]
             .as_array()
             .unwrap()
             .clone()
@@ -117,10 +127,22 @@ fn opens(h: &Home, now: &str, sealed: &Path, name: &str) {
 fn automatic_rotation_over_simulated_years_keeps_every_version() {
     let h = Home::new();
     let key = h.ok(T0, &["key", "create"]);
-    let status = h.json(
+    // EnableKeyRotation answers nothing; GetKeyRotationStatus tells.
+    let quiet = h.ok(
         T0,
-        &["key", "rotation", "enable", &key, "--period-days", "365"],
+        &[
+            "key",
+            "rotation",
+            "enable",
+            &key,
+            "--period-days",
+            "365",
+            "--output",
+            "json",
+        ],
     );
+    assert_eq!(quiet, "");
+    let status = h.json(T0, &["key", "rotation", "status", &key]);
     assert_eq!(status["KeyRotationEnabled"], true);
     assert_eq!(status["NextRotationDate"], "2027-01-01T00:00:00Z");
     let y0 = seal(&h, T0, &key, "y0");
@@ -175,9 +197,12 @@ fn automatic_rotation_over_simulated_years_keeps_every_version() {
 fn on_demand_rotation_stops_at_25() {
     let h = Home::new();
     let key = h.ok(T0, &["key", "create"]);
-    for _ in 0..25 {
-        let v = h.json(T0, &["key", "rotate", &key]);
-        assert_eq!(v["Rotations"][0]["RotationType"], "ON_DEMAND");
+    for i in 0..25 {
+        let r = h.json(T0, &["key", "rotate", &key]);
+        assert_eq!(r["KeyId"], key.as_str());
+        let v = h.versions(T0, &key);
+        assert_eq!(v.len(), i + 2);
+        assert_eq!(v[i + 1]["RotationType"], "ON_DEMAND");
     }
     h.fails(
         T0,
@@ -187,8 +212,11 @@ fn on_demand_rotation_stops_at_25() {
     );
     assert_eq!(h.versions(T0, &key).len(), 26);
     let s = h.json(T0, &["key", "rotation", "status", &key]);
-    assert_eq!(s["OnDemandRotations"], 25);
     assert_eq!(s["KeyRotationEnabled"], false);
+    // The count is cofre's own: in the text, not in GetKeyRotationStatus's answer.
+    assert!(h
+        .ok(T0, &["key", "rotation", "status", &key])
+        .contains("25 on-demand rotation(s)"));
 }
 
 #[test]
@@ -266,7 +294,9 @@ fn scheduled_deletion_windows_cancel_and_destruction() {
     );
     // Cancel: back Disabled, then usable once enabled.
     let c = h.json(T0, &["key", "cancel-deletion", &key]);
-    assert_eq!(c["KeyMetadata"]["KeyState"], "Disabled");
+    let m = h.json(T0, &["key", "describe", &key])["KeyMetadata"].clone();
+    assert_eq!(c["KeyId"], m["Arn"]);
+    assert_eq!(m["KeyState"], "Disabled");
     h.fails(
         T0,
         &["key", "cancel-deletion", &key],
@@ -389,7 +419,11 @@ fn multi_region_keys_replicate_rotate_and_decrypt_anywhere() {
         ACCESS,
         &["NotFoundException", "us-east-1"],
     );
-    let r = h.json(T0, &["key", "replicate", &key, "--to", "eu-west-1"])["KeyMetadata"].clone();
+    let answer = h.json(T0, &["key", "replicate", &key, "--to", "eu-west-1"]);
+    // The replica's own (default) policy and tags come with it, as ReplicateKey answers.
+    assert!(answer["ReplicaPolicy"].as_str().unwrap().contains("kms:*"));
+    assert_eq!(answer["ReplicaTags"], serde_json::json!([]));
+    let r = answer["ReplicaKeyMetadata"].clone();
     assert_eq!(r["KeyId"], key.as_str());
     assert_eq!(
         r["Arn"],
@@ -443,7 +477,17 @@ fn multi_region_keys_replicate_rotate_and_decrypt_anywhere() {
     );
     h.ok(T0, &["key", "rotate", &key]);
     let here = h.versions(T0, &key);
-    let there = h.json(T0, &eu(&["key", "rotations", &key]))["Rotations"].clone();
+    let there = h.json(
+        T0,
+        &eu(&[
+            "key",
+            "rotations",
+            &key,
+            "--include-key-material",
+            "ALL_KEY_MATERIAL",
+        ]),
+    )["Rotations"]
+        .clone();
     assert_eq!(there.as_array().unwrap().len(), 2);
     assert_eq!(there[1]["KeyMaterialId"], here[1]["KeyMaterialId"]);
     assert_eq!(there[1]["KeyMaterialState"], "CURRENT");
@@ -564,7 +608,16 @@ fn replicas_follow_the_primary_and_repair_after_a_crash() {
     let t1 = "2026-04-02T00:00:00Z";
     // Opening the replica's region first: it does not rotate on its own...
     assert_eq!(
-        h.json(t1, &eu(&["key", "rotations", &key]))["Rotations"]
+        h.json(
+            t1,
+            &eu(&[
+                "key",
+                "rotations",
+                &key,
+                "--include-key-material",
+                "ALL_KEY_MATERIAL"
+            ])
+        )["Rotations"]
             .as_array()
             .unwrap()
             .len(),
@@ -573,7 +626,16 @@ fn replicas_follow_the_primary_and_repair_after_a_crash() {
     // ...the primary does, and the replica gets the version.
     assert_eq!(h.versions(t1, &key).len(), 2);
     assert_eq!(
-        h.json(t1, &eu(&["key", "rotations", &key]))["Rotations"]
+        h.json(
+            t1,
+            &eu(&[
+                "key",
+                "rotations",
+                &key,
+                "--include-key-material",
+                "ALL_KEY_MATERIAL"
+            ])
+        )["Rotations"]
             .as_array()
             .unwrap()
             .len(),
@@ -586,7 +648,16 @@ fn replicas_follow_the_primary_and_repair_after_a_crash() {
     let t2 = "2026-09-01T00:00:00Z";
     h.ok(t2, &eu(&["key", "enable", &key]));
     assert_eq!(
-        h.json(t2, &eu(&["key", "rotations", &key]))["Rotations"]
+        h.json(
+            t2,
+            &eu(&[
+                "key",
+                "rotations",
+                &key,
+                "--include-key-material",
+                "ALL_KEY_MATERIAL"
+            ])
+        )["Rotations"]
             .as_array()
             .unwrap()
             .len(),
@@ -595,7 +666,17 @@ fn replicas_follow_the_primary_and_repair_after_a_crash() {
     h.ok(t2, &["key", "enable", &key]);
     let v = h.versions(t2, &key);
     assert_eq!(v.len(), 3);
-    let there = h.json(t2, &eu(&["key", "rotations", &key]))["Rotations"].clone();
+    let there = h.json(
+        t2,
+        &eu(&[
+            "key",
+            "rotations",
+            &key,
+            "--include-key-material",
+            "ALL_KEY_MATERIAL",
+        ]),
+    )["Rotations"]
+        .clone();
     assert_eq!(there[2]["KeyMaterialId"], v[2]["KeyMaterialId"]);
 
     // A sync cut short (the replica's record as it was before a rotation, as after a crash):
@@ -660,11 +741,17 @@ fn operations_on_a_key_pending_deletion_follow_the_state_table() {
 fn on_demand_rotation_leaves_the_automatic_schedule_alone() {
     let h = Home::new();
     let key = h.ok(T0, &["key", "create"]);
-    let s = h.json(T0, &["key", "rotation", "enable", &key]);
+    h.ok(T0, &["key", "rotation", "enable", &key]);
+    let s = h.json(T0, &["key", "rotation", "status", &key]);
     h.ok("2026-06-01T00:00:00Z", &["key", "rotate", &key]);
     let after = h.json("2026-06-01T00:00:00Z", &["key", "rotation", "status", &key]);
     assert_eq!(after["NextRotationDate"], s["NextRotationDate"]);
-    assert_eq!(after["OnDemandRotations"], 1);
+    let r = h.json("2026-06-01T00:00:00Z", &["key", "rotations", &key]);
+    assert_eq!(r["Rotations"].as_array().unwrap().len(), 1);
+    assert_eq!(r["Rotations"][0]["RotationType"], "ON_DEMAND");
+    assert!(h
+        .ok("2026-06-01T00:00:00Z", &["key", "rotation", "status", &key])
+        .contains("1 on-demand rotation(s)"));
 }
 
 #[test]
@@ -870,7 +957,20 @@ fn an_update_primary_region_cut_short_is_finished_by_the_next_request() {
     // And the key set works as one: rotation on the new primary reaches both replicas.
     h.ok(T0, &eu(&["key", "rotate", &key]));
     let n = |args: &[&str]| {
-        h.json(T0, &[args, &["key", "rotations", &key]].concat())["Rotations"]
+        h.json(
+            T0,
+            &[
+                args,
+                &[
+                    "key",
+                    "rotations",
+                    &key,
+                    "--include-key-material",
+                    "ALL_KEY_MATERIAL",
+                ],
+            ]
+            .concat(),
+        )["Rotations"]
             .as_array()
             .unwrap()
             .len()

@@ -305,6 +305,9 @@ pub enum KeyCommand {
     Rotations {
         /// Key id or key ARN
         key: String,
+        /// ROTATIONS_ONLY (as KMS by default) or ALL_KEY_MATERIAL (the original material too)
+        #[arg(long, value_enum, default_value = "ROTATIONS_ONLY")]
+        include_key_material: IncludeKeyMaterial,
     },
     /// Which material versions of a key protect which files (found under --scan folders)
     UsageReport {
@@ -792,6 +795,14 @@ pub enum AliasCommand {
         #[command(flatten)]
         paging: Paging,
     },
+}
+
+/// KMS `IncludeKeyMaterial` of ListKeyRotations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[clap(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum IncludeKeyMaterial {
+    RotationsOnly,
+    AllKeyMaterial,
 }
 
 /// Pagination, as the AWS CLI does it: `--max-items` items in all, then a `NextToken` to pass

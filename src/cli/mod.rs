@@ -243,18 +243,18 @@ fn dispatch(cli: Cli) -> Result<()> {
                         &crate::store::read(&material)?,
                         valid_to,
                     )?;
-                    print::key_state(&m, json);
+                    print::key_material(&m, json);
                 }
                 KeyCommand::DeleteMaterial { key } => {
                     let m = kms.delete_imported_key_material(&key_ref(&key)?)?;
-                    print::key_state(&m, json);
+                    print::key_material(&m, json);
                 }
                 KeyCommand::Policy(PolicyCommand::Get { key }) => {
-                    let text = kms.get_key_policy(&key_ref(&key)?)?;
+                    let r = kms.get_key_policy(&key_ref(&key)?)?;
                     if json {
-                        print::setting("Policy", text.into(), true);
+                        print::response(&r);
                     } else {
-                        println!("{text}");
+                        println!("{}", r.policy);
                     }
                 }
                 KeyCommand::Policy(PolicyCommand::Put {
@@ -303,7 +303,11 @@ fn dispatch(cli: Cli) -> Result<()> {
                                 },
                             },
                         )?;
-                        print::setting("GrantId", id.into(), json);
+                        if json {
+                            print::response(&id);
+                        } else {
+                            println!("{}", id.grant_id);
+                        }
                     }
                     GrantCommand::List { key } => {
                         let grants = kms.list_grants(&key_ref(&key)?)?;
@@ -381,6 +385,9 @@ fn dispatch(cli: Cli) -> Result<()> {
                 KeyCommand::Describe { key } => {
                     print::key_metadata(&kms.describe_key(&key_ref(&key)?)?, json)
                 }
+                // EnableKey, DisableKey, Enable/DisableKeyRotation, CreateAlias, UpdateAlias
+                // and UpdatePrimaryRegion answer nothing: with --output json, nothing is
+                // printed, as the AWS CLI does; the text says what happened.
                 KeyCommand::Enable { key } => {
                     let m = kms.enable_key(&key_ref(&key)?)?;
                     print::key_state(&m, json);
@@ -391,36 +398,54 @@ fn dispatch(cli: Cli) -> Result<()> {
                     print::key_state(&m, json);
                 }
                 KeyCommand::Rotation(cmd) => {
-                    let s = match cmd {
-                        RotationCommand::Enable { key, period_days } => {
-                            kms.enable_key_rotation(&key_ref(&key)?, Some(period_days))?
-                        }
+                    let (s, answers) = match cmd {
+                        RotationCommand::Enable { key, period_days } => (
+                            kms.enable_key_rotation(&key_ref(&key)?, Some(period_days))?,
+                            false,
+                        ),
                         RotationCommand::Disable { key } => {
-                            kms.disable_key_rotation(&key_ref(&key)?)?
+                            (kms.disable_key_rotation(&key_ref(&key)?)?, false)
                         }
                         RotationCommand::Status { key } => {
-                            kms.key_rotation_status(&key_ref(&key)?)?
+                            (kms.key_rotation_status(&key_ref(&key)?)?, true)
                         }
                     };
-                    print::rotation_status(&s, json);
+                    print::rotation_status(&s, answers, json);
                 }
                 KeyCommand::Rotate { key } => {
                     let v = kms.rotate_key_on_demand(&key_ref(&key)?)?;
-                    print::key_versions(std::slice::from_ref(&v), json);
+                    if json {
+                        print::response(&crate::api::kms::KeyIdResponse { key_id: v.key_id });
+                    } else {
+                        print::key_versions(std::slice::from_ref(&v), false);
+                    }
                 }
-                KeyCommand::Rotations { key } => {
-                    print::key_versions(&kms.list_key_versions(&key_ref(&key)?)?, json)
-                }
+                KeyCommand::Rotations {
+                    key,
+                    include_key_material,
+                } => print::key_versions(
+                    &kms.list_key_rotations(
+                        &key_ref(&key)?,
+                        include_key_material == args::IncludeKeyMaterial::AllKeyMaterial,
+                    )?,
+                    json,
+                ),
                 KeyCommand::Replicate { key, to } => {
-                    let m = kms.replicate_key(&key_ref(&key)?, &Region::new(&to)?)?;
-                    print::key_metadata(&m, json);
+                    let r = kms.replicate_key(&key_ref(&key)?, &Region::new(&to)?)?;
+                    if json {
+                        print::response(&r);
+                    } else {
+                        print::key_metadata(&r.replica_key_metadata, false);
+                    }
                 }
                 KeyCommand::UpdatePrimaryRegion { key, to } => {
                     let m = kms.update_primary_region(&key_ref(&key)?, &Region::new(&to)?)?;
-                    print::key_metadata(&m, json);
+                    if !json {
+                        print::key_metadata(&m, false);
+                    }
                 }
                 KeyCommand::UsageReport { key, scan } => {
-                    let versions = kms.list_key_versions(&key_ref(&key)?)?;
+                    let versions = kms.list_key_rotations(&key_ref(&key)?, true)?;
                     let arn = kms.describe_key(&key_ref(&key)?)?.arn;
                     let mut files = Vec::new();
                     for dir in &scan {
@@ -436,7 +461,11 @@ fn dispatch(cli: Cli) -> Result<()> {
                 }
                 KeyCommand::CancelDeletion { key } => {
                     let m = kms.cancel_key_deletion(&key_ref(&key)?)?;
-                    print::key_state(&m, json);
+                    if json {
+                        print::response(&crate::api::kms::KeyIdResponse { key_id: m.arn });
+                    } else {
+                        print::key_state(&m, false);
+                    }
                 }
             }
         }

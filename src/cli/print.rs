@@ -1,5 +1,6 @@
 //! Printing results: text for people, KMS-shaped JSON for scripts.
 
+use crate::api::ec2::{Ec2Snapshot, Ec2Volume};
 use crate::ebs::{ChangedBlocks, CopyReport, GcReport, Snapshot, VerifyReport, Volume};
 use crate::files::Inspection;
 use crate::keyring::{AliasEntry, Home, KeyMetadata};
@@ -8,6 +9,11 @@ use serde_json::json;
 
 pub(super) fn print_json(v: &serde_json::Value) {
     println!("{}", serde_json::to_string_pretty(v).expect("serializable"));
+}
+
+/// An API response (`crate::api`) as JSON.
+pub fn response(r: &impl serde::Serialize) {
+    print_json(&serde_json::to_value(r).expect("serializable"));
 }
 
 pub fn init(home: &Home, existed: bool, json: bool) {
@@ -73,9 +79,17 @@ pub fn key_metadata(m: &KeyMetadata, json: bool) {
     }
 }
 
+/// The key's new state, for an operation that answers nothing (printed as text only).
 pub fn key_state(m: &KeyMetadata, json: bool) {
+    if !json {
+        println!("{} {:?}", m.key_id, m.key_state);
+    }
+}
+
+/// ImportKeyMaterial and DeleteImportedKeyMaterial.
+pub fn key_material(m: &KeyMetadata, json: bool) {
     if json {
-        print_json(&json!({ "KeyMetadata": m }));
+        response(&crate::api::kms::KeyMaterialResponse::from(m));
     } else {
         println!("{} {:?}", m.key_id, m.key_state);
     }
@@ -119,9 +133,12 @@ fn more(next: Option<&str>) {
     }
 }
 
-pub fn rotation_status(s: &KeyRotationStatus, json: bool) {
+/// GetKeyRotationStatus (`answers`), or what Enable/DisableKeyRotation did (text only).
+pub fn rotation_status(s: &KeyRotationStatus, answers: bool, json: bool) {
     if json {
-        print_json(&json!(s));
+        if answers {
+            response(&crate::api::kms::GetKeyRotationStatusResponse::from(s));
+        }
         return;
     }
     match (&s.rotation_period_in_days, &s.next_rotation_date) {
@@ -233,12 +250,7 @@ pub fn usage_report(
 
 pub fn deletion(m: &KeyMetadata, json: bool) {
     if json {
-        print_json(&json!({
-            "KeyId": m.arn,
-            "DeletionDate": m.deletion_date,
-            "KeyState": m.key_state,
-            "PendingWindowInDays": m.pending_deletion_window_in_days,
-        }));
+        response(&crate::api::kms::ScheduleKeyDeletionResponse::from(m));
     } else {
         println!(
             "{} PendingDeletion; destroyed on {}",
@@ -248,10 +260,9 @@ pub fn deletion(m: &KeyMetadata, json: bool) {
     }
 }
 
+/// CreateAlias and UpdateAlias answer nothing; the text says where the alias points.
 pub fn alias(a: &AliasEntry, json: bool) {
-    if json {
-        print_json(&json!({ "Alias": a }));
-    } else {
+    if !json {
         println!("{} -> {}", a.alias_name, a.target_key_id);
     }
 }
@@ -401,18 +412,25 @@ fn fields(v: &impl serde::Serialize, wrapper: Option<&str>, json: bool) {
 
 pub fn volume_created(v: &Volume, json: bool) {
     if json {
-        fields(v, None, true);
+        response(&Ec2Volume::from(v));
     } else {
         println!("{}", v.volume_id);
     }
 }
 
+/// DescribeVolumes of one volume: `{"Volumes": [...]}` as EC2 answers; as text, every field
+/// (cofre's exact size and stored blocks too).
 pub fn volume(v: &Volume, json: bool) {
-    fields(v, None, json);
+    if json {
+        volume_list(std::slice::from_ref(v), true);
+    } else {
+        fields(v, None, false);
+    }
 }
 
 pub fn volume_list(vs: &[Volume], json: bool) {
     if json {
+        let vs: Vec<Ec2Volume> = vs.iter().map(Ec2Volume::from).collect();
         print_json(&json!({ "Volumes": vs }));
         return;
     }
@@ -434,18 +452,24 @@ pub fn volume_list(vs: &[Volume], json: bool) {
 
 pub fn snapshot_created(s: &Snapshot, json: bool) {
     if json {
-        fields(s, None, true);
+        response(&Ec2Snapshot::from(s));
     } else {
         println!("{}", s.snapshot_id);
     }
 }
 
+/// DescribeSnapshots of one snapshot: `{"Snapshots": [...]}`; as text, every field.
 pub fn snapshot(s: &Snapshot, json: bool) {
-    fields(s, None, json);
+    if json {
+        snapshot_list(std::slice::from_ref(s), true);
+    } else {
+        fields(s, None, false);
+    }
 }
 
 pub fn snapshot_list(ss: &[Snapshot], json: bool) {
     if json {
+        let ss: Vec<Ec2Snapshot> = ss.iter().map(Ec2Snapshot::from).collect();
         print_json(&json!({ "Snapshots": ss }));
         return;
     }
@@ -487,10 +511,13 @@ pub fn changed_blocks(c: &ChangedBlocks, json: bool) {
 
 pub fn copy(r: &CopyReport, json: bool, quiet: bool) {
     if json {
-        fields(r, None, true);
-        return;
+        response(&crate::api::ec2::CopySnapshotResult {
+            snapshot_id: r.snapshot.snapshot_id.clone(),
+        });
+    } else {
+        println!("{}", r.snapshot.snapshot_id);
     }
-    println!("{}", r.snapshot.snapshot_id);
+    // How the blocks arrived: what EC2 does not say, on stderr.
     if !quiet {
         eprintln!(
             "cofre: {} blocks: {} already present, {} hard-linked, {} written{}",

@@ -159,6 +159,8 @@ pub struct KeyMetadata {
     pub mac_algorithms: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub key_agreement_algorithms: Vec<String>,
+    /// Empty (and left out) while an imported key waits for its first material.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub current_key_material_id: String,
     /// When a key pending deletion is destroyed.
     #[serde(default, skip_serializing_if = "Option::is_none")]

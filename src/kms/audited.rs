@@ -174,6 +174,9 @@ impl<T> Audited for (crate::envelope::WrappedKey, T) {
     }
 }
 impl Audited for crate::crypto::SecretKey {}
+impl Audited for crate::api::kms::CreateGrantResponse {}
+impl Audited for crate::api::kms::GetKeyPolicyResponse {}
+impl Audited for crate::api::kms::ReplicateKeyResponse {}
 impl Audited for () {}
 impl Audited for AliasEntry {}
 impl Audited for KeyRotationStatus {}

@@ -14,6 +14,15 @@ use std::collections::BTreeMap;
 const ACCOUNT_ACTIONS: &[&str] = &["CreateKey", "ListKeys", "ListAliases"];
 
 impl Kms {
+    /// The policy in force on a key, as its text (the default key policy if none was set).
+    pub(crate) fn policy_text(&self, record: &KeyRecord) -> String {
+        match &record.policy {
+            Some(t) => t.clone(),
+            None => serde_json::to_string_pretty(&policy::default_policy(self.home.account_id()))
+                .expect("serializable"),
+        }
+    }
+
     /// The policy in force on a key, as JSON.
     fn policy_of(&self, record: &KeyRecord) -> serde_json::Value {
         match &record.policy {
@@ -171,7 +180,7 @@ impl Kms {
     }
 
     /// GetKeyPolicy (policy name `default`).
-    pub fn get_key_policy(&self, key: &KeyRef) -> Result<String> {
+    pub fn get_key_policy(&self, key: &KeyRef) -> Result<crate::api::kms::GetKeyPolicyResponse> {
         self.audited(
             Call::new("GetKeyPolicy", true)
                 .key(key)
@@ -179,12 +188,9 @@ impl Kms {
             |call| {
                 let store = self.store()?;
                 let record = self.resolve(&store, key, false, call)?;
-                Ok(match &record.policy {
-                    Some(t) => t.clone(),
-                    None => serde_json::to_string_pretty(&policy::default_policy(
-                        self.home.account_id(),
-                    ))
-                    .expect("serializable"),
+                Ok(crate::api::kms::GetKeyPolicyResponse {
+                    policy: self.policy_text(&record),
+                    policy_name: "default".into(),
                 })
             },
         )

@@ -120,8 +120,12 @@ impl Kms {
         Ok((store, record))
     }
 
-    /// CreateGrant: returns the new grant's id.
-    pub fn create_grant(&self, key: &KeyRef, req: &CreateGrantRequest) -> Result<String> {
+    /// CreateGrant: returns the new grant's id and its grant token.
+    pub fn create_grant(
+        &self,
+        key: &KeyRef,
+        req: &CreateGrantRequest,
+    ) -> Result<crate::api::kms::CreateGrantResponse> {
         self.audited(
             Call::new("CreateGrant", false)
                 .key(key)
@@ -210,9 +214,22 @@ impl Kms {
                     issuing_account: format!("arn:aws:iam::{}:root", self.principal().account()),
                 });
                 store.save_key(&record)?;
-                Ok(id)
+                Ok(crate::api::kms::CreateGrantResponse {
+                    grant_token: self.grant_token(&id),
+                    grant_id: id,
+                })
             },
         )
+    }
+
+    /// The grant token of a grant: its id and a MAC of it under an AWS owned key, so a token
+    /// names one grant of this home and cannot be made up. (KMS needs tokens to use a grant
+    /// before it is visible everywhere; cofre's grants take effect at once, so requests need
+    /// none.)
+    pub(crate) fn grant_token(&self, grant_id: &str) -> String {
+        let key = self.home.aws_owned_key("grant tokens");
+        let mac = blake3::keyed_hash(key.expose(), grant_id.as_bytes());
+        super::base64_encode(format!("{grant_id}.{}", mac.to_hex()).as_bytes())
     }
 
     /// ListGrants.

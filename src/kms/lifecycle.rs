@@ -328,12 +328,31 @@ impl Kms {
             })
     }
 
-    /// Every material version of a key, oldest first (ListKeyRotations with the original).
-    pub fn list_key_versions(&self, key: &KeyRef) -> Result<Vec<KeyVersion>> {
-        self.audited(Call::new("ListKeyRotations", true).key(key), |call| {
-            let store = self.store()?;
-            Ok(versions(&self.resolve(&store, key, false, call)?))
-        })
+    /// ListKeyRotations: the material versions a key rotated to, oldest first, and with
+    /// `all_key_material` (IncludeKeyMaterial ALL_KEY_MATERIAL) its original material too.
+    pub fn list_key_rotations(
+        &self,
+        key: &KeyRef,
+        all_key_material: bool,
+    ) -> Result<Vec<KeyVersion>> {
+        let include = if all_key_material {
+            "ALL_KEY_MATERIAL"
+        } else {
+            "ROTATIONS_ONLY"
+        };
+        self.audited(
+            Call::new("ListKeyRotations", true)
+                .key(key)
+                .param("includeKeyMaterial", include),
+            |call| {
+                let store = self.store()?;
+                let mut all = versions(&self.resolve(&store, key, false, call)?);
+                if !all_key_material {
+                    all.retain(|v| v.rotation_type.is_some());
+                }
+                Ok(all)
+            },
+        )
     }
 
     /// ScheduleKeyDeletion: the key becomes unusable at once and is destroyed, with all its

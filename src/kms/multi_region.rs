@@ -66,7 +66,11 @@ impl Kms {
 
     /// ReplicateKey: a replica of this region's multi-Region primary key in `to`, with the same
     /// id and every material version.
-    pub fn replicate_key(&self, key: &KeyRef, to: &Region) -> Result<KeyMetadata> {
+    pub fn replicate_key(
+        &self,
+        key: &KeyRef,
+        to: &Region,
+    ) -> Result<crate::api::kms::ReplicateKeyResponse> {
         self.audited(
             Call::new("ReplicateKey", false)
                 .key(key)
@@ -150,7 +154,12 @@ impl Kms {
                 };
                 // A rotation between the copy above and the registration reaches the replica here.
                 self.sync_replicas(&primary)?;
-                Ok(target.load_key(&id)?.expect("just saved").key_metadata)
+                let replica = target.load_key(&id)?.expect("just saved");
+                Ok(crate::api::kms::ReplicateKeyResponse {
+                    replica_policy: self.policy_text(&replica),
+                    replica_tags: replica.tags,
+                    replica_key_metadata: replica.key_metadata,
+                })
             },
         )
     }
