@@ -64,6 +64,10 @@ impl fmt::Display for KmsCode {
 pub enum Ec2Code {
     InvalidVolumeNotFound,
     InvalidSnapshotNotFound,
+    /// A volume id that is not `vol-` and 17 hex digits.
+    InvalidVolumeIdMalformed,
+    /// A snapshot id that is not `snap-` and 17 hex digits.
+    InvalidSnapshotIdMalformed,
     InvalidParameterValue,
     InvalidParameterDependency,
     InvalidParameterCombination,
@@ -77,6 +81,8 @@ impl fmt::Display for Ec2Code {
         f.write_str(match self {
             Ec2Code::InvalidVolumeNotFound => "InvalidVolume.NotFound",
             Ec2Code::InvalidSnapshotNotFound => "InvalidSnapshot.NotFound",
+            Ec2Code::InvalidVolumeIdMalformed => "InvalidVolumeID.Malformed",
+            Ec2Code::InvalidSnapshotIdMalformed => "InvalidSnapshotID.Malformed",
             Ec2Code::InvalidParameterValue => "InvalidParameterValue",
             Ec2Code::InvalidParameterDependency => "InvalidParameterDependency",
             Ec2Code::InvalidParameterCombination => "InvalidParameterCombination",

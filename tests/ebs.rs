@@ -1348,11 +1348,16 @@ fn missing_volumes_and_snapshots_exit_3() {
         ACCESS,
         &["InvalidSnapshot.NotFound"],
     );
-    // Malformed ids are usage errors.
+    // Malformed ids are usage errors, named as EC2 names them.
     fx.fail(
         &["volume", "describe", "vol-nope"],
         USAGE,
-        &["invalid volume id"],
+        &["InvalidVolumeID.Malformed", "invalid volume id"],
+    );
+    fx.fail(
+        &["snapshot", "delete", "snapshot-1"],
+        USAGE,
+        &["InvalidSnapshotID.Malformed", "invalid snapshot id"],
     );
 }
 

@@ -1,7 +1,7 @@
 //! EBS resource ids: `vol-`, `snap-` and (cofre's own) `dek-` followed by 17 lowercase hex digits.
 
 use crate::crypto;
-use crate::error::{Error, Result};
+use crate::error::{Ec2Code, Error, Result};
 
 /// Digits after the prefix, as EC2 has used since 2018.
 const ID_DIGITS: usize = 17;
@@ -22,12 +22,16 @@ pub fn check_id(s: &str, prefix: &str, what: &str) -> Result<()> {
                 .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     });
     if ok {
-        Ok(())
-    } else {
-        Err(Error::usage(format!(
-            "invalid {what} id {s:?}; it looks like {prefix}0123456789abcdef0 ({prefix} and 17 lowercase hex digits)"
-        )))
+        return Ok(());
     }
+    let message = format!(
+        "invalid {what} id {s:?}; it looks like {prefix}0123456789abcdef0 ({prefix} and 17 lowercase hex digits)"
+    );
+    Err(match prefix {
+        "vol-" => Error::ec2(Ec2Code::InvalidVolumeIdMalformed, message),
+        "snap-" => Error::ec2(Ec2Code::InvalidSnapshotIdMalformed, message),
+        _ => Error::usage(message),
+    })
 }
 
 #[cfg(test)]
@@ -46,7 +50,12 @@ mod tests {
             "vol-0123456789ABCDEF0",
             "vol-0123456789abcdef0x",
         ] {
-            assert!(check_id(bad, "vol-", "volume").is_err(), "{bad}");
+            let e = check_id(bad, "vol-", "volume").unwrap_err();
+            assert!(
+                e.to_string().starts_with("InvalidVolumeID.Malformed: "),
+                "{e}"
+            );
+            assert_eq!(e.exit_code() as i32, 2);
         }
     }
 }
