@@ -136,6 +136,10 @@ pub enum Error {
     /// Data that should be identical is not (the demo's own check).
     #[error("{0}")]
     Mismatch(String),
+    /// DisableKey or ScheduleKeyDeletion without `force` of a key that volumes or snapshots of
+    /// its region depend on (cofre's guard; AWS name ValidationException).
+    #[error("{0}")]
+    KeyInUse(String),
     /// A keyring file is damaged; the message names it.
     #[error("{0} is damaged; restore the home folder from a backup")]
     Damaged(String),
@@ -187,6 +191,7 @@ impl Error {
                 _ => ExitCode::Usage,
             },
             Error::ContextMismatch(_) => ExitCode::Access,
+            Error::KeyInUse(_) => ExitCode::Usage,
             Error::NotCofre
             | Error::Unsupported(_)
             | Error::HeaderCorrupt(_)

@@ -384,7 +384,7 @@ fn golden_two_keys_each_decrypts() {
     let k1: KeyRef = KEY_GOLDEN.parse().unwrap();
     let k2: KeyRef = KEY_GOLDEN_2.parse().unwrap();
 
-    kms.disable_key(&k1).unwrap();
+    kms.disable_key(&k1, false).unwrap();
     let got = decrypt(
         &kms,
         &none,
@@ -395,7 +395,7 @@ fn golden_two_keys_each_decrypts() {
     assert!(got.unwrap() == want, "opens with the second key alone");
 
     kms.enable_key(&k1).unwrap();
-    kms.disable_key(&k2).unwrap();
+    kms.disable_key(&k2, false).unwrap();
     let got = decrypt(
         &kms,
         &none,
@@ -405,7 +405,7 @@ fn golden_two_keys_each_decrypts() {
     );
     assert!(got.unwrap() == want, "opens with the first key alone");
 
-    kms.disable_key(&k1).unwrap();
+    kms.disable_key(&k1, false).unwrap();
     let r = decrypt(
         &kms,
         &none,

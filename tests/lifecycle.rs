@@ -837,6 +837,29 @@ fn usage_report_lists_volumes_and_snapshots_and_disable_needs_force_while_they_d
         h.json(T0, &["key", "describe", &key])["KeyMetadata"]["KeyState"],
         "Enabled"
     );
+    // The guard is part of DisableKey, after authorization: a caller who may not disable the
+    // key learns nothing of what it protects.
+    let arn = h.json(T0, &["key", "describe", &key])["KeyMetadata"]["Arn"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let out = h.run(
+        T0,
+        &[
+            "--principal",
+            "arn:aws:iam::999988887777:user/eve",
+            "key",
+            "disable",
+            &arn,
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("AccessDeniedException") && err.contains("kms:DisableKey"),
+        "{err}"
+    );
+    assert!(!err.contains(&vol) && !err.contains("volume(s)"), "{err}");
     h.ok(T0, &["key", "disable", &key, "--force"]);
     // The volume can no longer be read while its key is disabled.
     h.fails(

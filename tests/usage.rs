@@ -39,7 +39,7 @@ fn a_scripted_month_bills_as_computed_by_hand() {
         .parse()
         .unwrap();
     at("2027-03-20T00:00:00Z", dir.path())
-        .schedule_key_deletion(&b, Some(7))
+        .schedule_key_deletion(&b, Some(7), false)
         .unwrap();
     // The AWS managed key for EBS: its requests count, the key is free.
     let kms = at("2027-03-21T00:00:00Z", dir.path());

@@ -100,26 +100,14 @@ fn principal_arn(flag: Option<String>) -> Option<String> {
 /// `--principal`, set once per process by [`dispatch`].
 static PRINCIPAL: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
 
-/// Refuses, without `force`, to make a customer managed key unusable while volumes or
-/// snapshots of the region still depend on it (their data would become unreadable).
-fn refuse_if_in_use(kms: &Kms, key: &str, doing: &str, force: bool) -> Result<()> {
-    let m = kms.describe_key(&key_ref(key)?)?;
-    if force || m.key_manager != crate::keyring::KeyManager::Customer {
-        return Ok(());
+/// The CLI's word on a key the service would not disable or delete without `force`.
+fn in_use_hint(key: &str) -> impl FnOnce(Error) -> Error + '_ {
+    move |e| match e {
+        Error::KeyInUse(m) => Error::KeyInUse(format!(
+            "{m}. `cofre key usage-report {key}` lists them; pass --force to go ahead"
+        )),
+        e => e,
     }
-    let users = Ebs::new(kms)?.protected_by(&m.arn)?;
-    if users.is_empty() {
-        return Ok(());
-    }
-    let mut ids: Vec<&str> = users.iter().map(|(_, id)| id.as_str()).collect();
-    ids.sort_unstable();
-    let shown = ids.iter().take(3).copied().collect::<Vec<_>>().join(", ");
-    let more = if ids.len() > 3 { ", …" } else { "" };
-    Err(Error::usage(format!(
-        "{} volume(s) and snapshot(s) in {} depend on {key} ({shown}{more}); {doing} it makes them unreadable. `cofre key usage-report {key}` lists them; pass --force to go ahead",
-        ids.len(),
-        kms.region()
-    )))
 }
 
 fn key_ref(s: &str) -> Result<KeyRef> {
@@ -393,8 +381,9 @@ fn dispatch(cli: Cli) -> Result<()> {
                     print::key_state(&m, json);
                 }
                 KeyCommand::Disable { key, force } => {
-                    refuse_if_in_use(&kms, &key, "disabling", force)?;
-                    let m = kms.disable_key(&key_ref(&key)?)?;
+                    let m = kms
+                        .disable_key(&key_ref(&key)?, force)
+                        .map_err(in_use_hint(&key))?;
                     print::key_state(&m, json);
                 }
                 KeyCommand::Rotation(cmd) => {
@@ -455,8 +444,9 @@ fn dispatch(cli: Cli) -> Result<()> {
                     print::usage_report(&arn, &versions, &resources, &files, json);
                 }
                 KeyCommand::ScheduleDeletion { key, days, force } => {
-                    refuse_if_in_use(&kms, &key, "scheduling the deletion of", force)?;
-                    let m = kms.schedule_key_deletion(&key_ref(&key)?, Some(days))?;
+                    let m = kms
+                        .schedule_key_deletion(&key_ref(&key)?, Some(days), force)
+                        .map_err(in_use_hint(&key))?;
                     print::deletion(&m, json);
                 }
                 KeyCommand::CancelDeletion { key } => {

@@ -203,7 +203,7 @@ fn error_code(e: &Error, source: &str) -> String {
         Error::Usage(_) | Error::OutputExists(_) | Error::SameFile(_) if ec2 => {
             "InvalidParameterValue".into()
         }
-        Error::Usage(_) | Error::OutputExists(_) | Error::SameFile(_) => {
+        Error::Usage(_) | Error::OutputExists(_) | Error::SameFile(_) | Error::KeyInUse(_) => {
             "ValidationException".into()
         }
         Error::StoreCorrupt(_) if ec2 => "IncorrectState".into(),

@@ -357,10 +357,13 @@ impl Kms {
 
     /// ScheduleKeyDeletion: the key becomes unusable at once and is destroyed, with all its
     /// material and aliases, after 7–30 days (default 30).
+    /// Unless `force`, refuses a key that volumes or snapshots depend on, as
+    /// [`Kms::disable_key`] does.
     pub fn schedule_key_deletion(
         &self,
         key: &KeyRef,
         window_days: Option<u32>,
+        force: bool,
     ) -> Result<KeyMetadata> {
         self.audited(
             Call::new("ScheduleKeyDeletion", false)
@@ -373,6 +376,9 @@ impl Kms {
                 let _lock = store.lock()?;
                 let mut record = self.resolve(&store, key, false, call)?;
                 super::aws_managed::customer_managed_only(&record)?;
+                if !force {
+                    self.refuse_if_protecting(&record, "scheduling the deletion of")?;
+                }
                 let m = &mut record.key_metadata;
                 if matches!(
                     m.key_state,

@@ -604,7 +604,13 @@ impl Kms {
         )
     }
 
-    fn set_enabled(&self, key: &KeyRef, enable: bool, call: &Call) -> Result<KeyMetadata> {
+    fn set_enabled(
+        &self,
+        key: &KeyRef,
+        enable: bool,
+        force: bool,
+        call: &Call,
+    ) -> Result<KeyMetadata> {
         let store = self.store()?;
         let lock = store.lock()?;
         let mut record = self.resolve(&store, key, false, call)?;
@@ -613,6 +619,9 @@ impl Kms {
         match state {
             KeyState::Enabled | KeyState::Disabled => {}
             _ => return Err(invalid_state(&record.key_metadata.arn, state)),
+        }
+        if !enable && state == KeyState::Enabled && !force {
+            self.refuse_if_protecting(&record, "disabling")?;
         }
         record.set_state(if enable {
             KeyState::Enabled
@@ -635,15 +644,43 @@ impl Kms {
     /// EnableKey.
     pub fn enable_key(&self, key: &KeyRef) -> Result<KeyMetadata> {
         self.audited(Call::new("EnableKey", false).key(key), |call| {
-            self.set_enabled(key, true, call)
+            self.set_enabled(key, true, false, call)
         })
     }
 
-    /// DisableKey.
-    pub fn disable_key(&self, key: &KeyRef) -> Result<KeyMetadata> {
+    /// DisableKey. Unless `force` (cofre's guard; AWS's DisableKey has none, so the KMS wire
+    /// front end passes true), refuses a customer managed key that volumes or snapshots of the
+    /// region depend on, after the request is authorized: [`Error::KeyInUse`].
+    pub fn disable_key(&self, key: &KeyRef, force: bool) -> Result<KeyMetadata> {
         self.audited(Call::new("DisableKey", false).key(key), |call| {
-            self.set_enabled(key, false, call)
+            self.set_enabled(key, false, force, call)
         })
+    }
+
+    /// Refuses to make `record` unusable while EBS volumes or snapshots of this region depend
+    /// on it (their data would become unreadable).
+    pub(crate) fn refuse_if_protecting(&self, record: &KeyRecord, doing: &str) -> Result<()> {
+        let m = &record.key_metadata;
+        if m.key_manager != KeyManager::Customer {
+            return Ok(());
+        }
+        let mut ids: Vec<String> = crate::ebs::Ebs::new(self)?
+            .protected_by(&m.arn)?
+            .into_iter()
+            .map(|(_, id)| id)
+            .collect();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        ids.sort_unstable();
+        let shown = ids.iter().take(3).cloned().collect::<Vec<_>>().join(", ");
+        let more = if ids.len() > 3 { ", …" } else { "" };
+        Err(Error::KeyInUse(format!(
+            "{} volume(s) and snapshot(s) in {} depend on {} ({shown}{more}); {doing} it makes them unreadable",
+            ids.len(),
+            self.region,
+            m.arn
+        )))
     }
 
     /// CreateAlias: `name` must be new in this region; the target is a key id or ARN.
