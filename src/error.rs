@@ -157,10 +157,63 @@ pub enum Error {
     },
 }
 
+/// The AWS service whose protocol an error is answered in: it decides the error's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AwsService {
+    /// KMS (`TrentService`, JSON 1.1).
+    Kms,
+    /// EC2 (Query/XML) and the EBS direct APIs.
+    Ec2,
+}
+
 /// `Result` with cofre's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// The AWS error name this error is answered with on the wire, and recorded with in the
+    /// audit trail: the KMS exception or EC2 code it carries, else the closest name `service`
+    /// has (`ValidationException` / `InvalidParameterValue` for bad input, the service's
+    /// internal error for a fault of cofre or its store).
+    pub fn aws_name(&self, service: AwsService) -> String {
+        let ec2 = service == AwsService::Ec2;
+        match self {
+            Error::Kms { code, .. } => code.to_string(),
+            Error::Ec2 { code, .. } => code.to_string(),
+            Error::Usage(_) | Error::OutputExists(_) | Error::SameFile(_) | Error::KeyInUse(_)
+                if ec2 =>
+            {
+                "InvalidParameterValue".into()
+            }
+            Error::Usage(_) | Error::OutputExists(_) | Error::SameFile(_) | Error::KeyInUse(_) => {
+                "ValidationException".into()
+            }
+            Error::StoreCorrupt(_) if ec2 => "IncorrectState".into(),
+            e if e.is_fault() && ec2 => "InternalError".into(),
+            e if e.is_fault() => "KMSInternalException".into(),
+            _ if ec2 => "IncorrectState".into(),
+            _ => "InvalidCiphertextException".into(),
+        }
+    }
+
+    /// The HTTP status this error is answered with: 500 for a fault of cofre or its store
+    /// (the caller may retry), 400 for everything the request itself got wrong, as KMS and EC2
+    /// answer their client errors.
+    pub fn http_status(&self) -> u16 {
+        if self.is_fault() {
+            500
+        } else {
+            400
+        }
+    }
+
+    /// A fault of cofre or its store, not of the request.
+    fn is_fault(&self) -> bool {
+        matches!(
+            self,
+            Error::Io { .. } | Error::Damaged(_) | Error::Crypto(_) | Error::HomeIncomplete { .. }
+        )
+    }
+
     /// The exit code a CLI should return for this error.
     pub fn exit_code(&self) -> ExitCode {
         match self {
@@ -237,5 +290,31 @@ impl Error {
     /// True if this is a broken pipe on output (the reader went away: not a failure).
     pub fn is_broken_pipe(&self) -> bool {
         matches!(self, Error::Io { source, .. } if source.kind() == io::ErrorKind::BrokenPipe)
+    }
+}
+
+#[cfg(test)]
+mod wire_tests {
+    use super::*;
+
+    #[test]
+    fn errors_have_their_aws_name_and_status_in_each_service() {
+        let kms = Error::kms(KmsCode::NotFoundException, "gone");
+        assert_eq!(kms.aws_name(AwsService::Kms), "NotFoundException");
+        assert_eq!(kms.http_status(), 400);
+        let bad = Error::usage("bad");
+        assert_eq!(bad.aws_name(AwsService::Kms), "ValidationException");
+        assert_eq!(bad.aws_name(AwsService::Ec2), "InvalidParameterValue");
+        let io = Error::io("reading", Path::new("x"), io::Error::other("disk"));
+        assert_eq!(io.aws_name(AwsService::Kms), "KMSInternalException");
+        assert_eq!(io.aws_name(AwsService::Ec2), "InternalError");
+        assert_eq!(io.http_status(), 500);
+        let ec2 = Error::ec2(Ec2Code::InvalidVolumeIdMalformed, "vol-x");
+        assert_eq!(ec2.aws_name(AwsService::Ec2), "InvalidVolumeID.Malformed");
+        assert_eq!(ec2.http_status(), 400);
+        assert_eq!(
+            Error::KeyInUse("used".into()).aws_name(AwsService::Kms),
+            "ValidationException"
+        );
     }
 }

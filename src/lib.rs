@@ -56,6 +56,6 @@ mod error;
 pub use context::RequestContext;
 pub use crypto::Backend;
 pub use envelope::EncryptionContext;
-pub use error::{Ec2Code, Error, ExitCode, KmsCode, Result};
+pub use error::{AwsService, Ec2Code, Error, ExitCode, KmsCode, Result};
 pub use keyring::{Home, Region};
 pub use kms::{CreateKeyRequest, KeyRef, Kms};

@@ -196,22 +196,11 @@ impl Audited for crate::ebs::GcReport {}
 
 /// The exception name a failed request is recorded with.
 fn error_code(e: &Error, source: &str) -> String {
-    let ec2 = source == "ec2.amazonaws.com";
-    match e {
-        Error::Kms { code, .. } => code.to_string(),
-        Error::Ec2 { code, .. } => code.to_string(),
-        Error::Usage(_) | Error::OutputExists(_) | Error::SameFile(_) if ec2 => {
-            "InvalidParameterValue".into()
-        }
-        Error::Usage(_) | Error::OutputExists(_) | Error::SameFile(_) | Error::KeyInUse(_) => {
-            "ValidationException".into()
-        }
-        Error::StoreCorrupt(_) if ec2 => "IncorrectState".into(),
-        Error::Io { .. } | Error::Damaged(_) | Error::Crypto(_) if ec2 => "InternalError".into(),
-        Error::Io { .. } | Error::Damaged(_) | Error::Crypto(_) => "KMSInternalException".into(),
-        _ if ec2 => "IncorrectState".into(),
-        _ => "InvalidCiphertextException".into(),
-    }
+    e.aws_name(if source == "ec2.amazonaws.com" {
+        crate::error::AwsService::Ec2
+    } else {
+        crate::error::AwsService::Kms
+    })
 }
 
 impl Kms {
