@@ -14,7 +14,9 @@
 //! - **Locks**: [`lock`] takes an exclusive advisory lock on a lock file. The home's `.lock`
 //!   guards creating the home; each region's `.lock` guards that region's keys and aliases.
 //!   Readers do not lock: every file they read is replaced atomically.
-//! - **Clock**: [`now`] is the one source of time. `COFRE_NOW=2028-01-01T00:00:00Z` sets it, for
+//! - **Clock**: a [`Clock`] is the one source of time, injected: the service asks its home's
+//!   clock, which a front end sets once (the CLI from `COFRE_NOW`, read once). [`now`] is the
+//!   system clock or `COFRE_NOW` for what still asks the process. `COFRE_NOW=2028-01-01T00:00:00Z` sets it, for
 //!   tests and simulations of every time-based rule.
 
 use crate::error::{Error, Result};
@@ -299,14 +301,39 @@ fn open_lock(path: &Path) -> Result<File> {
 }
 
 /// The current time: `COFRE_NOW` if set (RFC 3339, e.g. `2028-01-01T00:00:00Z`), else the
-/// system clock.
+/// system clock. Front ends read it once into a [`Clock`]; see [`Clock::from_env`].
 pub fn now() -> SystemTime {
-    match std::env::var("COFRE_NOW") {
-        Ok(s) => parse_time(&s).unwrap_or_else(|_| {
-            eprintln!("cofre: COFRE_NOW={s:?} is not an RFC 3339 time; using the system clock");
-            SystemTime::now()
-        }),
-        Err(_) => SystemTime::now(),
+    Clock::from_env().unwrap_or_default().now()
+}
+
+/// Where the service gets the time: the system clock, or a fixed time (tests and simulations
+/// of every time-based rule: rotation, deletion windows, expiry, the trail, the bill).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Clock {
+    #[default]
+    System,
+    Fixed(SystemTime),
+}
+
+impl Clock {
+    /// The time now.
+    pub fn now(self) -> SystemTime {
+        match self {
+            Clock::System => SystemTime::now(),
+            Clock::Fixed(t) => t,
+        }
+    }
+
+    /// `COFRE_NOW` if set, else the system clock; a front end reads it once, at start.
+    pub fn from_env() -> Result<Clock> {
+        match std::env::var("COFRE_NOW") {
+            Ok(s) if !s.is_empty() => parse_time(&s).map(Clock::Fixed).map_err(|_| {
+                Error::usage(format!(
+                    "COFRE_NOW={s:?} is not an RFC 3339 time such as 2028-01-01T00:00:00Z"
+                ))
+            }),
+            _ => Ok(Clock::System),
+        }
     }
 }
 

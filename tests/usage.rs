@@ -7,7 +7,10 @@ fn at(now: &str, dir: &std::path::Path) -> Kms {
     // Safe here: this binary has one test, so no other thread reads the environment.
     std::env::set_var("COFRE_NOW", now);
     {
-        let home = Home::open(&dir.join("home"), Some("111122223333")).unwrap();
+        let clock = cofre::store::Clock::Fixed(cofre::store::parse_time(now).unwrap());
+        let home = Home::open(&dir.join("home"), Some("111122223333"))
+            .unwrap()
+            .with_clock(clock);
         let ctx = cofre::RequestContext::account_root(home.account_id());
         Kms::new(home, Region::new("us-east-1").unwrap(), ctx)
     }

@@ -72,9 +72,9 @@ pub fn month_bounds(month: &str) -> Result<(SystemTime, SystemTime)> {
     Ok((start, end))
 }
 
-/// The current month, `YYYY-MM`.
-pub fn this_month() -> String {
-    store::format_time(store::now())[..7].to_owned()
+/// The month of `now`, `YYYY-MM`.
+pub fn month_of(now: std::time::SystemTime) -> String {
+    store::format_time(now)[..7].to_owned()
 }
 
 /// Started hours between `a` and `b`.
@@ -124,7 +124,7 @@ fn billable_hours(
 /// The bill of `month` for `home`: every region's keys and trail.
 pub fn report(home: &Home, trails: &[(Region, Trail)], month: &str) -> Result<UsageReport> {
     let (lo, month_end) = month_bounds(month)?;
-    let now = store::now();
+    let now = home.now();
     let hi = month_end.min(now.max(lo));
     let hours_in_month = hours(lo, month_end);
     let mut keys = Vec::new();

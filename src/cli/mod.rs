@@ -74,7 +74,8 @@ fn region_name(flag: Option<String>) -> Result<Region> {
 
 fn open_kms(cli_home: Option<PathBuf>, region: Option<String>) -> Result<Kms> {
     let region = region_name(region)?;
-    let home = Home::open(&home_dir(cli_home)?, None)?;
+    // The clock is read once, here: the service asks the home's clock from then on.
+    let home = Home::open(&home_dir(cli_home)?, None)?.with_clock(crate::store::Clock::from_env()?);
     let principal = match principal_arn(None) {
         Some(arn) => crate::audit::Principal::parse(&arn)?,
         None => crate::audit::Principal::root(home.account_id()),
@@ -724,7 +725,7 @@ fn dispatch(cli: Cli) -> Result<()> {
                 .into_iter()
                 .map(|r| Ok((r.clone(), kms.in_region(r)?.audit_trail())))
                 .collect::<Result<Vec<_>>>()?;
-            let month = month.unwrap_or_else(crate::audit::usage::this_month);
+            let month = month.unwrap_or_else(|| crate::audit::usage::month_of(kms.home().now()));
             let report = crate::audit::usage::report(kms.home(), &trails, &month)?;
             print::usage(&report, all_regions, json);
         }

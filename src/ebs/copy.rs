@@ -127,7 +127,7 @@ impl Ebs<'_> {
                     snapshot_id: id.clone(),
                     volume_id: snap.volume_id.clone(),
                     volume_size_bytes: snap.volume_size_bytes,
-                    start_time: store::format_time(store::now()),
+                    start_time: store::format_time(self.kms.home().now()),
                     description: req.description.clone().unwrap_or_else(|| {
                         format!(
                             "[Copied {} from {}]",

@@ -67,7 +67,7 @@ impl Ebs<'_> {
                         snapshot_id: id.clone(),
                         volume_id: volume_id.to_owned(),
                         volume_size_bytes: v.size_bytes,
-                        start_time: store::format_time(store::now()),
+                        start_time: store::format_time(self.kms.home().now()),
                         description: description.to_owned(),
                         lineage: v.lineage.clone(),
                         map: v.map.clone(),

@@ -209,7 +209,7 @@ impl Ebs<'_> {
             volume_id: volume_id.clone(),
             size_bytes: size,
             volume_type: req.volume_type,
-            create_time: store::format_time(store::now()),
+            create_time: store::format_time(self.kms.home().now()),
             snapshot_id,
             lineage,
             map: map_hash,

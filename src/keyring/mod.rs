@@ -65,6 +65,8 @@ pub struct Home {
     owned_root: SecretKey,
     backend: Backend,
     region_paths: BTreeMap<String, PathBuf>,
+    /// Where every time-based rule gets the time.
+    clock: store::Clock,
 }
 
 impl std::fmt::Debug for Home {
@@ -143,6 +145,7 @@ impl Home {
             owned_root,
             backend,
             region_paths: config.region_paths,
+            clock: store::Clock::System,
         })
     }
 
@@ -182,6 +185,17 @@ impl Home {
         };
         let json = serde_json::to_vec_pretty(&config).expect("serializable");
         store::create_atomic(&config_path, &json, 0o600)
+    }
+
+    /// The same home, telling the time by `clock` (the CLI sets it once from `COFRE_NOW`).
+    pub fn with_clock(mut self, clock: store::Clock) -> Home {
+        self.clock = clock;
+        self
+    }
+
+    /// The time now, by the home's clock.
+    pub fn now(&self) -> std::time::SystemTime {
+        self.clock.now()
     }
 
     /// The home folder.

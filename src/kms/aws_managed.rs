@@ -121,7 +121,7 @@ impl Kms {
             self.region.as_str(),
         );
         record.policy = Some(serde_json::to_string_pretty(&policy).expect("serializable"));
-        let now = crate::store::now();
+        let now = self.home.now();
         record.rotation.enabled = true;
         record.rotation.rotation_period_in_days = Some(ROTATION_DAYS);
         record.rotation.next_rotation_date = Some(crate::store::format_time(

@@ -210,7 +210,7 @@ impl Kms {
                     operations: req.operations.clone(),
                     constraints: req.constraints.clone(),
                     name: req.name.clone(),
-                    creation_date: store::format_time(store::now()),
+                    creation_date: store::format_time(self.home.now()),
                     issuing_account: format!("arn:aws:iam::{}:root", self.principal().account()),
                 });
                 store.save_key(&record)?;

@@ -134,7 +134,7 @@ impl Kms {
                 }
                 let backend = self.home.backend();
                 let private = backend.rsa_generate(spec.bits())?;
-                let valid_to = store::format_time(store::now() + PARAMETERS_VALID);
+                let valid_to = store::format_time(self.home.now() + PARAMETERS_VALID);
                 let token = Token {
                     key_arn: m.arn.clone(),
                     wrapping_algorithm: algorithm,
@@ -195,7 +195,7 @@ impl Kms {
             )));
         }
         let valid_to = store::parse_time(&token.valid_to).map_err(|_| invalid("is malformed"))?;
-        if store::now() >= valid_to {
+        if self.home.now() >= valid_to {
             return Err(Error::kms(
                 KmsCode::ExpiredImportTokenException,
                 format!(
@@ -217,7 +217,7 @@ impl Kms {
         valid_to: Option<SystemTime>,
     ) -> Result<KeyMetadata> {
         self.audited(Call::new("ImportKeyMaterial", false).key(key).param("expirationModel", if valid_to.is_some() { "KEY_MATERIAL_EXPIRES" } else { "KEY_MATERIAL_DOES_NOT_EXPIRE" }), |call| {
-        let now = store::now();
+        let now = self.home.now();
         if let Some(t) = valid_to {
             if t <= now || t > now + MAX_VALID_TO {
                 return Err(Error::kms(

@@ -164,7 +164,7 @@ impl Kms {
     /// index (no scan of the keys), and checks multi-Region keys against their relatives
     /// (that repairs a sync cut short). Called once per [`Kms`].
     pub(super) fn carry_out_due(&self, store: &RegionStore<'_>) -> Result<()> {
-        let now = store::now();
+        let now = self.home.now();
         if store.upkeep(now)?.is_empty() {
             return Ok(());
         }
@@ -283,7 +283,7 @@ impl Kms {
             let mut record = self.resolve(&store, key, false, call)?;
             check_rotatable(&record.key_metadata)?;
             check_usable(&record.key_metadata)?;
-            change(&mut record, store::now());
+            change(&mut record, self.home.now());
             store.save_key(&record)?;
             record
         };
@@ -318,7 +318,7 @@ impl Kms {
                     ),
                 ));
             }
-            self.add_version(&mut record, store::now(), RotationType::OnDemand);
+            self.add_version(&mut record, self.home.now(), RotationType::OnDemand);
             record.rotation.on_demand_rotations += 1;
             store.save_key(&record)?;
             record
@@ -395,7 +395,7 @@ impl Kms {
                     record.set_state(KeyState::PendingReplicaDeletion);
                 } else {
                     record.key_metadata.deletion_date =
-                        Some(store::format_time(store::now() + days(window)));
+                        Some(store::format_time(self.home.now() + days(window)));
                     record.set_state(KeyState::PendingDeletion);
                 }
                 store.save_key(&record)?;

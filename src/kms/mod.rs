@@ -304,7 +304,7 @@ impl Kms {
                 .to_string()
         };
         let arn = key_arn(self.region.as_str(), self.home.account_id(), &id);
-        let now = store::format_time(store::now());
+        let now = store::format_time(self.home.now());
         let version = self.new_material(&arn, &now, None);
         KeyRecord {
             key_metadata: KeyMetadata {
@@ -630,7 +630,7 @@ impl Kms {
         });
         if record.key_metadata.key_state != state {
             // A key enabled again rotates at once if its rotation is overdue.
-            let rotated = enable && self.rotate_overdue(&mut record, store::now(), true);
+            let rotated = enable && self.rotate_overdue(&mut record, self.home.now(), true);
             store.save_key(&record)?;
             if rotated {
                 // Released first: syncing takes the replicas' region locks.
@@ -707,7 +707,7 @@ impl Kms {
                         ),
                     ));
                 }
-                let now = store::format_time(store::now());
+                let now = store::format_time(self.home.now());
                 let entry = self.alias_entry(name, id, &now, &now);
                 aliases.0.insert(name.to_owned(), entry.clone());
                 store.save_aliases(&aliases)?;
@@ -773,7 +773,7 @@ impl Kms {
                     ));
                 };
                 entry.target_key_id = record.key_metadata.key_id.clone();
-                entry.last_updated_date = store::format_time(store::now());
+                entry.last_updated_date = store::format_time(self.home.now());
                 let entry = entry.clone();
                 store.save_aliases(&aliases)?;
                 Ok(entry)

@@ -114,7 +114,7 @@ impl Kms {
                     let mut replica = KeyRecord {
                         key_metadata: KeyMetadata {
                             arn: replica_arn.clone(),
-                            creation_date: crate::store::format_time(crate::store::now()),
+                            creation_date: crate::store::format_time(self.home.now()),
                             description: String::new(),
                             deletion_date: None,
                             pending_deletion_window_in_days: None,
