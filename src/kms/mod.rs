@@ -163,6 +163,15 @@ impl<T> Page<T> {
 
 impl Kms {
     /// A KMS for `region` of `home`, serving the caller `ctx`.
+    ///
+    /// There is no endpoint without a caller, and so no request without one: every check
+    /// runs against `ctx`, on whatever thread the request runs.
+    ///
+    /// ```compile_fail
+    /// # use cofre::{Home, Kms, Region};
+    /// # let home = Home::open("/tmp/cofre-doc".as_ref(), None).unwrap();
+    /// let anonymous = Kms::new(home, Region::new("us-east-1").unwrap()); // no RequestContext
+    /// ```
     pub fn new(home: impl Into<Arc<Home>>, region: Region, ctx: RequestContext) -> Self {
         Kms {
             home: home.into(),
