@@ -239,10 +239,14 @@ impl Kms {
         let key = self
             .home
             .aws_owned_key(&format!("audit digests\0{}", self.region));
+        let chain_key = self
+            .home
+            .aws_owned_key(&format!("audit chain\0{}", self.region));
         Trail::new(
             &self.home.region_dir(&self.region),
             self.region.as_str(),
             key,
+            chain_key,
         )
     }
 
@@ -274,13 +278,22 @@ impl Kms {
                 None
             }
         });
-        self.record(&call, arn, result.as_ref().err());
+        if let Err(e) = self.record(&call, arn, result.as_ref().err()) {
+            eprintln!(
+                "cofre: warning: the audit trail of {} was not written: {e}",
+                self.region
+            );
+        }
         result
     }
 
-    /// Appends one event; a trail that cannot be written is reported, not fatal to a
-    /// request that already took effect.
-    pub(crate) fn record(&self, call: &Call, key_arn: Option<String>, error: Option<&Error>) {
+    /// Appends one event; the error says why the trail could not take it.
+    pub(crate) fn record(
+        &self,
+        call: &Call,
+        key_arn: Option<String>,
+        error: Option<&Error>,
+    ) -> Result<()> {
         let account = self.home.account_id().to_owned();
         let p = self.ctx.principal();
         let identity = if call.service_event {
@@ -357,12 +370,8 @@ impl Kms {
             event_category: "Management".into(),
             cofre_sequence: 0,
             cofre_previous: String::new(),
+            cofre_chain: None,
         };
-        if let Err(e) = self.trail().append(event) {
-            eprintln!(
-                "cofre: warning: the audit trail of {} was not written: {e}",
-                self.region
-            );
-        }
+        self.trail().append(event)
     }
 }

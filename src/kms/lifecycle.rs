@@ -220,7 +220,13 @@ impl Kms {
         }
         // Pushed once this region's lock is released: never two region locks at once.
         for (name, arn) in events {
-            self.record(&Call::service(name).param("keyId", &arn), Some(arn), None);
+            if let Err(e) = self.record(&Call::service(name).param("keyId", &arn), Some(arn), None)
+            {
+                eprintln!(
+                    "cofre: warning: the audit trail of {} was not written: {e}",
+                    self.region
+                );
+            }
         }
         for record in &rotated {
             self.sync_replicas(record)?;
