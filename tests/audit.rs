@@ -912,6 +912,27 @@ fn verify_catches_a_rewritten_chain_and_damaged_digests() {
 }
 
 #[test]
+fn a_cut_trail_stops_requests_instead_of_being_extended_over() {
+    let good = good_trail();
+    let lines = good.lines();
+    let h = good.copy();
+    h.write_lines(&lines[..3]);
+    let key = h.records()[0]["resources"][0]["ARN"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The next request would hide the cut behind a new mark: it is refused, unrecorded.
+    h.fails(
+        T0,
+        &["key", "describe", &key],
+        INTEGRITY,
+        &["trail.jsonl", "records 4–12 were removed"],
+    );
+    assert_eq!(h.lines(), lines[..3]);
+    h.verify_fails(&["records 4–12 were removed"]);
+}
+
+#[test]
 fn verify_says_which_records_a_digest_seals_and_which_not_yet() {
     let h = good_trail();
     let text = h.ok(T0, &["audit", "verify"]);

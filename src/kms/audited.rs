@@ -1,5 +1,6 @@
 //! Every KMS request goes through [`Kms::audited`]: the request runs, then one event is
-//! appended to the region's trail whatever the outcome — allowed, refused or failed.
+//! appended to the region's trail whatever the outcome — allowed, refused or failed. The trail
+//! fails closed: a request whose record cannot be written fails (see [`Kms::audited`]).
 
 use super::{ImportParameters, KeyRef, KeyRotationStatus, KeyVersion, Kms, Page};
 use crate::audit::{Event, Resource, Trail, UserIdentity};
@@ -253,11 +254,21 @@ impl Kms {
     /// Runs a request and records it. `f` gets the request, which every key it resolves is
     /// authorized against ([`Kms::authorize`] takes it explicitly: nothing is checked against
     /// ambient state).
+    ///
+    /// The trail fails closed: a request whose record cannot be written fails with the
+    /// trail's error. A read-only request's result is held back until its record is written.
+    /// A request that changes state first checks that the trail can take its record
+    /// ([`Trail::reserve`]); if the record still fails (a disk filling between the check and
+    /// the append), a new key from CreateKey is removed again; any other change stays made,
+    /// unrecorded, and the request reports the trail's error.
     pub(crate) fn audited<T: Audited>(
         &self,
         call: Call,
         f: impl FnOnce(&Call) -> Result<T>,
     ) -> Result<T> {
+        if !call.read_only {
+            self.trail().reserve()?;
+        }
         let result = self.own_account_only(&call).and_then(|()| f(&call));
         let arn = match &result {
             Ok(t) => t.key_arn(),
@@ -278,11 +289,16 @@ impl Kms {
                 None
             }
         });
+        let created = match &result {
+            Ok(_) if call.name == "CreateKey" => arn.clone(),
+            _ => None,
+        };
         if let Err(e) = self.record(&call, arn, result.as_ref().err()) {
-            eprintln!(
-                "cofre: warning: the audit trail of {} was not written: {e}",
-                self.region
-            );
+            if let Some(arn) = created {
+                // Best effort: the key never took effect for the caller.
+                let _ = self.forget_new_key(&arn);
+            }
+            return Err(e);
         }
         result
     }
