@@ -631,3 +631,31 @@ fn a_request_whose_record_cannot_be_written_fails_and_changes_nothing() {
     let aliases = fs::read_to_string(fx.region(EAST).join("aliases.json")).unwrap_or_default();
     assert!(!aliases.contains("alias/lost"), "{aliases}");
 }
+
+// ── An input truncated while it is read (defect 9) ───────────────────────────────────────
+
+#[test]
+fn an_input_truncated_while_encrypting_fails_with_one_line_and_leaves_nothing() {
+    let fx = Fx::new();
+    let key = fx.ok(&["key", "create"]);
+    // Sparse: 2 GiB of zeros that take no disk, and seconds to encrypt.
+    let big = fs::File::create(fx.path("big")).unwrap();
+    big.set_len(2 << 30).unwrap();
+    let child = fx
+        .std_cmd(EAST, &["encrypt", "-k", &key, "-o", "big.cofre", "big"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    big.set_len(1 << 20).unwrap();
+    let out = child.wait_with_output().unwrap();
+    Fx::check_fail(
+        &out,
+        1,
+        &["truncated", "nothing was written"],
+        "encrypt big",
+    );
+    assert!(!fx.path("big.cofre").exists());
+    assert!(temporaries(fx.dir.path()).is_empty());
+}
