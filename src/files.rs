@@ -70,6 +70,8 @@ pub struct Summary {
 /// An opened input: a regular file with its memory map (none when empty), or a stream.
 enum Source {
     Mapped {
+        /// Dropped before the map it watches (fields drop in order).
+        watch: Option<crate::truncation::Watch>,
         map: Option<memmap2::Mmap>,
         file: File,
     },
@@ -114,8 +116,9 @@ impl Source {
         } else {
             // SAFETY: the map is read-only and lives no longer than this Source. cofre does not
             // modify the file; if another process truncates it meanwhile, reads past the new end
-            // fault (SIGBUS) rather than return wrong data, and chunks are copied out of the map
-            // before they are authenticated, so a concurrent writer cannot slip bytes past a tag.
+            // fault (SIGBUS), which the watch turns into zeros and an error before anything is
+            // committed (see crate::truncation), and chunks are copied out of the map before
+            // they are authenticated, so a concurrent writer cannot slip bytes past a tag.
             let m = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::Io {
                 what: "mapping input".into(),
                 source: e,
@@ -123,7 +126,28 @@ impl Source {
             let _ = m.advise(memmap2::Advice::Sequential);
             Some(m)
         };
-        Ok(Source::Mapped { map, file })
+        let watch = map.as_deref().map(crate::truncation::watch);
+        Ok(Source::Mapped { watch, map, file })
+    }
+
+    /// The error to report instead of `result` if a mapped input became shorter while it was
+    /// read (another process truncated it): what was read from it is not what the file held.
+    fn check_whole<T>(&self, result: Result<T>) -> Result<T> {
+        let Source::Mapped { watch, map, file } = self else {
+            return result;
+        };
+        let mapped = map.as_deref().map_or(0, <[u8]>::len) as u64;
+        let shorter = file.metadata().is_ok_and(|m| m.len() < mapped);
+        if shorter || watch.as_ref().is_some_and(|w| w.truncated()) {
+            return Err(Error::Io {
+                what: "reading input".into(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "another process truncated it while cofre read it; nothing was written, try again once it is left alone",
+                ),
+            });
+        }
+        result
     }
 
     fn mapped(&self) -> Option<&[u8]> {
@@ -250,12 +274,13 @@ fn run_engine(
     if let (Source::Mapped { map, .. }, Sink::File(out)) = (&source, sink) {
         let input = source.mapped().expect("mapped");
         let map = map.as_ref();
-        return if seal {
-            engine::seal_slice(cipher, layout, header, input, map, out.file(), progress)?;
-            Ok(layout.sealed_len(input.len() as u64))
+        let result = if seal {
+            engine::seal_slice(cipher, layout, header, input, map, out.file(), progress)
+                .map(|()| layout.sealed_len(input.len() as u64))
         } else {
             engine::open_slice(cipher, layout, input, map, out.file(), progress)
         };
+        return source.check_whole(result);
     }
     if let (false, Some(len)) = (seal, source.len()) {
         // A truncated file is refused before any plaintext is streamed out.
@@ -644,7 +669,8 @@ pub fn decrypt(
 ) -> Result<Summary> {
     check_not_same(input, output)?;
     let mut source = Source::open(input)?;
-    let (header, raw) = read_header(&mut source)?;
+    let read = read_header(&mut source);
+    let (header, raw) = source.check_whole(read)?;
     header.context.require(required)?;
     let (_, keys) = open_header(kms, &header, &raw, opts.backend)?;
     let layout = Layout {

@@ -52,6 +52,7 @@ pub mod sign;
 
 mod context;
 mod error;
+mod truncation;
 
 pub use context::RequestContext;
 pub use crypto::Backend;

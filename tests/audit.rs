@@ -13,6 +13,8 @@ const BOB: &str = "arn:aws:iam::111122223333:user/bob";
 const OPS: &str = "arn:aws:iam::111122223333:role/ops";
 const T0: &str = "2026-01-01T00:00:00Z";
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+/// The `cofreChain` of records on the keyed chain.
+const KEYED: &str = "keyed-blake3";
 /// A well-formed key id no key has.
 const MISSING: &str = "1234abcd-12ab-34cd-56ef-1234567890ab";
 const USAGE: i32 = 2;
@@ -52,6 +54,11 @@ impl Home {
 
     fn trail(&self) -> PathBuf {
         self.path("home/regions/us-east-1/audit/trail.jsonl")
+    }
+
+    /// The high-water mark: the last record appended, sealed.
+    fn mark(&self) -> PathBuf {
+        self.path("home/regions/us-east-1/audit/mark.json")
     }
 
     fn digest(&self, seq: u64) -> PathBuf {
@@ -189,15 +196,22 @@ fn hash(line: &[u8]) -> String {
     blake3::hash(line).to_hex().to_string()
 }
 
-/// Sequence 1, 2, … and each line naming the BLAKE3 of the one before, checked here
-/// independently of cofre.
+/// Sequence 1, 2, … and each line on the keyed chain, naming a 64-digit link to the one before
+/// that is not its plain BLAKE3 (the links themselves need the trail's key: `audit verify`
+/// checks them).
 fn assert_chain(lines: &[Vec<u8>]) {
-    let mut prev = GENESIS.to_owned();
+    let mut prev: Option<&[u8]> = None;
     for (i, l) in lines.iter().enumerate() {
         let r: Value = serde_json::from_slice(l).unwrap();
         assert_eq!(r["cofreSequence"], i as u64 + 1, "line {}", i + 1);
-        assert_eq!(r["cofrePrevious"], prev.as_str(), "line {}", i + 1);
-        prev = hash(l);
+        assert_eq!(r["cofreChain"], KEYED, "line {}", i + 1);
+        let link = r["cofrePrevious"].as_str().unwrap();
+        assert_eq!(link.len(), 64, "line {}", i + 1);
+        match prev {
+            None => assert_eq!(link, GENESIS, "line 1"),
+            Some(p) => assert_ne!(link, hash(p), "line {}: an unkeyed link", i + 1),
+        }
+        prev = Some(l);
     }
 }
 
@@ -783,45 +797,107 @@ fn verify_names_an_edited_a_deleted_an_inserted_and_a_reordered_record() {
     good.verify_ok();
 }
 
+/// `line` with its `cofrePrevious` set to `link`.
+fn with_previous(line: &[u8], link: &str) -> Vec<u8> {
+    let s = String::from_utf8(line.to_vec()).unwrap();
+    let at = s.find("\"cofrePrevious\":\"").unwrap() + "\"cofrePrevious\":\"".len();
+    format!("{}{link}{}", &s[..at], &s[at + 64..]).into_bytes()
+}
+
+/// `lines` as a version before the keyed chain wrote them: no `cofreChain`, each line naming
+/// the plain BLAKE3 of the one before.
+fn unkeyed(lines: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    for l in lines {
+        let l = String::from_utf8(l.clone())
+            .unwrap()
+            .replace(&format!(",\"cofreChain\":\"{KEYED}\""), "")
+            .into_bytes();
+        let prev = out.last().map_or(GENESIS.to_owned(), |p| hash(p));
+        out.push(with_previous(&l, &prev));
+    }
+    out
+}
+
 #[test]
 fn verify_catches_a_rewritten_chain_and_damaged_digests() {
     let good = good_trail();
     let lines = good.lines();
 
-    // Line 6 edited and every later line's cofrePrevious recomputed: the chain holds, the
-    // digest after record 9 does not.
-    let rewrite = |from: usize| -> Vec<Vec<u8>> {
-        let mut l = lines.clone();
-        l[from] = replace(&l[from], "127.0.0.1", "10.9.8.7");
-        for i in from + 1..l.len() {
-            let (old, new) = (hash(&lines[i - 1]), hash(&l[i - 1]));
-            l[i] = replace(&l[i], &old, &new);
-        }
-        assert_chain(&l);
-        l
-    };
+    // Line 6 edited and every later link recomputed, as a script without the trail's key can
+    // (a plain BLAKE3): the keyed chain breaks at once.
     let h = good.copy();
-    let l = rewrite(5);
+    let mut l = lines.clone();
+    l[5] = replace(&l[5], "127.0.0.1", "10.9.8.7");
+    for i in 6..l.len() {
+        let link = hash(&l[i - 1]);
+        l[i] = with_previous(&l[i], &link);
+    }
     h.write_lines(&l);
+    h.verify_fails(&["record 6 ", "edited"]);
+
+    // The whole trail rewritten as an earlier version's (unkeyed, no cofreChain): the high-water
+    // mark and the digests no longer match.
+    let h = good.copy();
+    h.write_lines(&unkeyed(&lines));
+    h.verify_fails(&["record 12 no longer matches the high-water mark"]);
+    let json = h.run(T0, &["audit", "verify", "--output", "json"]);
+    let json: Value = serde_json::from_slice(&json.stdout).unwrap();
+    let problems = json["Problems"].to_string();
+    assert!(
+        problems.contains("record 5 no longer matches digest 00000000000000000005.json"),
+        "{problems}"
+    );
+
+    // The last record edited: nothing after it names it, the high-water mark does.
+    let h = good.copy();
+    let mut l = lines.clone();
+    l[11] = replace(&l[11], "127.0.0.1", "10.9.8.7");
+    h.write_lines(&l);
+    h.verify_fails(&["record 12 no longer matches the high-water mark"]);
+
+    // `head -n 1`: every later record gone.
+    let h = good.copy();
+    h.write_lines(&lines[..1]);
     h.verify_fails(&[
-        "record 9 no longer matches digest",
-        "00000000000000000009.json",
+        "it ends at record 1, but its high-water mark names record 12",
+        "records 2–12 were removed",
     ]);
 
-    // Forging the digest's record hash as well breaks its signature.
-    let d9 = std::fs::read_to_string(h.digest(9)).unwrap();
-    std::fs::write(h.digest(9), d9.replace(&hash(&lines[8]), &hash(&l[8]))).unwrap();
-    h.verify_fails(&["digest 00000000000000000009.json", "signature"]);
-
-    // Rewritten from line 2: caught by the digest after record 5 first.
+    // The newest digest deleted and the trail cut back to the record it sealed.
     let h = good.copy();
-    h.write_lines(&rewrite(1));
-    h.verify_fails(&["record 5 no longer matches digest 00000000000000000005.json"]);
+    std::fs::remove_file(h.digest(9)).unwrap();
+    h.write_lines(&lines[..9]);
+    h.verify_fails(&["records 10–12 were removed"]);
+    // And the mark deleted as well.
+    std::fs::remove_file(h.mark()).unwrap();
+    h.verify_fails(&["high-water mark", "is missing"]);
 
-    // The trail cut back to 8 whole records: digest 9 names a record that is gone.
+    // Emptied.
+    let h = good.copy();
+    h.write_lines(&[]);
+    h.verify_fails(&["every record was removed"]);
+
+    // The mark edited.
+    let h = good.copy();
+    let m = std::fs::read_to_string(h.mark()).unwrap();
+    std::fs::write(h.mark(), m.replace("12", "11")).unwrap();
+    h.verify_fails(&["high-water mark", "signature"]);
+
+    // The trail cut back to 8 whole records: digest 9 names a record that is gone too.
     let h = good.copy();
     h.write_lines(&lines[..8]);
-    h.verify_fails(&["record 9 no longer matches digest"]);
+    let err = h.verify_fails(&["records 9–12 were removed"]);
+    assert!(!err.contains("intact"), "{err}");
+    let out = h.run(T0, &["audit", "verify"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("record 9 no longer matches digest"), "{text}");
+
+    // Forging a digest's record hash breaks its signature.
+    let h = good.copy();
+    let d9 = std::fs::read_to_string(h.digest(9)).unwrap();
+    std::fs::write(h.digest(9), d9.replace(&hash(&lines[8]), &hash(&lines[7]))).unwrap();
+    h.verify_fails(&["digest 00000000000000000009.json", "signature"]);
 
     // A digest truncated.
     let h = good.copy();
@@ -838,19 +914,142 @@ fn verify_catches_a_rewritten_chain_and_damaged_digests() {
 }
 
 #[test]
+fn a_cut_trail_stops_requests_instead_of_being_extended_over() {
+    let good = good_trail();
+    let lines = good.lines();
+    let h = good.copy();
+    h.write_lines(&lines[..3]);
+    let key = h.records()[0]["resources"][0]["ARN"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The next request would hide the cut behind a new mark: it is refused, unrecorded.
+    h.fails(
+        T0,
+        &["key", "describe", &key],
+        INTEGRITY,
+        &["trail.jsonl", "records 4–12 were removed"],
+    );
+    assert_eq!(h.lines(), lines[..3]);
+    h.verify_fails(&["records 4–12 were removed"]);
+}
+
+#[test]
+fn verify_says_which_records_a_digest_seals_and_which_not_yet() {
+    let h = good_trail();
+    let text = h.ok(T0, &["audit", "verify"]);
+    assert!(text.contains("12 records"), "{text}");
+    assert!(text.contains("records 1–9 sealed by a digest"), "{text}");
+    assert!(
+        text.contains("records 10–12 not yet sealed by a digest"),
+        "{text}"
+    );
+    assert!(!text.contains("earlier cofre"), "{text}");
+    let json: Value =
+        serde_json::from_str(&h.ok(T0, &["audit", "verify", "--output", "json"])).unwrap();
+    assert_eq!(json["Region"], "us-east-1");
+    assert_eq!(json["Records"], 12);
+    assert_eq!(json["SealedThrough"], 9);
+    assert_eq!(json["MarkedThrough"], 12);
+    assert_eq!(json["UnkeyedThrough"], 0);
+    assert_eq!(json["Sealed"], serde_json::json!([1, 9]));
+    assert_eq!(json["Unsealed"], serde_json::json!([10, 12]));
+    assert_eq!(json["Problems"], serde_json::json!([]));
+    assert_eq!(json["CutShort"], false);
+
+    // A new trail: nothing sealed by a digest until the first record.
+    let h = Home::new();
+    let json: Value =
+        serde_json::from_str(&h.ok(T0, &["audit", "verify", "--output", "json"])).unwrap();
+    assert_eq!(json["Records"], 0, "{json}");
+    assert_eq!(json["Sealed"], Value::Null, "{json}");
+    assert_eq!(json["Unsealed"], Value::Null, "{json}");
+}
+
+#[test]
+fn a_trail_of_an_earlier_version_still_verifies_and_goes_on_keyed() {
+    let good = good_trail();
+    let key = good.records()[0]["resources"][0]["ARN"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // As a version before the keyed chain left it: unkeyed links, no mark, no digest over
+    // these bytes.
+    let h = good.copy();
+    let old = unkeyed(&good.lines());
+    h.write_lines(&old);
+    std::fs::remove_file(h.mark()).unwrap();
+    std::fs::remove_dir_all(h.path("home/regions/us-east-1/audit/digests")).unwrap();
+    let text = h.ok(T0, &["audit", "verify"]);
+    assert!(text.contains("intact"), "{text}");
+    assert!(
+        text.contains("records 1–12 were written by an earlier cofre"),
+        "{text}"
+    );
+
+    // The next record goes on with the keyed chain, linked to the last unkeyed one.
+    h.ok(T0, &["key", "describe", &key]);
+    let lines = h.lines();
+    assert_eq!(lines[..12], old[..]);
+    let r13: Value = serde_json::from_slice(&lines[12]).unwrap();
+    assert_eq!(r13["cofreChain"], KEYED);
+    assert_eq!(r13["cofreSequence"], 13);
+    assert_ne!(r13["cofrePrevious"], hash(&lines[11]).as_str());
+    let json: Value =
+        serde_json::from_str(&h.ok(T0, &["audit", "verify", "--output", "json"])).unwrap();
+    assert_eq!(json["Problems"], serde_json::json!([]), "{json}");
+    assert_eq!(json["UnkeyedThrough"], 12, "{json}");
+    assert_eq!(json["MarkedThrough"], 13, "{json}");
+
+    // The unkeyed part rewritten (record 3 edited, links recomputed): the keyed record after
+    // it catches that.
+    let e = h.copy();
+    let mut l = lines.clone();
+    l[2] = replace(&l[2], "127.0.0.1", "10.9.8.7");
+    let mut rewritten = unkeyed(&l[..12]);
+    rewritten.push(l[12].clone());
+    e.write_lines(&rewritten);
+    e.verify_fails(&["record 12 ", "edited"]);
+
+    // An unkeyed record after a keyed one is a rewrite.
+    h.ok(T0, &["key", "describe", &key]);
+    let mut l = h.lines();
+    l[13] = with_previous(
+        &replace(&l[13], &format!(",\"cofreChain\":\"{KEYED}\""), ""),
+        &hash(&l[12]),
+    );
+    h.write_lines(&l);
+    h.verify_fails(&["record 14 has the unkeyed chain"]);
+}
+
+#[test]
 fn a_record_cut_short_by_a_crash_is_dropped_by_the_next_append() {
     let h = Home::new();
     let key = h.ok(T0, &["key", "create"]);
-    for _ in 0..4 {
+    for _ in 0..3 {
         h.ok(T0, &["key", "describe", &key]);
     }
+    let mark4 = std::fs::read(h.mark()).unwrap();
+    h.ok(T0, &["key", "describe", &key]);
     let before = std::fs::read(h.trail()).unwrap();
     let lines = split_lines(&before);
     assert_eq!(lines.len(), 5);
-    // Killed mid-append: half of record 5 reached the file (its digest never would have; the
-    // only one is after record 1).
+    // Killed mid-append: half of record 5 reached the file, its mark never did (nor its
+    // digest: the only one is after record 1).
     let cut = before.len() - lines[4].len() / 2;
     std::fs::write(h.trail(), &before[..cut]).unwrap();
+    std::fs::write(h.mark(), &mark4).unwrap();
+    // Not an edit: verify says what it is, and the trail is intact.
+    let report = h.ok(T0, &["audit", "verify"]);
+    assert!(
+        report.contains("intact") && report.contains("cut short"),
+        "{report}"
+    );
+    let json: Value =
+        serde_json::from_str(&h.ok(T0, &["audit", "verify", "--output", "json"])).unwrap();
+    assert_eq!(json["CutShort"], true, "{json}");
+    assert_eq!(json["Records"], 4, "{json}");
+    assert_eq!(json["Problems"], serde_json::json!([]), "{json}");
     // The log reads what is whole.
     assert_eq!(seqs(&h.log(&[])), [1, 2, 3, 4]);
 
@@ -866,7 +1065,6 @@ fn a_record_cut_short_by_a_crash_is_dropped_by_the_next_append() {
     assert_eq!(now[..4], lines[..4], "an earlier record changed");
     let last: Value = serde_json::from_slice(&now[4]).unwrap();
     assert_eq!(last["cofreSequence"], 5);
-    assert_eq!(last["cofrePrevious"], hash(&lines[3]).as_str());
     assert_eq!(last["requestParameters"]["keyId"], MISSING);
     assert!(after.ends_with(b"\n"));
     assert_chain(&now);
@@ -1012,13 +1210,15 @@ fn a_record_cut_short_after_a_record_over_64_kib_is_dropped_and_the_next_request
         USAGE,
         &["ValidationException"],
     );
+    let mark2 = std::fs::read(h.mark()).unwrap();
     h.ok(T0, &["key", "describe", &key]);
     let before = std::fs::read(h.trail()).unwrap();
     let lines = split_lines(&before);
     assert_eq!(lines.len(), 3);
     assert!(lines[1].len() > 100_000);
-    // Record 3 cut in half by a crash.
+    // Record 3 cut in half by a crash, before its mark was written.
     std::fs::write(h.trail(), &before[..before.len() - lines[2].len() / 2]).unwrap();
+    std::fs::write(h.mark(), &mark2).unwrap();
 
     let out = h.run(T0, &["key", "describe", &key]);
     assert!(out.status.success());

@@ -573,3 +573,89 @@ fn temporaries_of_killed_writers_are_removed_and_live_ones_kept() {
         );
     }
 }
+
+// ── The trail fails closed (defect 3) ────────────────────────────────────────────────────
+
+#[test]
+fn a_request_whose_record_cannot_be_written_fails_and_changes_nothing() {
+    let fx = Fx::new();
+    let key = fx.ok(&["key", "create"]);
+    fx.write("plain", b"not for the trail");
+    fx.ok(&["encrypt", "-k", &key, "-o", "a.cofre", "plain"]);
+    let audit = fx.region(EAST).join("audit");
+    let trail = audit.join("trail.jsonl");
+    let keys = || files_under(&fx.region(EAST).join("keys"));
+    let keys_before = keys();
+    let good = fs::read(&trail).unwrap();
+
+    // A whole line that is not a record: no request goes on, none is recorded.
+    let mut bad = good.clone();
+    bad.extend_from_slice(b"garbage\n");
+    fs::write(&trail, &bad).unwrap();
+    let encrypt = ["encrypt", "-k", &key, "-o", "b.cofre", "plain"];
+    fx.fail_in(EAST, &encrypt, INTEGRITY, &["trail.jsonl", "last record"]);
+    assert!(!fx.path("b.cofre").exists());
+    assert!(temporaries(fx.dir.path()).is_empty());
+    let decrypt = ["decrypt", "-o", "a.out", "a.cofre"];
+    fx.fail_in(EAST, &decrypt, INTEGRITY, &["trail.jsonl"]);
+    assert!(!fx.path("a.out").exists());
+    fx.fail_in(EAST, &["key", "create"], INTEGRITY, &["trail.jsonl"]);
+    assert_eq!(keys(), keys_before, "a key was made");
+    assert_eq!(fs::read(&trail).unwrap(), bad);
+
+    // A last line cut short (no newline: a kill mid-append) is no garbage: it is dropped.
+    let mut cut = good.clone();
+    cut.extend_from_slice(b"{\"eventVersion\":\"1.0");
+    fs::write(&trail, &cut).unwrap();
+    fx.ok(&encrypt);
+    fx.ok(&["audit", "verify"]);
+    fs::remove_file(fx.path("b.cofre")).unwrap();
+    let keys_before = keys();
+
+    // A full disk: the trail opens and its end reads as empty (no mark), but no line fits.
+    fs::remove_file(audit.join("mark.json")).unwrap();
+    fs::remove_file(&trail).unwrap();
+    std::os::unix::fs::symlink("/dev/full", &trail).unwrap();
+    fx.fail_in(EAST, &encrypt, 1, &["trail.jsonl"]);
+    assert!(!fx.path("b.cofre").exists());
+    fx.fail_in(EAST, &decrypt, 1, &["trail.jsonl"]);
+    assert!(!fx.path("a.out").exists());
+    // CreateKey took effect before its record failed: the new key is removed again.
+    fx.fail_in(
+        EAST,
+        &["key", "create", "--alias", "alias/lost"],
+        1,
+        &["trail.jsonl"],
+    );
+    assert_eq!(keys(), keys_before, "the new key was left");
+    let aliases = fs::read_to_string(fx.region(EAST).join("aliases.json")).unwrap_or_default();
+    assert!(!aliases.contains("alias/lost"), "{aliases}");
+}
+
+// ── An input truncated while it is read (defect 9) ───────────────────────────────────────
+
+#[test]
+fn an_input_truncated_while_encrypting_fails_with_one_line_and_leaves_nothing() {
+    let fx = Fx::new();
+    let key = fx.ok(&["key", "create"]);
+    // Sparse: 2 GiB of zeros that take no disk, and seconds to encrypt.
+    let big = fs::File::create(fx.path("big")).unwrap();
+    big.set_len(2 << 30).unwrap();
+    let child = fx
+        .std_cmd(EAST, &["encrypt", "-k", &key, "-o", "big.cofre", "big"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    big.set_len(1 << 20).unwrap();
+    let out = child.wait_with_output().unwrap();
+    Fx::check_fail(
+        &out,
+        1,
+        &["truncated", "nothing was written"],
+        "encrypt big",
+    );
+    assert!(!fx.path("big.cofre").exists());
+    assert!(temporaries(fx.dir.path()).is_empty());
+}

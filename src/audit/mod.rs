@@ -1,25 +1,46 @@
-//! The audit trail: one CloudTrail-shaped record per request, per region, chained and sealed.
+//! The audit trail: one CloudTrail-shaped record per request, per region, chained with a key,
+//! marked and sealed.
 //!
 //! ```text
 //! <region folder>/audit/
 //!   trail.jsonl         one event per line, appended under .lock
+//!   mark.json           the high-water mark: the last record appended, MAC'd
 //!   digests/<seq>.json  a digest every hour of activity (CloudTrail's model), MAC'd
 //! ```
 //!
-//! - Every line carries `cofreSequence` (1, 2, …) and `cofrePrevious`, the BLAKE3 hash of the
-//!   previous line's bytes: editing, deleting, inserting or reordering a line breaks the chain
-//!   at that line. [`verify`] names the first break.
+//! - Every line carries `cofreSequence` (1, 2, …), `cofreChain: "keyed-blake3"` and
+//!   `cofrePrevious`, the keyed BLAKE3 of the previous line's bytes under the trail's chain key
+//!   (an AWS owned key, derived from the domain key with its own label): editing, deleting,
+//!   inserting or reordering a line breaks the chain at that line, and without the key a
+//!   script cannot recompute it. [`Trail::check`] names the first break.
+//! - Records written by versions before the keyed chain have no `cofreChain`; their
+//!   `cofrePrevious` is the plain BLAKE3 of the previous line, and is still checked as such. The
+//!   first keyed record links the last of them with the key, so rewriting them breaks the keyed
+//!   chain there; a trail that holds only such records is sealed by its digests alone, as
+//!   before, and `audit verify` says so. Once a keyed record is in the trail, an unkeyed one
+//!   after it is a rewrite.
+//! - The high-water mark (`mark.json`: the last sequence and the keyed BLAKE3 of its line,
+//!   MAC'd) is replaced atomically after each append, the trail's line made durable first. A
+//!   trail cut back, emptied or with its last record edited contradicts it; a deleted mark
+//!   beside keyed records is reported. Appends check the end of the trail against it first and
+//!   refuse to write over a cut (exit 4), so a truncation is never hidden by the next record.
+//!   What it cannot catch: the trail, the mark and the digests all put back to an older copy.
 //! - A digest records the sequence and hash of the last line it covers and the hash of the
-//!   previous digest, with a keyed BLAKE3 MAC under an AWS owned key: rewriting the chain from
-//!   some line on (recomputing every hash) still contradicts the digests.
+//!   previous digest, with a keyed BLAKE3 MAC under another AWS owned key: records up to it are
+//!   sealed by a digest; later ones by the keyed chain and the mark until the next digest.
+//!   [`TrailReport`] says which is which.
 //! - Appends hold the trail's lock and write one line in one `write` on an `O_APPEND` file; a
-//!   line cut short by a kill or a full disk is dropped by the next append, so earlier records
-//!   are never damaged. Plaintext, data keys and key material never reach the trail: requests
-//!   record key ids, encryption contexts and sizes only.
+//!   line cut short by a kill or a full disk (the last line, without its newline) is never
+//!   marked: `audit verify` reports it as such, not as an edit, and the next append drops it,
+//!   so earlier records are never damaged. A whole last line that is not a record is damage.
+//!   Plaintext, data keys and key material never reach the trail: requests record key ids,
+//!   encryption contexts and sizes only.
 
 mod principal;
 mod trail;
 pub mod usage;
 
 pub use principal::Principal;
-pub use trail::{verify, within, Event, Resource, Trail, TrailProblem, UserIdentity};
+pub use trail::{
+    verify, within, Event, Resource, Trail, TrailProblem, TrailReport, UserIdentity, KEYED_CHAIN,
+};

@@ -77,9 +77,30 @@ pub struct Event {
     /// Position in the trail, from 1.
     #[serde(default)]
     pub cofre_sequence: u64,
-    /// BLAKE3 of the previous line (hex; 64 zeros for the first).
+    /// The link to the previous line (hex; 64 zeros for the first): its keyed BLAKE3 under the
+    /// trail's chain key when `cofre_chain` is [`KEYED_CHAIN`], its plain BLAKE3 in records
+    /// written by earlier versions (no `cofreChain`).
     #[serde(default)]
     pub cofre_previous: String,
+    /// Which chain `cofre_previous` uses: [`KEYED_CHAIN`], or none (earlier versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cofre_chain: Option<String>,
+}
+
+/// The `cofreChain` of records linked by a keyed BLAKE3 under the trail's chain key.
+pub const KEYED_CHAIN: &str = "keyed-blake3";
+
+/// The high-water mark: the last record appended, sealed, replaced atomically with each append,
+/// so that cutting the trail back (or emptying it) contradicts it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Mark {
+    aws_region: String,
+    last_sequence: u64,
+    /// Keyed BLAKE3 of the last record's line under the chain key.
+    last_record_mac: String,
+    /// Keyed BLAKE3 of the fields above, under the chain key.
+    signature: String,
 }
 
 /// A digest: what the trail held at a point, sealed.
@@ -97,11 +118,17 @@ struct Digest {
     signature: String,
 }
 
+/// The last whole line of a trail, and its record.
+type LastRecord = (Vec<u8>, Event);
+
 /// One region's trail.
 pub struct Trail {
     dir: PathBuf,
     region: String,
+    /// Seals the digests.
     key: SecretKey,
+    /// Links each record to the one before and seals the high-water mark.
+    chain_key: SecretKey,
 }
 
 impl std::fmt::Debug for Trail {
@@ -119,23 +146,119 @@ fn hash_hex(bytes: &[u8]) -> String {
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 impl Trail {
-    /// The trail of `region` in its folder `region_dir`, sealed with `key` (an AWS owned key).
-    pub fn new(region_dir: &Path, region: &str, key: SecretKey) -> Self {
+    /// The trail of `region` in its folder `region_dir`: its digests sealed with `key` and its
+    /// records chained with `chain_key` (two AWS owned keys, each derived for its purpose).
+    pub fn new(region_dir: &Path, region: &str, key: SecretKey, chain_key: SecretKey) -> Self {
         Trail {
             dir: region_dir.join("audit"),
             region: region.to_owned(),
             key,
+            chain_key,
         }
     }
 
-    fn file(&self) -> PathBuf {
-        self.dir.join("trail.jsonl")
+    fn mark_file(&self) -> PathBuf {
+        self.dir.join("mark.json")
     }
 
-    /// Appends `event`, chaining it to the last record, and writes a digest when one is due.
-    pub fn append(&self, mut event: Event) -> Result<()> {
-        store::create_dir(&self.dir.join("digests"))?;
-        let _lock = store::lock(&self.dir.join(".lock"))?;
+    /// The keyed link to `line`, as the next record names it.
+    fn link(&self, line: &[u8]) -> String {
+        blake3::keyed_hash(self.chain_key.expose(), line)
+            .to_hex()
+            .to_string()
+    }
+
+    fn sign_mark(&self, m: &Mark) -> String {
+        let mut unsigned = m.clone();
+        unsigned.signature = String::new();
+        let mut h = blake3::Hasher::new_keyed(self.chain_key.expose());
+        h.update(b"cofre audit mark\0");
+        h.update(&serde_json::to_vec(&unsigned).expect("serializable"));
+        h.finalize().to_hex().to_string()
+    }
+
+    /// The high-water mark, if there is one; `Err` says why it cannot be trusted.
+    fn read_mark(&self) -> Result<Option<std::result::Result<Mark, String>>> {
+        let path = self.mark_file();
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io("reading", &path, e)),
+        };
+        Ok(Some(match serde_json::from_slice::<Mark>(&bytes) {
+            Ok(m) if m.aws_region == self.region && self.sign_mark(&m) == m.signature => Ok(m),
+            Ok(_) => Err(format!(
+                "its high-water mark {} does not match its signature (edited, or not made by this home)",
+                path.display()
+            )),
+            Err(_) => Err(format!(
+                "its high-water mark {} is damaged or truncated",
+                path.display()
+            )),
+        }))
+    }
+
+    /// Checks the last whole record (its line and sequence) against the high-water mark: the
+    /// mark names it, or (an append interrupted between its line and its mark) the record
+    /// before it. `Err` says what is wrong.
+    fn check_mark(
+        &self,
+        last: Option<(&[u8], &Event)>,
+        mark: Option<std::result::Result<Mark, String>>,
+    ) -> std::result::Result<(), String> {
+        let mark = match mark {
+            None => {
+                return match last {
+                    Some((_, e)) if e.cofre_chain.is_some() => Err(format!(
+                        "its high-water mark {} is missing (deleted, or the audit folder was replaced)",
+                        self.mark_file().display()
+                    )),
+                    // Empty, or written by a version before the mark: nothing to check.
+                    _ => Ok(()),
+                };
+            }
+            Some(m) => m?,
+        };
+        let m = mark.last_sequence;
+        match last {
+            None => Err(format!(
+                "it is empty, but its high-water mark names record {m}: every record was removed"
+            )),
+            Some((line, e)) if e.cofre_sequence == m => {
+                if self.link(line) == mark.last_record_mac {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "record {m} no longer matches the high-water mark: it was edited, or the trail was rewritten"
+                    ))
+                }
+            }
+            Some((_, e))
+                if e.cofre_sequence == m + 1
+                    && e.cofre_chain.as_deref() == Some(KEYED_CHAIN)
+                    && e.cofre_previous == mark.last_record_mac =>
+            {
+                Ok(())
+            }
+            Some((_, e)) if e.cofre_sequence < m => Err(format!(
+                "it ends at record {}, but its high-water mark names record {m}: {} removed",
+                e.cofre_sequence,
+                if e.cofre_sequence + 1 == m {
+                    format!("record {m} was")
+                } else {
+                    format!("records {}–{m} were", e.cofre_sequence + 1)
+                }
+            )),
+            Some((_, e)) => Err(format!(
+                "it ends at record {}, past its high-water mark at record {m}: the mark was replaced by an older one, or an older cofre wrote to the trail",
+                e.cofre_sequence
+            )),
+        }
+    }
+
+    /// Opens the trail for appending (the lock held) and reads its end: the last whole record
+    /// (a line cut short by a kill or a full disk is dropped), checked against the mark.
+    fn open_tail(&self) -> Result<(File, Option<LastRecord>)> {
         let path = self.file();
         let mut f = OpenOptions::new()
             .mode(0o600)
@@ -144,20 +267,84 @@ impl Trail {
             .append(true)
             .open(&path)
             .map_err(|e| Error::io("opening", &path, e))?;
-        let (seq, prev) = match last_line(&mut f, &path)? {
+        let damaged = |why: String| {
+            Error::Damaged(format!(
+                "the audit trail {} ({why}; `cofre audit verify` tells more, and moving its audit folder aside starts a new trail)",
+                path.display()
+            ))
+        };
+        let last = match last_line(&mut f, &path)? {
             Some(line) => {
-                let e: Event = serde_json::from_slice(&line)
-                    .map_err(|_| Error::Damaged(format!("{} (its last record)", path.display())))?;
-                (e.cofre_sequence, hash_hex(&line))
+                let e: Event = serde_json::from_slice(&line).map_err(|_| {
+                    damaged("its last record is a whole line that is not a valid record".into())
+                })?;
+                Some((line, e))
             }
+            None => None,
+        };
+        let mark = self.read_mark()?;
+        self.check_mark(last.as_ref().map(|(l, e)| (l.as_slice(), e)), mark)
+            .map_err(damaged)?;
+        Ok((f, last))
+    }
+
+    /// Checks, before a request changes anything, that its record can be appended: the trail
+    /// opens for appending, its last record parses and agrees with the high-water mark.
+    pub fn reserve(&self) -> Result<()> {
+        store::create_dir(&self.dir.join("digests"))?;
+        let _lock = store::lock(&self.dir.join(".lock"))?;
+        self.open_tail().map(drop)
+    }
+
+    fn file(&self) -> PathBuf {
+        self.dir.join("trail.jsonl")
+    }
+
+    /// Appends `event`, chaining it to the last record with the keyed chain, moves the
+    /// high-water mark to it, and writes a digest when one is due. If the line or the mark
+    /// cannot be written, the trail is cut back to where it was and the error returned.
+    pub fn append(&self, mut event: Event) -> Result<()> {
+        store::create_dir(&self.dir.join("digests"))?;
+        let _lock = store::lock(&self.dir.join(".lock"))?;
+        let path = self.file();
+        let (f, last) = self.open_tail()?;
+        let (seq, prev) = match &last {
+            Some((line, e)) => (e.cofre_sequence, self.link(line)),
             None => (0, GENESIS.to_owned()),
         };
         event.cofre_sequence = seq + 1;
         event.cofre_previous = prev;
+        event.cofre_chain = Some(KEYED_CHAIN.to_owned());
         let mut line = serde_json::to_vec(&event).expect("serializable");
         line.push(b'\n');
-        f.write_all(&line)
-            .map_err(|e| Error::io("appending to", &path, e))?;
+        let before = f
+            .metadata()
+            .map_err(|e| Error::io("reading", &path, e))?
+            .len();
+        let mut mark = Mark {
+            aws_region: self.region.clone(),
+            last_sequence: event.cofre_sequence,
+            last_record_mac: self.link(&line[..line.len() - 1]),
+            signature: String::new(),
+        };
+        mark.signature = self.sign_mark(&mark);
+        let written = (&f)
+            .write_all(&line)
+            .and_then(|()| f.sync_data())
+            .map_err(|e| Error::io("appending to", &path, e))
+            .and_then(|()| {
+                let json = serde_json::to_vec_pretty(&mark).expect("serializable");
+                store::write_atomic(&self.mark_file(), &json, 0o600)
+            });
+        if let Err(e) = written {
+            // Nothing half done is left: the record goes with its mark, or neither is there
+            // (a mark renamed into place before a later step failed keeps its record).
+            let marked = matches!(self.read_mark(), Ok(Some(Ok(m))) if m == mark);
+            if !marked {
+                let _ = f.set_len(before);
+            }
+            return Err(e);
+        }
         self.digest_if_due(&line[..line.len() - 1], event.cofre_sequence)
     }
 
@@ -231,18 +418,53 @@ impl Trail {
             .collect())
     }
 
-    /// Checks the chain and the digests; returns the problems, first break first.
+    /// Checks the chain, the high-water mark and the digests; returns the problems, first
+    /// break first.
     pub fn verify(&self) -> Result<Vec<TrailProblem>> {
+        Ok(self.check()?.problems)
+    }
+
+    /// Checks the chain, the high-water mark and the digests, and says how far the trail is
+    /// sealed.
+    pub fn check(&self) -> Result<TrailReport> {
         let raw = match fs::read(self.file()) {
             Ok(r) => r,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(Error::io("reading", &self.file(), e)),
         };
-        let mut problems = verify(&raw);
+        // A last line without its newline is an append cut short (a kill, a full disk): the
+        // next append drops it. It was never marked nor sealed, so it is no edit.
+        let whole = raw.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+        let cut_short = whole < raw.len();
+        let raw = &raw[..whole];
         let lines: Vec<&[u8]> = raw
             .split(|&b| b == b'\n')
             .filter(|l| !l.is_empty())
             .collect();
+        let chain = check_chain(&lines, Some(self));
+        let mut report = TrailReport {
+            records: lines.len() as u64,
+            cut_short,
+            unkeyed_through: chain.unkeyed_through,
+            ..TrailReport::default()
+        };
+        let mut problems = chain.problems;
+        // The high-water mark: only the end of the trail is checked against it.
+        let mark = self.read_mark()?;
+        if let Some(Ok(m)) = &mark {
+            report.marked_through = m.last_sequence;
+        }
+        let last = lines
+            .last()
+            .and_then(|l| Some((*l, serde_json::from_slice::<Event>(l).ok()?)));
+        if lines.is_empty() || last.is_some() {
+            if let Err(why) = self.check_mark(last.as_ref().map(|(l, e)| (*l, e)), mark) {
+                problems.push(TrailProblem {
+                    record: None,
+                    message: format!("the end of the trail: {why}"),
+                });
+            }
+        }
         // Digests: each signed, each chained to the one before, each matching the line it names.
         let dir = self.dir.join("digests");
         let mut names: Vec<String> = fs::read_dir(&dir)
@@ -269,7 +491,9 @@ impl Trail {
                     continue;
                 }
             };
+            let mut good = true;
             if self.sign(&d) != d.signature || d.aws_region != self.region {
+                good = false;
                 problems.push(bad(
                     "signature does not match (edited, or not made by this home)".into(),
                 ));
@@ -280,21 +504,29 @@ impl Trail {
                 .clone()
                 .zip(d.previous_digest_hash.clone());
             if want_prev != got_prev {
+                good = false;
                 problems.push(bad("the digest before it is missing or was changed".into()));
             }
             match lines.get((d.last_sequence as usize).wrapping_sub(1)) {
                 Some(l) if hash_hex(l) == d.last_record_hash => {}
-                _ => problems.push(TrailProblem {
-                    record: Some(d.last_sequence),
-                    message: format!(
-                        "record {} no longer matches digest {n}: the trail was rewritten or cut up to it",
-                        d.last_sequence
-                    ),
-                }),
+                _ => {
+                    good = false;
+                    problems.push(TrailProblem {
+                        record: Some(d.last_sequence),
+                        message: format!(
+                            "record {} no longer matches digest {n}: the trail was rewritten or cut up to it",
+                            d.last_sequence
+                        ),
+                    })
+                }
+            }
+            if good {
+                report.sealed_through = report.sealed_through.max(d.last_sequence);
             }
             prev = Some((n, bytes));
         }
-        Ok(problems)
+        report.problems = problems;
+        Ok(report)
     }
 }
 
@@ -306,13 +538,35 @@ pub struct TrailProblem {
     pub message: String,
 }
 
-/// Checks a trail's chain: sequence numbers 1, 2, … and each line naming the hash of the one
-/// before. Names the first record edited, deleted, inserted or reordered.
-pub fn verify(raw: &[u8]) -> Vec<TrailProblem> {
-    let lines: Vec<&[u8]> = raw
-        .split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .collect();
+/// What `audit verify` reports: the problems, and how far the trail is sealed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TrailReport {
+    /// Whole records in the trail.
+    pub records: u64,
+    /// Records 1 to this one are sealed by a digest (0: none is). Later records are sealed by
+    /// the keyed chain and the high-water mark only, until the next digest.
+    pub sealed_through: u64,
+    /// The record the high-water mark names (0: no mark).
+    pub marked_through: u64,
+    /// Records 1 to this one were written by a version with the unkeyed chain (0: none).
+    pub unkeyed_through: u64,
+    /// The last line is an append cut short (a kill or a full disk), dropped by the next
+    /// request; it is not counted in `records`.
+    pub cut_short: bool,
+    pub problems: Vec<TrailProblem>,
+}
+
+/// The chain of a trail's lines, checked.
+struct Chain {
+    problems: Vec<TrailProblem>,
+    unkeyed_through: u64,
+}
+
+/// Checks a trail's chain: sequence numbers 1, 2, … and each line naming the link to the one
+/// before (keyed with `trail`'s chain key; without a trail, keyed links are not checked).
+/// Names the first record edited, deleted, inserted or reordered.
+fn check_chain(lines: &[&[u8]], trail: Option<&Trail>) -> Chain {
     let parsed: Vec<Option<Event>> = lines
         .iter()
         .map(|l| serde_json::from_slice(l).ok())
@@ -321,13 +575,22 @@ pub fn verify(raw: &[u8]) -> Vec<TrailProblem> {
         .iter()
         .map(|e| e.as_ref().map(|e| e.cofre_sequence))
         .collect();
+    let mut unkeyed_through = 0;
+    let mut keyed = false;
+    let broken = |problem: TrailProblem, unkeyed_through| Chain {
+        problems: vec![problem],
+        unkeyed_through,
+    };
     for (i, e) in parsed.iter().enumerate() {
         let want = i as u64 + 1;
         let Some(e) = e else {
-            return vec![TrailProblem {
-                record: Some(want),
-                message: format!("record {want} (line {want}) is not a valid record: edited"),
-            }];
+            return broken(
+                TrailProblem {
+                    record: Some(want),
+                    message: format!("record {want} (line {want}) is not a valid record: edited"),
+                },
+                unkeyed_through,
+            );
         };
         if e.cofre_sequence != want {
             let message = if seqs[i + 1..].contains(&Some(want)) || e.cofre_sequence < want {
@@ -341,27 +604,82 @@ pub fn verify(raw: &[u8]) -> Vec<TrailProblem> {
                     e.cofre_sequence
                 )
             };
-            return vec![TrailProblem {
-                record: Some(want),
-                message,
-            }];
+            return broken(
+                TrailProblem {
+                    record: Some(want),
+                    message,
+                },
+                unkeyed_through,
+            );
         }
-        let prev = if i == 0 {
-            GENESIS.to_owned()
-        } else {
-            hash_hex(lines[i - 1])
+        let prev = match e.cofre_chain.as_deref() {
+            Some(KEYED_CHAIN) => {
+                keyed = true;
+                match (i, trail) {
+                    (0, _) => Some(GENESIS.to_owned()),
+                    (_, Some(t)) => Some(t.link(lines[i - 1])),
+                    (_, None) => None,
+                }
+            }
+            None if keyed => {
+                return broken(
+                    TrailProblem {
+                        record: Some(want),
+                        message: format!(
+                            "record {want} has the unkeyed chain of earlier versions after keyed records: edited, or the trail was rewritten"
+                        ),
+                    },
+                    unkeyed_through,
+                )
+            }
+            None => {
+                unkeyed_through = want;
+                Some(if i == 0 {
+                    GENESIS.to_owned()
+                } else {
+                    hash_hex(lines[i - 1])
+                })
+            }
+            Some(other) => {
+                return broken(
+                    TrailProblem {
+                        record: Some(want),
+                        message: format!(
+                            "record {want} uses chain {other:?}, which this cofre does not know: edited, or written by a newer cofre (upgrade it)"
+                        ),
+                    },
+                    unkeyed_through,
+                )
+            }
         };
-        if e.cofre_previous != prev {
+        if prev.is_some_and(|p| p != e.cofre_previous) {
             let earlier = want - 1;
-            return vec![TrailProblem {
-                record: Some(earlier),
-                message: format!(
-                    "record {earlier} was edited (record {want} names another hash for it), or a record was inserted before {want}"
-                ),
-            }];
+            return broken(
+                TrailProblem {
+                    record: Some(earlier),
+                    message: format!(
+                        "record {earlier} was edited (record {want} names another hash for it), or a record was inserted before {want}"
+                    ),
+                },
+                unkeyed_through,
+            );
         }
     }
-    Vec::new()
+    Chain {
+        problems: Vec::new(),
+        unkeyed_through,
+    }
+}
+
+/// Checks a trail's chain without its key: sequence numbers 1, 2, … and each record of the
+/// unkeyed chain (earlier versions) naming the hash of the one before; keyed links are
+/// checked by [`Trail::check`]. Names the first record edited, deleted, inserted or reordered.
+pub fn verify(raw: &[u8]) -> Vec<TrailProblem> {
+    let lines: Vec<&[u8]> = raw
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    check_chain(&lines, None).problems
 }
 
 /// The last complete line of the trail, dropping a line a crash cut short.

@@ -2,6 +2,7 @@
 //! prints results as text or KMS-shaped JSON. Printing lives here only.
 
 mod args;
+mod audit_report;
 mod kms_cmd;
 mod paging;
 mod print;
@@ -763,9 +764,9 @@ fn dispatch(cli: Cli) -> Result<()> {
                     print::audit_log(&events, json);
                 }
                 AuditCommand::Verify => {
-                    let problems = trail.verify()?;
-                    print::audit_verify(&problems, kms.region(), json);
-                    if let Some(p) = problems.first() {
+                    let report = trail.check()?;
+                    audit_report::audit_verify(&report, kms.region(), json);
+                    if let Some(p) = report.problems.first() {
                         return Err(Error::StoreCorrupt(format!(
                             "the audit trail of {} fails its checks: {}",
                             kms.region(),

@@ -1,5 +1,6 @@
 //! Every KMS request goes through [`Kms::audited`]: the request runs, then one event is
-//! appended to the region's trail whatever the outcome — allowed, refused or failed.
+//! appended to the region's trail whatever the outcome — allowed, refused or failed. The trail
+//! fails closed: a request whose record cannot be written fails (see [`Kms::audited`]).
 
 use super::{ImportParameters, KeyRef, KeyRotationStatus, KeyVersion, Kms, Page};
 use crate::audit::{Event, Resource, Trail, UserIdentity};
@@ -231,21 +232,35 @@ impl Kms {
         let key = self
             .home
             .aws_owned_key(&format!("audit digests\0{}", self.region));
+        let chain_key = self
+            .home
+            .aws_owned_key(&format!("audit chain\0{}", self.region));
         Trail::new(
             &self.home.region_dir(&self.region),
             self.region.as_str(),
             key,
+            chain_key,
         )
     }
 
     /// Runs a request and records it. `f` gets the request, which every key it resolves is
     /// authorized against ([`Kms::authorize`] takes it explicitly: nothing is checked against
     /// ambient state).
+    ///
+    /// The trail fails closed: a request whose record cannot be written fails with the
+    /// trail's error. A read-only request's result is held back until its record is written.
+    /// A request that changes state first checks that the trail can take its record
+    /// ([`Trail::reserve`]); if the record still fails (a disk filling between the check and
+    /// the append), a new key from CreateKey is removed again; any other change stays made,
+    /// unrecorded, and the request reports the trail's error.
     pub(crate) fn audited<T: Audited>(
         &self,
         call: Call,
         f: impl FnOnce(&Call) -> Result<T>,
     ) -> Result<T> {
+        if !call.read_only {
+            self.trail().reserve()?;
+        }
         let result = self.own_account_only(&call).and_then(|()| f(&call));
         let arn = match &result {
             Ok(t) => t.key_arn(),
@@ -266,13 +281,27 @@ impl Kms {
                 None
             }
         });
-        self.record(&call, arn, result.as_ref().err());
+        let created = match &result {
+            Ok(_) if call.name == "CreateKey" => arn.clone(),
+            _ => None,
+        };
+        if let Err(e) = self.record(&call, arn, result.as_ref().err()) {
+            if let Some(arn) = created {
+                // Best effort: the key never took effect for the caller.
+                let _ = self.forget_new_key(&arn);
+            }
+            return Err(e);
+        }
         result
     }
 
-    /// Appends one event; a trail that cannot be written is reported, not fatal to a
-    /// request that already took effect.
-    pub(crate) fn record(&self, call: &Call, key_arn: Option<String>, error: Option<&Error>) {
+    /// Appends one event; the error says why the trail could not take it.
+    pub(crate) fn record(
+        &self,
+        call: &Call,
+        key_arn: Option<String>,
+        error: Option<&Error>,
+    ) -> Result<()> {
         let account = self.home.account_id().to_owned();
         let p = self.ctx.principal();
         let identity = if call.service_event {
@@ -349,12 +378,8 @@ impl Kms {
             event_category: "Management".into(),
             cofre_sequence: 0,
             cofre_previous: String::new(),
+            cofre_chain: None,
         };
-        if let Err(e) = self.trail().append(event) {
-            eprintln!(
-                "cofre: warning: the audit trail of {} was not written: {e}",
-                self.region
-            );
-        }
+        self.trail().append(event)
     }
 }

@@ -98,6 +98,17 @@ fn check_rotatable(m: &KeyMetadata) -> Result<()> {
 }
 
 impl Kms {
+    /// Removes a key CreateKey has just made and whose record could not be written: its
+    /// aliases and its record go, and no tombstone is left (the key never took effect).
+    pub(super) fn forget_new_key(&self, arn: &str) -> Result<()> {
+        let Some((_, key_id)) = arn.rsplit_once(":key/") else {
+            return Ok(());
+        };
+        let store = self.home.region(&self.region)?;
+        let _lock = store.lock()?;
+        remove_key_and_aliases(&store, key_id)
+    }
+
     /// A new material version for the key `arn`, sealed under the domain key.
     pub(super) fn new_material(
         &self,
@@ -220,7 +231,7 @@ impl Kms {
         }
         // Pushed once this region's lock is released: never two region locks at once.
         for (name, arn) in events {
-            self.record(&Call::service(name).param("keyId", &arn), Some(arn), None);
+            self.record(&Call::service(name).param("keyId", &arn), Some(arn), None)?;
         }
         for record in &rotated {
             self.sync_replicas(record)?;
@@ -468,6 +479,17 @@ fn versions(record: &KeyRecord) -> Vec<KeyVersion> {
 /// Destroys a key whose deletion date has passed: tombstone first, then its aliases, then the
 /// record with all its material. Each step is atomic and the sequence is idempotent, so a crash
 /// anywhere leaves a state the next request finishes.
+/// Removes the aliases naming `key_id` and its record.
+fn remove_key_and_aliases(store: &RegionStore<'_>, key_id: &str) -> Result<()> {
+    let mut aliases = store.aliases()?;
+    let before = aliases.0.len();
+    aliases.0.retain(|_, a| a.target_key_id != key_id);
+    if aliases.0.len() != before {
+        store.save_aliases(&aliases)?;
+    }
+    store.delete_key(key_id)
+}
+
 fn destroy(store: &RegionStore<'_>, record: &KeyRecord) -> Result<()> {
     let m = &record.key_metadata;
     store.save_tombstone(&DeletedKey {
@@ -477,11 +499,5 @@ fn destroy(store: &RegionStore<'_>, record: &KeyRecord) -> Result<()> {
         creation_date: m.creation_date.clone(),
         key_manager: m.key_manager,
     })?;
-    let mut aliases = store.aliases()?;
-    let before = aliases.0.len();
-    aliases.0.retain(|_, a| a.target_key_id != m.key_id);
-    if aliases.0.len() != before {
-        store.save_aliases(&aliases)?;
-    }
-    store.delete_key(&m.key_id)
+    remove_key_and_aliases(store, &m.key_id)
 }
