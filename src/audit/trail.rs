@@ -129,6 +129,8 @@ pub struct Trail {
     key: SecretKey,
     /// Links each record to the one before and seals the high-water mark.
     chain_key: SecretKey,
+    /// When digests come due.
+    clock: store::Clock,
 }
 
 impl std::fmt::Debug for Trail {
@@ -154,7 +156,14 @@ impl Trail {
             region: region.to_owned(),
             key,
             chain_key,
+            clock: store::Clock::System,
         }
+    }
+
+    /// The same trail, telling the time by `clock` (its home's).
+    pub fn with_clock(mut self, clock: store::Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     fn mark_file(&self) -> PathBuf {
@@ -377,7 +386,7 @@ impl Trail {
     }
 
     fn digest_if_due(&self, last_line: &[u8], last_seq: u64) -> Result<()> {
-        let now = store::now();
+        let now = self.clock.now();
         let previous = self.latest_digest()?;
         if let Some((_, bytes)) = &previous {
             let d: Digest = serde_json::from_slice(bytes).map_err(|_| {

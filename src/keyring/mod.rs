@@ -193,6 +193,11 @@ impl Home {
         self
     }
 
+    /// The home's clock.
+    pub fn clock(&self) -> store::Clock {
+        self.clock
+    }
+
     /// The time now, by the home's clock.
     pub fn now(&self) -> std::time::SystemTime {
         self.clock.now()

@@ -241,6 +241,7 @@ impl Kms {
             key,
             chain_key,
         )
+        .with_clock(self.home.clock())
     }
 
     /// Runs a request and records it. `f` gets the request, which every key it resolves is
@@ -333,7 +334,7 @@ impl Kms {
         let event = Event {
             event_version: "1.08".into(),
             user_identity: identity,
-            event_time: crate::store::format_time(crate::store::now()),
+            event_time: crate::store::format_time(self.home.now()),
             event_source: call.source.into(),
             event_name: call.name.into(),
             aws_region: self.region.to_string(),
