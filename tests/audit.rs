@@ -359,7 +359,28 @@ fn records_have_the_cloudtrail_shape_name_the_caller_and_hold_no_plaintext() {
         assert_eq!(r["managementEvent"], true, "{r}");
         assert_eq!(r["eventCategory"], "Management", "{r}");
         assert_eq!(r["recipientAccountId"], ACCOUNT, "{r}");
-        assert_eq!(r["responseElements"], Value::Null, "{r}");
+        assert_eq!(r["eventVersion"], "1.11", "{r}");
+        // As KMS logs: the new key's metadata for CreateKey, nothing for the others here.
+        if r["eventName"] == "CreateKey" && r.get("errorCode").is_none() {
+            let m = &r["responseElements"]["keyMetadata"];
+            assert_eq!(
+                m["keyId"],
+                r["resources"][0]["ARN"]
+                    .as_str()
+                    .unwrap()
+                    .rsplit('/')
+                    .next()
+                    .unwrap(),
+                "{r}"
+            );
+            assert_eq!(m["keyState"], "Enabled", "{r}");
+        } else {
+            assert_eq!(r["responseElements"], Value::Null, "{r}");
+        }
+        // CloudTrail logs no nulls among the parameters.
+        if let Some(p) = r["requestParameters"].as_object() {
+            assert!(p.values().all(|v| !v.is_null()), "{r}");
+        }
         assert!(
             r["sourceIPAddress"].as_str().is_some_and(|v| !v.is_empty()),
             "{r}"
@@ -467,17 +488,19 @@ fn records_have_the_cloudtrail_shape_name_the_caller_and_hold_no_plaintext() {
 fn an_alias_made_by_key_create_is_recorded() {
     let h = Home::new();
     let key = h.ok(T0, &["key", "create", "--alias", "alias/recorded"]);
-    assert!(h.ok(T0, &["alias", "list"]).contains("alias/recorded"));
-    // The alias exists, so the trail must say who made it: a CreateAlias record, or at least
-    // the alias name among CreateKey's request parameters.
     let records = h.records();
-    assert!(
-        records.iter().any(|r| r["requestParameters"]
-            .to_string()
-            .contains("alias/recorded")),
-        "alias/recorded was created for {key} but no record names it: {:?}",
-        names(&records)
-    );
+    assert!(h.ok(T0, &["alias", "list"]).contains("alias/recorded"));
+    // The alias exists, so the trail says who made it: CreateKey, then its own CreateAlias
+    // record (CloudTrail's CreateKey has no alias parameter).
+    let n = records.len();
+    assert_eq!(names(&records[n - 2..]), ["CreateKey", "CreateAlias"]);
+    assert!(records[n - 2]["requestParameters"]
+        .get("aliasName")
+        .is_none());
+    let a = &records[n - 1];
+    assert_eq!(a["requestParameters"]["aliasName"], "alias/recorded");
+    assert_eq!(a["requestParameters"]["targetKeyId"], key.as_str());
+    assert_eq!(resource_arns(a), [key_arn(&key)]);
     // The explicit call is recorded as CreateAlias.
     h.ok(T0, &["alias", "create", "alias/explicit", &key]);
     let r = h.records().pop().unwrap();
@@ -539,9 +562,19 @@ fn automatic_rotation_and_deletion_are_recorded_as_service_events() {
     for r in &seen {
         assert_eq!(r["eventSource"], "kms.amazonaws.com");
         assert_eq!(r["readOnly"], false);
-        assert_eq!(r["userIdentity"]["type"], "AWSService");
-        assert_eq!(r["userIdentity"]["invokedBy"], "kms.amazonaws.com");
+        // As CloudTrail logs KMS's own events: the account, "AWS Internal", the key in
+        // serviceEventDetails, no request parameters.
+        assert!(r["userIdentity"].get("type").is_none(), "{r}");
+        assert_eq!(r["userIdentity"]["accountId"], ACCOUNT);
+        assert_eq!(r["userIdentity"]["invokedBy"], "AWS Internal");
         assert!(r["userIdentity"].get("arn").is_none(), "{r}");
+        assert_eq!(r["userAgent"], "AWS Internal");
+        assert_eq!(r["sourceIPAddress"], "AWS Internal");
+        assert_eq!(r["requestParameters"], Value::Null);
+        assert_eq!(
+            r["serviceEventDetails"]["keyId"], r["resources"][0]["ARN"],
+            "{r}"
+        );
         assert!(r.get("errorCode").is_none(), "{r}");
         assert_eq!(r["recipientAccountId"], ACCOUNT);
     }
@@ -667,6 +700,15 @@ fn ebs_requests_and_the_kms_calls_ebs_makes_are_recorded() {
     assert!(managed.starts_with(&format!("arn:aws:kms:us-east-1:{ACCOUNT}:key/")));
     assert_ne!(managed, key_arn(&key));
     assert_eq!(r[r.len() - 1]["eventName"], "CreateVolume");
+
+    // The EBS direct APIs are ebs.amazonaws.com's, as CloudTrail logs them.
+    let s1 = h.ok(T0, &["snapshot", "create", &vol]);
+    let s2 = h.ok(T0, &["snapshot", "create", &vol]);
+    h.ok(T0, &["snapshot", "diff", &s1, &s2]);
+    let r = h.records().pop().unwrap();
+    assert_eq!(r["eventName"], "ListChangedBlocks");
+    assert_eq!(r["eventSource"], "ebs.amazonaws.com");
+    assert_eq!(r["requestParameters"]["secondSnapshotId"], s2.as_str());
 
     h.ok(T0, &["volume", "delete", &vol]);
     let r = h.records().pop().unwrap();
@@ -1289,5 +1331,77 @@ fn encrypt_is_one_generate_data_key_then_one_encrypt_per_other_key_and_each_reci
     assert_eq!(
         seqs(&h.log(&["--errors"])),
         [dec[0]["cofreSequence"].as_u64().unwrap()]
+    );
+}
+
+#[test]
+fn re_encrypt_names_both_keys_and_create_grant_logs_its_id_not_its_token() {
+    let h = Home::new();
+    let a = h.ok(T0, &["key", "create"]);
+    let b = h.ok(T0, &["key", "create"]);
+    std::fs::write(h.path("p"), "secret").unwrap();
+    let blob = h.path("blob");
+    h.ok(
+        T0,
+        &[
+            "kms",
+            "encrypt",
+            &a,
+            "--plaintext-file",
+            h.path("p").to_str().unwrap(),
+            "-o",
+            blob.to_str().unwrap(),
+        ],
+    );
+    h.ok(
+        T0,
+        &[
+            "kms",
+            "re-encrypt",
+            "--ciphertext-file",
+            blob.to_str().unwrap(),
+            "--destination-key",
+            &b,
+            "-o",
+            h.path("blob2").to_str().unwrap(),
+        ],
+    );
+    let r = h.records().pop().unwrap();
+    assert_eq!(r["eventName"], "ReEncrypt");
+    assert_eq!(resource_arns(&r), [key_arn(&a), key_arn(&b)]);
+    let p = &r["requestParameters"];
+    assert_eq!(p["sourceEncryptionAlgorithm"], "SYMMETRIC_DEFAULT", "{r}");
+    assert_eq!(
+        p["destinationEncryptionAlgorithm"], "SYMMETRIC_DEFAULT",
+        "{r}"
+    );
+    assert!(
+        p.get("sourceAlgorithm").is_none() && p.get("sourceKeyId").is_none(),
+        "{r}"
+    );
+
+    let out = h.ok(
+        T0,
+        &[
+            "key",
+            "grant",
+            "create",
+            &a,
+            "--grantee",
+            "arn:aws:iam::111122223333:user/bob",
+            "--operations",
+            "Decrypt",
+            "--output",
+            "json",
+        ],
+    );
+    let answer: Value = serde_json::from_str(&out).unwrap();
+    let token = answer["GrantToken"].as_str().unwrap();
+    let r = h.records().pop().unwrap();
+    assert_eq!(r["eventName"], "CreateGrant");
+    assert_eq!(r["responseElements"]["grantId"], answer["GrantId"], "{r}");
+    assert!(
+        !r.to_string().contains(token),
+        "the grant token reached the trail: {r}"
     );
 }

@@ -18,8 +18,10 @@ const DIGEST_EVERY: Duration = Duration::from_secs(3600);
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UserIdentity {
-    #[serde(rename = "type")]
-    pub kind: String,
+    /// `Root`, `IAMUser`, `AssumedRole`; none for KMS's own service events, which name only the
+    /// account and `invokedBy: AWS Internal`.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub principal_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -64,6 +66,9 @@ pub struct Event {
     pub error_message: Option<String>,
     pub request_parameters: Value,
     pub response_elements: Value,
+    /// What CloudTrail adds beside the request, e.g. `keyMaterialId`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub additional_event_data: Option<Value>,
     #[serde(rename = "requestID")]
     pub request_id: String,
     #[serde(rename = "eventID")]
@@ -73,6 +78,9 @@ pub struct Event {
     pub event_type: String,
     pub management_event: bool,
     pub recipient_account_id: String,
+    /// For KMS's own service events: the key they acted on (`keyId`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_event_details: Option<Value>,
     pub event_category: String,
     /// Position in the trail, from 1.
     #[serde(default)]

@@ -155,7 +155,7 @@ impl Ebs<'_> {
     /// ListChangedBlocks: block indexes whose data differs between two snapshots of one
     /// lineage.
     pub fn diff_snapshots(&self, first: &str, second: &str) -> Result<ChangedBlocks> {
-        self.kms.audited(Call::ec2("ListChangedBlocks", true).param("firstSnapshotId", first).param("secondSnapshotId", second), |_| {
+        self.kms.audited(Call::ebs("ListChangedBlocks", true).param("firstSnapshotId", first).param("secondSnapshotId", second), |_| {
         let a = self.snapshot_record(first)?;
         let b = self.snapshot_record(second)?;
         if a.lineage.id != b.lineage.id {

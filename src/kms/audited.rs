@@ -46,6 +46,15 @@ impl Call {
         }
     }
 
+    /// An EBS direct API call by the caller (ListChangedBlocks, …): CloudTrail's
+    /// `ebs.amazonaws.com`.
+    pub(crate) fn ebs(name: &'static str, read_only: bool) -> Self {
+        Call {
+            source: "ebs.amazonaws.com",
+            ..Call::new(name, read_only)
+        }
+    }
+
     /// An event cofre's KMS carries out on its own (rotation, deletion, expiry).
     pub(crate) fn service(name: &'static str) -> Self {
         Call {
@@ -60,11 +69,14 @@ impl Call {
     }
 
     /// Another request parameter (never plaintext or key material).
+    /// An absent value (None) is left out, as CloudTrail logs no nulls.
     pub(crate) fn param(mut self, name: &str, value: impl serde::Serialize) -> Self {
-        self.params.insert(
-            name.to_owned(),
-            serde_json::to_value(value).expect("serializable"),
-        );
+        match serde_json::to_value(value).expect("serializable") {
+            Value::Null => {}
+            v => {
+                self.params.insert(name.to_owned(), v);
+            }
+        }
         self
     }
 
@@ -104,10 +116,10 @@ impl Call {
 
     /// The IAM action this request needs (`kms:Decrypt`, `ec2:CreateVolume`…).
     pub(crate) fn action(&self) -> String {
-        let service = if self.source == "ec2.amazonaws.com" {
-            "ec2"
-        } else {
-            "kms"
+        let service = match self.source {
+            "ec2.amazonaws.com" => "ec2",
+            "ebs.amazonaws.com" => "ebs",
+            _ => "kms",
         };
         format!("{service}:{}", self.name())
     }
@@ -154,14 +166,45 @@ impl Call {
 
 /// What a result says about the key it acted on.
 pub trait Audited {
+    /// The key the request acted on, for `resources` (else the key the request named).
     fn key_arn(&self) -> Option<String> {
         None
+    }
+
+    /// Every key the request acted on (ReEncrypt: its source and its destination).
+    fn key_arns(&self) -> Vec<String> {
+        self.key_arn().into_iter().collect()
+    }
+
+    /// CloudTrail's `responseElements` of operation `op` with this result (null for most, as
+    /// KMS logs: never for a cryptographic operation).
+    fn response_elements(&self, _op: &str) -> Value {
+        Value::Null
     }
 }
 
 impl Audited for KeyMetadata {
     fn key_arn(&self) -> Option<String> {
         Some(self.arn.clone())
+    }
+
+    fn response_elements(&self, op: &str) -> Value {
+        match op {
+            "CreateKey" => {
+                serde_json::json!({ "keyMetadata": camel_case(serde_json::to_value(self).expect("serializable")) })
+            }
+            "ScheduleKeyDeletion" => {
+                let mut v = serde_json::json!({ "keyId": self.arn, "keyState": self.key_state });
+                if let Some(d) = &self.deletion_date {
+                    v["deletionDate"] = d.clone().into();
+                }
+                if let Some(w) = self.pending_deletion_window_in_days {
+                    v["pendingWindowInDays"] = w.into();
+                }
+                v
+            }
+            _ => Value::Null,
+        }
     }
 }
 impl Audited for crate::envelope::WrappedKey {
@@ -175,7 +218,12 @@ impl<T> Audited for (crate::envelope::WrappedKey, T) {
     }
 }
 impl Audited for crate::crypto::SecretKey {}
-impl Audited for crate::api::kms::CreateGrantResponse {}
+impl Audited for crate::api::kms::CreateGrantResponse {
+    // The grant id, never the token.
+    fn response_elements(&self, _op: &str) -> Value {
+        serde_json::json!({ "grantId": self.grant_id })
+    }
+}
 impl Audited for crate::api::kms::GetKeyPolicyResponse {}
 impl Audited for crate::api::kms::ReplicateKeyResponse {}
 impl Audited for () {}
@@ -195,9 +243,33 @@ impl Audited for crate::ebs::CopyReport {}
 impl Audited for crate::ebs::VerifyReport {}
 impl Audited for crate::ebs::GcReport {}
 
+/// A KMS response shape (PascalCase members) as CloudTrail logs it: camelCase members.
+fn camel_case(v: Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .map(|(k, v)| {
+                    let k = match k.as_str() {
+                        "AWSAccountId" => "aWSAccountId".to_owned(),
+                        _ => {
+                            let mut c = k.chars();
+                            c.next()
+                                .map(|f| f.to_lowercase().chain(c).collect())
+                                .unwrap_or_default()
+                        }
+                    };
+                    (k, camel_case(v))
+                })
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.into_iter().map(camel_case).collect()),
+        other => other,
+    }
+}
+
 /// The exception name a failed request is recorded with.
 fn error_code(e: &Error, source: &str) -> String {
-    e.aws_name(if source == "ec2.amazonaws.com" {
+    e.aws_name(if source != "kms.amazonaws.com" {
         crate::error::AwsService::Ec2
     } else {
         crate::error::AwsService::Kms
@@ -225,6 +297,22 @@ impl Kms {
     /// The audit trail of this region.
     pub fn audit_trail(&self) -> Trail {
         self.trail()
+    }
+
+    /// The ARN of a key as a request supplied it: an ARN, or a key id in this region (an
+    /// alias names no key ARN here).
+    fn arn_of(&self, k: &str) -> Option<String> {
+        if k.starts_with("arn:") && k.contains(":key/") {
+            Some(k.to_owned())
+        } else if super::is_key_id(k) {
+            Some(super::key_arn(
+                self.region.as_str(),
+                self.home.account_id(),
+                k,
+            ))
+        } else {
+            None
+        }
     }
 
     /// The trail of this region.
@@ -263,30 +351,32 @@ impl Kms {
             self.trail().reserve()?;
         }
         let result = self.own_account_only(&call).and_then(|()| f(&call));
-        let arn = match &result {
-            Ok(t) => t.key_arn(),
-            Err(_) => None,
-        }
-        .or_else(|| {
-            // The key as supplied: an ARN, or a key id in this region.
-            let k = call.params.get("keyId").and_then(Value::as_str)?;
-            if k.starts_with("arn:") {
-                Some(k.to_owned())
-            } else if super::is_key_id(k) {
-                Some(super::key_arn(
-                    self.region.as_str(),
-                    self.home.account_id(),
-                    k,
-                ))
-            } else {
-                None
-            }
+        let acted_on = match &result {
+            Ok(t) => t.key_arns(),
+            Err(_) => Vec::new(),
+        };
+        let arn = acted_on.first().cloned().or_else(|| {
+            let k = call
+                .params
+                .get("keyId")
+                .or_else(|| call.params.get("sourceKeyId"))
+                .and_then(Value::as_str)?;
+            self.arn_of(k)
         });
         let created = match &result {
             Ok(_) if call.name == "CreateKey" => arn.clone(),
             _ => None,
         };
-        if let Err(e) = self.record(&call, arn, result.as_ref().err()) {
+        let response = match &result {
+            Ok(t) => t.response_elements(call.name),
+            Err(_) => Value::Null,
+        };
+        let arns = if acted_on.is_empty() {
+            arn.into_iter().collect()
+        } else {
+            acted_on
+        };
+        if let Err(e) = self.record(&call, arns, response, result.as_ref().err()) {
             if let Some(arn) = created {
                 // Best effort: the key never took effect for the caller.
                 let _ = self.forget_new_key(&arn);
@@ -300,24 +390,27 @@ impl Kms {
     pub(crate) fn record(
         &self,
         call: &Call,
-        key_arn: Option<String>,
+        key_arns: Vec<String>,
+        response_elements: Value,
         error: Option<&Error>,
     ) -> Result<()> {
         let account = self.home.account_id().to_owned();
         let p = self.ctx.principal();
+        // KMS's own events (rotation, deletion, expiry) name the account and "AWS Internal",
+        // as CloudTrail logs them.
         let identity = if call.service_event {
             UserIdentity {
-                kind: "AWSService".into(),
+                kind: None,
                 principal_id: None,
                 arn: None,
-                account_id: None,
+                account_id: Some(account.clone()),
                 access_key_id: None,
                 user_name: None,
-                invoked_by: Some("kms.amazonaws.com".into()),
+                invoked_by: Some("AWS Internal".into()),
             }
         } else {
             UserIdentity {
-                kind: p.identity_type().into(),
+                kind: Some(p.identity_type().into()),
                 principal_id: Some(p.principal_id()),
                 arn: Some(p.arn().to_owned()),
                 account_id: Some(p.account().to_owned()),
@@ -332,7 +425,7 @@ impl Kms {
                 .to_string()
         };
         let event = Event {
-            event_version: "1.08".into(),
+            event_version: "1.11".into(),
             user_identity: identity,
             event_time: crate::store::format_time(self.home.now()),
             event_source: call.source.into(),
@@ -343,15 +436,20 @@ impl Kms {
             } else {
                 self.ctx.source_ip().to_owned()
             },
-            user_agent: self.ctx.user_agent().to_owned(),
+            user_agent: if call.service_event {
+                "AWS Internal".into()
+            } else {
+                self.ctx.user_agent().to_owned()
+            },
             error_code: error.map(|e| error_code(e, call.source)),
             error_message: error.map(|e| e.to_string()),
-            request_parameters: if call.params.is_empty() {
+            request_parameters: if call.params.is_empty() || call.service_event {
                 Value::Null
             } else {
                 Value::Object(call.params.clone())
             },
-            response_elements: Value::Null,
+            response_elements,
+            additional_event_data: None,
             // The front end's id names the caller's own request; the events a service makes
             // for it (EBS's KMS calls) and upkeep get their own.
             request_id: match self.ctx.request_id() {
@@ -360,13 +458,13 @@ impl Kms {
             },
             event_id: uuid(),
             read_only: call.read_only,
-            resources: key_arn
+            resources: key_arns
+                .into_iter()
                 .map(|arn| Resource {
                     account_id: account.clone(),
                     kind: "AWS::KMS::Key".into(),
                     arn,
                 })
-                .into_iter()
                 .collect(),
             event_type: if call.service_event {
                 "AwsServiceEvent"
@@ -375,6 +473,9 @@ impl Kms {
             }
             .into(),
             management_event: true,
+            service_event_details: call
+                .service_event
+                .then(|| serde_json::json!({ "keyId": call.param_str("keyId") })),
             recipient_account_id: account,
             event_category: "Management".into(),
             cofre_sequence: 0,

@@ -147,7 +147,7 @@ impl Kms {
     pub(crate) fn own_account_only(&self, call: &Call) -> Result<()> {
         let foreign = self.principal().account() != self.home.account_id();
         let account_level =
-            ACCOUNT_ACTIONS.contains(&call.name()) || call.action().starts_with("ec2:");
+            ACCOUNT_ACTIONS.contains(&call.name()) || !call.action().starts_with("kms:");
         if foreign && account_level && call.invoked_by().is_none() {
             return Err(Error::kms(
                 KmsCode::AccessDeniedException,

@@ -147,6 +147,14 @@ impl super::audited::Audited for Encrypted {
     fn key_arn(&self) -> Option<String> {
         Some(self.key_id.clone())
     }
+
+    fn key_arns(&self) -> Vec<String> {
+        self.source_key_id
+            .iter()
+            .chain(std::iter::once(&self.key_id))
+            .cloned()
+            .collect()
+    }
 }
 impl super::audited::Audited for Decrypted {
     fn key_arn(&self) -> Option<String> {
@@ -609,9 +617,12 @@ impl Kms {
             Call::new("ReEncrypt", true)
                 .param("sourceKeyId", source_key.map(|k| k.to_string()))
                 .param("destinationKeyId", destination_key.to_string())
-                .param("sourceAlgorithm", specs::value_name(&source_algorithm))
                 .param(
-                    "destinationAlgorithm",
+                    "sourceEncryptionAlgorithm",
+                    specs::value_name(&source_algorithm),
+                )
+                .param(
+                    "destinationEncryptionAlgorithm",
                     specs::value_name(&destination_algorithm),
                 )
                 .param("sourceEncryptionContext", ctx_json(source_context))

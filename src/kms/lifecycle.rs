@@ -231,7 +231,12 @@ impl Kms {
         }
         // Pushed once this region's lock is released: never two region locks at once.
         for (name, arn) in events {
-            self.record(&Call::service(name).param("keyId", &arn), Some(arn), None)?;
+            self.record(
+                &Call::service(name).param("keyId", &arn),
+                vec![arn],
+                serde_json::Value::Null,
+                None,
+            )?;
         }
         for record in &rotated {
             self.sync_replicas(record)?;

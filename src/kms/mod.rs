@@ -226,8 +226,25 @@ impl Kms {
 
     /// CreateKey: a customer managed key of any spec cofre offers (symmetric by default), with
     /// one material version.
+    /// With an alias, the alias is made in the same step and recorded as its own CreateAlias
+    /// event, as the console's two requests would be.
     pub fn create_key(&self, req: &CreateKeyRequest) -> Result<KeyMetadata> {
-        self.audited(Call::new("CreateKey", false).param("description", &req.description).param("aliasName", &req.alias).param("multiRegion", req.multi_region).param("origin", req.origin).param("keySpec", req.key_spec.unwrap_or(KeySpec::SymmetricDefault)).param("keyUsage", req.key_usage.unwrap_or(KeyUsage::EncryptDecrypt)), |_| {
+        let m = self.create_key_only(req)?;
+        if let Some(a) = &req.alias {
+            self.record(
+                &Call::new("CreateAlias", false)
+                    .param("aliasName", a)
+                    .param("targetKeyId", &m.key_id),
+                vec![m.arn.clone()],
+                serde_json::Value::Null,
+                None,
+            )?;
+        }
+        Ok(m)
+    }
+
+    fn create_key_only(&self, req: &CreateKeyRequest) -> Result<KeyMetadata> {
+        self.audited(Call::new("CreateKey", false).param("description", &req.description).param("multiRegion", req.multi_region).param("origin", req.origin).param("keySpec", req.key_spec.unwrap_or(KeySpec::SymmetricDefault)).param("keyUsage", req.key_usage.unwrap_or(KeyUsage::EncryptDecrypt)), |_| {
         if req.description.len() > MAX_DESCRIPTION {
             return Err(Error::kms(
                 KmsCode::ValidationException,
