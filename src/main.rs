@@ -6,7 +6,8 @@ fn main() -> std::process::ExitCode {
         // The reader went away (`cofre decrypt x | head`): not a failure.
         Err(e) if e.is_broken_pipe() => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("cofre: {e}");
+            // Messages can quote a file's bytes (an ARN in a header): never raw control codes.
+            eprintln!("cofre: {}", cofre::cli::printable(&e.to_string()));
             std::process::ExitCode::from(e.exit_code() as u8)
         }
     }

@@ -254,6 +254,24 @@ fn set_mode(file: &File, mode: u32, path: &Path) -> Result<()> {
         .map_err(|e| Error::io("setting permissions on", path, e))
 }
 
+/// Reads at most `limit` bytes and one more from `reader` (named `what` in errors): enough to
+/// tell an input over its limit, without reading a huge (or endless: `/dev/zero`) one whole.
+pub fn read_at_most(reader: impl std::io::Read, limit: usize, what: &Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let mut v = Vec::new();
+    reader
+        .take(limit as u64 + 1)
+        .read_to_end(&mut v)
+        .map_err(|e| Error::io("reading", what, e))?;
+    Ok(v)
+}
+
+/// [`read_at_most`] of a file.
+pub fn read_file_at_most(path: &Path, limit: usize) -> Result<Vec<u8>> {
+    let f = File::open(path).map_err(|e| Error::io("opening", path, e))?;
+    read_at_most(f, limit, path)
+}
+
 /// Reads a whole file, naming it in the error.
 pub fn read(path: &Path) -> Result<Vec<u8>> {
     fs::read(path).map_err(|e| Error::io("reading", path, e))

@@ -21,6 +21,7 @@ const WEST: &str = "eu-west-1";
 const BLOCK: usize = 512 * 1024;
 
 const INTEGRITY: i32 = 4;
+const USAGE: i32 = 2;
 
 /// Variables that choose cofre's home, region, clock or threads: removed so the environment the
 /// tests run in can't leak in.
@@ -658,4 +659,126 @@ fn an_input_truncated_while_encrypting_fails_with_one_line_and_leaves_nothing() 
     );
     assert!(!fx.path("big.cofre").exists());
     assert!(temporaries(fx.dir.path()).is_empty());
+}
+
+// ── Outputs and inputs of the KMS commands (defects 5 and 6) ──────────────────────────────
+
+#[test]
+fn two_outputs_at_one_path_are_refused_before_the_request() {
+    let fx = Fx::new();
+    let key = fx.ok(&["key", "create"]);
+    let trail_before = fs::read(fx.region(EAST).join("audit/trail.jsonl")).unwrap();
+    fx.write("g", b"old");
+    fs::create_dir(fx.path("sub")).unwrap();
+    for args in [
+        // One name twice, with and without --force.
+        vec!["--plaintext-out", "g", "--ciphertext-out", "g", "-f"],
+        vec!["--plaintext-out", "new", "--ciphertext-out", "new"],
+        // One file by two names.
+        vec!["--plaintext-out", "g", "--ciphertext-out", "sub/../g", "-f"],
+    ] {
+        let all = [&["kms", "generate-data-key", &key][..], &args].concat();
+        fx.fail(&all, USAGE, &["two outputs"]);
+        assert_eq!(fs::read(fx.path("g")).unwrap(), b"old", "{args:?}");
+        assert!(!fx.path("new").exists(), "{args:?}");
+    }
+    // Refused before the request: no data key was made, nothing was recorded.
+    let trail_after = fs::read(fx.region(EAST).join("audit/trail.jsonl")).unwrap();
+    assert_eq!(trail_before, trail_after);
+    // Two paths: both written.
+    fx.ok(&[
+        "kms",
+        "generate-data-key",
+        &key,
+        "--plaintext-out",
+        "p",
+        "--ciphertext-out",
+        "c",
+    ]);
+    assert_eq!(fs::read(fx.path("p")).unwrap().len(), 32);
+    assert!(!fs::read(fx.path("c")).unwrap().is_empty());
+}
+
+/// Runs `args` and waits at most `secs` seconds: an input read whole before its limit is
+/// checked (`/dev/zero`) never finishes.
+fn finishes_within(fx: &Fx, args: &[&str], secs: u64) -> Output {
+    let mut child = fx
+        .std_cmd(EAST, args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if start.elapsed() > std::time::Duration::from_secs(secs) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{args:?} still running after {secs} s: it reads its input whole");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn endless_inputs_are_read_only_up_to_their_limit() {
+    let fx = Fx::new();
+    let key = fx.ok(&["key", "create"]);
+    for (args, needle) in [
+        (
+            vec!["kms", "encrypt", &key, "--plaintext-file", "/dev/zero"],
+            "4096",
+        ),
+        (
+            vec!["kms", "decrypt", "--ciphertext-file", "/dev/zero"],
+            "6144",
+        ),
+        (vec!["key", "policy", "put", &key, "/dev/zero"], "32 KiB"),
+    ] {
+        let out = finishes_within(&fx, &args, 20);
+        Fx::check_fail(&out, USAGE, &[needle], &format!("{args:?}"));
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+}
+
+// ── Bytes from files never reach the terminal raw (defect 7) ─────────────────────────────
+
+#[test]
+fn control_characters_from_a_file_are_escaped_when_printed() {
+    let fx = Fx::new();
+    let key = fx.ok(&["key", "create"]);
+    fx.write("plain", b"hello");
+    // An encryption context holding ESC and BEL, as a hostile file's header could.
+    let nasty = "k=\u{1b}]0;owned\u{7}\u{1b}[2J";
+    fx.ok(&["encrypt", "-k", &key, "-c", nasty, "-o", "f.cofre", "plain"]);
+    let out = fx.run(EAST, &["inspect", "f.cofre"]);
+    assert!(out.status.success());
+    assert!(
+        !out.stdout.contains(&0x1b) && !out.stdout.contains(&0x07),
+        "inspect printed raw control characters: {:?}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\\u{1b}"));
+    // Errors that quote what they were given: a context key, an alias.
+    let out = fx.run(
+        EAST,
+        &["decrypt", "-c", "z\u{1b}[31m=x", "-o", "out", "f.cofre"],
+    );
+    assert!(!out.status.success());
+    assert!(
+        !out.stderr.contains(&0x1b),
+        "an error printed raw control characters: {:?}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("z\\u{1b}[31m"));
+    let out = fx.run(EAST, &["encrypt", "-k", "alias/\u{7}x", "-o", "g", "plain"]);
+    assert!(!out.status.success());
+    assert!(
+        !out.stderr.contains(&0x1b) && !out.stderr.contains(&0x07),
+        "an error printed raw control characters: {:?}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1);
 }

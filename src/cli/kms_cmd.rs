@@ -44,10 +44,26 @@ pub(super) fn check_outputs<'a>(
     paths: impl IntoIterator<Item = &'a Option<PathBuf>>,
     force: bool,
 ) -> Result<()> {
+    let mut seen: Vec<(PathBuf, Option<(u64, u64)>)> = Vec::new();
     for p in paths.into_iter().flatten() {
         if p == Path::new("-") {
             continue;
         }
+        // Two outputs at one path (by name, or one file by two names): one would overwrite
+        // the other, a plaintext key over its ciphertext, say.
+        use std::os::unix::fs::MetadataExt;
+        let abs = std::path::absolute(p).map_err(|e| Error::io("resolving", p, e))?;
+        let id = std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+        if seen
+            .iter()
+            .any(|(a, i)| *a == abs || (id.is_some() && *i == id))
+        {
+            return Err(Error::usage(format!(
+                "{} is given for two outputs; give each output its own path",
+                p.display()
+            )));
+        }
+        seen.push((abs, id));
         if let Ok(m) = std::fs::symlink_metadata(p) {
             if !force && (m.is_file() || m.is_symlink()) {
                 return Err(Error::OutputExists(p.clone()));
@@ -71,15 +87,17 @@ pub(super) fn write_stdout(bytes: &[u8]) -> Result<()> {
         .map_err(|e| Error::io("writing", Path::new("stdout"), e))
 }
 
-/// Reads a whole input file (`-` for stdin).
+/// The most any KMS data operation takes in one input: a ciphertext blob (plaintexts and
+/// messages are at most 4096 bytes). An input is read up to this and one byte more, so the
+/// operation refuses one that is too long without cofre reading it whole.
+const MAX_INPUT: usize = crate::kms::MAX_CIPHERTEXT;
+
+/// Reads an input file (`-` for stdin), at most [`MAX_INPUT`] bytes and one more.
 fn read_input(path: &Path) -> Result<Vec<u8>> {
     if path == Path::new("-") {
-        let mut v = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::stdin(), &mut v)
-            .map_err(|e| Error::io("reading", Path::new("stdin"), e))?;
-        return Ok(v);
+        return crate::store::read_at_most(std::io::stdin(), MAX_INPUT, Path::new("stdin"));
     }
-    crate::store::read(path)
+    crate::store::read_file_at_most(path, MAX_INPUT)
 }
 
 /// Sends a binary result where the user asked, and returns what JSON should carry for it:

@@ -8,6 +8,7 @@ mod paging;
 mod print;
 
 pub use args::{parse_size, Cli};
+pub use print::printable;
 
 use crate::ebs::{CopySnapshotRequest, CreateVolumeRequest, Ebs, VolumeSource};
 use crate::envelope::{chunk_log2, EncryptionContext};
@@ -112,6 +113,14 @@ fn in_use_hint(key: &str) -> impl FnOnce(Error) -> Error + '_ {
     }
 }
 
+/// A key policy file, read up to the KMS limit and one byte more (the service refuses what is
+/// over it; nothing reads `/dev/zero` whole).
+fn policy_text(path: &Path) -> Result<String> {
+    let bytes = crate::store::read_file_at_most(path, crate::kms::policy::MAX_POLICY_BYTES)?;
+    String::from_utf8(bytes)
+        .map_err(|_| Error::usage(format!("{} is not UTF-8 JSON", path.display())))
+}
+
 fn key_ref(s: &str) -> Result<KeyRef> {
     s.parse()
 }
@@ -159,11 +168,7 @@ fn dispatch(cli: Cli) -> Result<()> {
                     usage,
                 } => {
                     let policy = match policy {
-                        Some(p) => {
-                            Some(String::from_utf8(crate::store::read(&p)?).map_err(|_| {
-                                Error::usage(format!("{} is not UTF-8 JSON", p.display()))
-                            })?)
-                        }
+                        Some(p) => Some(policy_text(&p)?),
                         None => None,
                     };
                     let tags = tags
@@ -252,9 +257,7 @@ fn dispatch(cli: Cli) -> Result<()> {
                     file,
                     bypass_lockout_check,
                 }) => {
-                    let text = String::from_utf8(crate::store::read(&file)?).map_err(|_| {
-                        Error::usage(format!("{} is not UTF-8 JSON", file.display()))
-                    })?;
+                    let text = policy_text(&file)?;
                     kms.put_key_policy(&key_ref(&key)?, &text, bypass_lockout_check)?;
                 }
                 KeyCommand::Grant(cmd) => match cmd {

@@ -11,6 +11,24 @@ pub(super) fn print_json(v: &serde_json::Value) {
     println!("{}", serde_json::to_string_pretty(v).expect("serializable"));
 }
 
+/// `s` with its control characters escaped (`\u{1b}`…), so bytes from a file or a request
+/// never drive the terminal (ESC sequences, BEL). JSON output escapes them already.
+pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return s.into();
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
+}
+
 /// An API response (`crate::api`) as JSON.
 pub fn response(r: &impl serde::Serialize) {
     print_json(&serde_json::to_value(r).expect("serializable"));
@@ -355,7 +373,11 @@ pub fn inspection(i: &Inspection, json: bool) {
     );
     println!("chunk size    {} bytes", h.chunk_size());
     println!("message id    {}", hex::encode(h.message_id));
-    let ctx: Vec<String> = h.context.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let ctx: Vec<String> = h
+        .context
+        .iter()
+        .map(|(k, v)| format!("{}={}", printable(k), printable(v)))
+        .collect();
     println!(
         "context       {}",
         if ctx.is_empty() {
@@ -367,7 +389,7 @@ pub fn inspection(i: &Inspection, json: bool) {
     for w in h.wrapped_keys() {
         println!(
             "wrapped key   {} (material {})",
-            w.key_arn,
+            printable(&w.key_arn),
             hex::encode(w.material_id)
         );
     }

@@ -21,7 +21,10 @@ pub mod policy;
 pub mod specs;
 
 pub(crate) use audited::Call;
-pub use data::{DataKey, DataKeyPair, Decrypted, Encrypted, Mac, PublicKeyInfo, Signed, Verified};
+pub use data::{
+    DataKey, DataKeyPair, Decrypted, Encrypted, Mac, PublicKeyInfo, Signed, Verified,
+    MAX_CIPHERTEXT, MAX_MESSAGE,
+};
 pub use grants::{CreateGrantRequest, GRANT_OPERATIONS};
 pub use import::{ImportParameters, WrappingAlgorithm, WrappingKeySpec};
 pub use keyref::{alias_arn, is_key_id, key_arn, KeyRef};
