@@ -319,15 +319,19 @@ impl<W: Write> Write for CountingWriter<W> {
     }
 }
 
+/// The AAD a file's data key is wrapped with, for the key and material version KMS picks.
+fn file_aad(header: &Header) -> impl Fn(&str, &[u8; 32]) -> Vec<u8> {
+    let (message_id, context) = (header.message_id, header.context.clone());
+    move |arn, material| WrappedKey::aad(arn, material, &message_id, &context)
+}
+
 /// A new data key for `header` from KMS: GenerateDataKey under the first of `keys`, then
 /// Encrypt under each other (as the AWS Encryption SDK does). Adds the wrapped keys to `header`.
 fn new_data_key(kms: &Kms, keys: &[KeyRef], header: &mut Header) -> Result<SecretKey> {
     let (first, rest) = keys
         .split_first()
         .ok_or_else(|| Error::usage("give at least one key with -k KEY"))?;
-    let (message_id, context) = (header.message_id, header.context.clone());
-    let aad =
-        |arn: &str, material: &[u8; 32]| WrappedKey::aad(arn, material, &message_id, &context);
+    let (context, aad) = (header.context.clone(), file_aad(header));
     let (wrapped, data_key) = kms.generate_envelope_key(first, &context, None, true, &aad)?;
     let data_key = data_key.expect("GenerateDataKey returns the plaintext key");
     header.recipients.push(Recipient::Kms(wrapped));
@@ -338,9 +342,7 @@ fn new_data_key(kms: &Kms, keys: &[KeyRef], header: &mut Header) -> Result<Secre
 /// Wraps `data_key` under the current version of each of `keys` (Encrypt) and adds them to
 /// `header`.
 fn wrap_for(kms: &Kms, keys: &[KeyRef], data_key: &SecretKey, header: &mut Header) -> Result<()> {
-    let (message_id, context) = (header.message_id, header.context.clone());
-    let aad =
-        |arn: &str, material: &[u8; 32]| WrappedKey::aad(arn, material, &message_id, &context);
+    let (context, aad) = (header.context.clone(), file_aad(header));
     for k in keys {
         let wrapped = kms.encrypt_envelope_key(k, &context, None, data_key, &aad)?;
         header.recipients.push(Recipient::Kms(wrapped));

@@ -74,17 +74,20 @@ impl Home {
     }
 
     fn versions(&self, now: &str, key: &str) -> Vec<Value> {
-        // Every version, the original material too.
-        self.json(
-            now,
-            &[
-                "key",
-                "rotations",
-                key,
-                "--include-key-material",
-                "ALL_KEY_MATERIAL",
-            ],
-        )["Rotations"]
+        self.versions_with(now, &[], key)
+    }
+
+    /// Every material version of `key`, the original too, with `pre` (a region) before the
+    /// command.
+    fn versions_with(&self, now: &str, pre: &[&str], key: &str) -> Vec<Value> {
+        let all = [
+            "key",
+            "rotations",
+            key,
+            "--include-key-material",
+            "ALL_KEY_MATERIAL",
+        ];
+        self.json(now, &[pre, &all[..]].concat())["Rotations"]
             .as_array()
             .unwrap()
             .clone()
@@ -477,18 +480,8 @@ fn multi_region_keys_replicate_rotate_and_decrypt_anywhere() {
     );
     h.ok(T0, &["key", "rotate", &key]);
     let here = h.versions(T0, &key);
-    let there = h.json(
-        T0,
-        &eu(&[
-            "key",
-            "rotations",
-            &key,
-            "--include-key-material",
-            "ALL_KEY_MATERIAL",
-        ]),
-    )["Rotations"]
-        .clone();
-    assert_eq!(there.as_array().unwrap().len(), 2);
+    let there = h.versions_with(T0, &EU, &key);
+    assert_eq!(there.len(), 2);
     assert_eq!(there[1]["KeyMaterialId"], here[1]["KeyMaterialId"]);
     assert_eq!(there[1]["KeyMaterialState"], "CURRENT");
     let west = h.path("west.cofre");
@@ -607,76 +600,21 @@ fn replicas_follow_the_primary_and_repair_after_a_crash() {
     assert_eq!(s["RotationPeriodInDays"], 90);
     let t1 = "2026-04-02T00:00:00Z";
     // Opening the replica's region first: it does not rotate on its own...
-    assert_eq!(
-        h.json(
-            t1,
-            &eu(&[
-                "key",
-                "rotations",
-                &key,
-                "--include-key-material",
-                "ALL_KEY_MATERIAL"
-            ])
-        )["Rotations"]
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(h.versions_with(t1, &EU, &key).len(), 1);
     // ...the primary does, and the replica gets the version.
     assert_eq!(h.versions(t1, &key).len(), 2);
-    assert_eq!(
-        h.json(
-            t1,
-            &eu(&[
-                "key",
-                "rotations",
-                &key,
-                "--include-key-material",
-                "ALL_KEY_MATERIAL"
-            ])
-        )["Rotations"]
-            .as_array()
-            .unwrap()
-            .len(),
-        2
-    );
+    assert_eq!(h.versions_with(t1, &EU, &key).len(), 2);
 
     // An overdue replica enabled again makes no version of its own.
     h.ok(t1, &eu(&["key", "disable", &key]));
     h.ok(t1, &["key", "disable", &key]);
     let t2 = "2026-09-01T00:00:00Z";
     h.ok(t2, &eu(&["key", "enable", &key]));
-    assert_eq!(
-        h.json(
-            t2,
-            &eu(&[
-                "key",
-                "rotations",
-                &key,
-                "--include-key-material",
-                "ALL_KEY_MATERIAL"
-            ])
-        )["Rotations"]
-            .as_array()
-            .unwrap()
-            .len(),
-        2
-    );
+    assert_eq!(h.versions_with(t2, &EU, &key).len(), 2);
     h.ok(t2, &["key", "enable", &key]);
     let v = h.versions(t2, &key);
     assert_eq!(v.len(), 3);
-    let there = h.json(
-        t2,
-        &eu(&[
-            "key",
-            "rotations",
-            &key,
-            "--include-key-material",
-            "ALL_KEY_MATERIAL",
-        ]),
-    )["Rotations"]
-        .clone();
+    let there = h.versions_with(t2, &EU, &key);
     assert_eq!(there[2]["KeyMaterialId"], v[2]["KeyMaterialId"]);
 
     // A sync cut short (the replica's record as it was before a rotation, as after a crash):
@@ -979,25 +917,7 @@ fn an_update_primary_region_cut_short_is_finished_by_the_next_request() {
     assert_eq!(eu_["MultiRegionKeyType"], "PRIMARY", "{eu_}");
     // And the key set works as one: rotation on the new primary reaches both replicas.
     h.ok(T0, &eu(&["key", "rotate", &key]));
-    let n = |args: &[&str]| {
-        h.json(
-            T0,
-            &[
-                args,
-                &[
-                    "key",
-                    "rotations",
-                    &key,
-                    "--include-key-material",
-                    "ALL_KEY_MATERIAL",
-                ],
-            ]
-            .concat(),
-        )["Rotations"]
-            .as_array()
-            .unwrap()
-            .len()
-    };
+    let n = |args: &[&str]| h.versions_with(T0, args, &key).len();
     assert_eq!(n(&[]), 2);
     assert_eq!(n(&["--region", "ap-south-1"]), 2);
     h.fails(

@@ -1,7 +1,7 @@
 //! KMS responses (`TrentService`), as the `kms` 2014-11-01 model shapes them.
 
 use crate::keyring::{KeyMetadata, KeyState, Tag};
-use crate::kms::{KeyRotationStatus, KeyVersion};
+use crate::kms::KeyRotationStatus;
 use serde::Serialize;
 
 /// CreateKey and DescribeKey.
@@ -72,9 +72,6 @@ impl From<&KeyRotationStatus> for GetKeyRotationStatusResponse {
         }
     }
 }
-
-/// One entry of ListKeyRotations.
-pub type RotationsListEntry = KeyVersion;
 
 /// CreateGrant.
 #[derive(Clone, Serialize)]

@@ -73,12 +73,14 @@ pub struct Upkeep {
     pub due: Vec<String>,
     /// Multi-Region keys, checked against their primary or replicas every time.
     pub linked: Vec<String>,
+    /// `next-due` was missing: upkeep writes it again.
+    pub stale: bool,
 }
 
 impl Upkeep {
     /// Nothing to do.
     pub fn is_empty(&self) -> bool {
-        self.due.is_empty() && self.linked.is_empty()
+        self.due.is_empty() && self.linked.is_empty() && !self.stale
     }
 }
 
@@ -226,17 +228,20 @@ impl Index {
     /// multi-Region.
     pub(super) fn upkeep(&self, now: SystemTime) -> Result<Upkeep> {
         let linked = list(&self.dir.join("linked"))?;
-        let next = read_secs(&self.dir.join("next-due"))?.flatten();
-        let due = match next {
-            Some(t) if time(t) <= now => self
-                .entries()?
+        // A missing `next-due` (lost, or removed by hand) is unknown, not "never": the entries
+        // are read, and upkeep writes it again.
+        let next = read_secs(&self.dir.join("next-due"))?;
+        let stale = next.is_none();
+        let due = if stale || next.flatten().is_some_and(|t| time(t) <= now) {
+            self.entries()?
                 .into_iter()
                 .filter(|(_, t)| time(*t) <= now)
                 .map(|(id, _)| id)
-                .collect(),
-            _ => Vec::new(),
+                .collect()
+        } else {
+            Vec::new()
         };
-        Ok(Upkeep { due, linked })
+        Ok(Upkeep { due, linked, stale })
     }
 
     /// The id of the key whose public key has SHA-256 `fingerprint`, if one in this region has.
@@ -321,6 +326,16 @@ mod tests {
         assert!(store.upkeep(now).unwrap().is_empty());
         assert_eq!(store.upkeep(now + 181 * DAY).unwrap().due, both);
         assert!(index_dir.join("version").exists());
+        // A lost `next-due` is unknown, not "never": the entries are read and it is written
+        // again by the next upkeep.
+        std::fs::remove_file(index_dir.join("next-due")).unwrap();
+        let u = store.upkeep(now + 181 * DAY).unwrap();
+        assert!(u.stale && !u.is_empty());
+        assert_eq!(u.due, both);
+        // The next endpoint's first request writes it again (nothing is due yet).
+        self::kms(dir.path()).describe_key(&keys[0]).unwrap();
+        assert!(index_dir.join("next-due").exists());
+        assert!(!store.upkeep(now).unwrap().stale);
         // Turning rotation off takes the key out.
         kms.disable_key_rotation(&keys[1]).unwrap();
         assert_eq!(

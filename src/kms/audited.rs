@@ -80,15 +80,6 @@ impl Call {
         self
     }
 
-    /// A request parameter the caller may leave out: absent from the record when it did
-    /// (CloudTrail logs no nulls).
-    pub(crate) fn param_opt(self, name: &str, value: Option<impl serde::Serialize>) -> Self {
-        match value {
-            Some(v) => self.param(name, v),
-            None => self,
-        }
-    }
-
     /// The encryption context of the request (recorded, and seen by policy conditions).
     pub(crate) fn context(self, context: &crate::envelope::EncryptionContext) -> Self {
         let map: Map<String, Value> = context

@@ -199,11 +199,6 @@ impl Kms {
         &self.home
     }
 
-    /// The shared home, for another endpoint of it.
-    pub fn shared_home(&self) -> Arc<Home> {
-        self.home.clone()
-    }
-
     /// The region requests go to.
     pub fn region(&self) -> &Region {
         &self.region
@@ -617,8 +612,8 @@ impl Kms {
     ) -> Result<Page<KeyListEntry>> {
         self.audited(
             Call::new("ListKeys", true)
-                .param_opt("limit", limit)
-                .param_opt("marker", marker),
+                .param("limit", limit)
+                .param("marker", marker),
             |_| {
                 // Record files named as a key id (a stray file is damage, reported by the
                 // requests that read records).
@@ -850,9 +845,9 @@ impl Kms {
     ) -> Result<Page<AliasEntry>> {
         self.audited(
             Call::new("ListAliases", true)
-                .param_opt("keyId", key.map(|k| k.to_string()))
-                .param_opt("limit", limit)
-                .param_opt("marker", marker),
+                .param("keyId", key.map(|k| k.to_string()))
+                .param("limit", limit)
+                .param("marker", marker),
             |call| {
                 let store = self.store()?;
                 let target = match key {
