@@ -17,6 +17,9 @@ pub struct RequestContext {
     user_agent: String,
     access_key_id: Option<String>,
     request_id: Option<String>,
+    /// False for a request whose signature was refused: its principal is unknown, and
+    /// `principal` is only the account it was sent to.
+    authenticated: bool,
 }
 
 impl RequestContext {
@@ -28,7 +31,22 @@ impl RequestContext {
             user_agent: concat!("cofre/", env!("CARGO_PKG_VERSION")).into(),
             access_key_id: None,
             request_id: None,
+            authenticated: true,
         }
+    }
+
+    /// A request to `account` whose caller could not be established (a refused signature):
+    /// it is recorded, with the access key id it claimed, and never authorized.
+    pub fn unauthenticated(account: &str) -> Self {
+        RequestContext {
+            authenticated: false,
+            ..Self::account_root(account)
+        }
+    }
+
+    /// False for [`RequestContext::unauthenticated`].
+    pub fn is_authenticated(&self) -> bool {
+        self.authenticated
     }
 
     /// A request by the root of `account` from this machine (cofre's own demo and tools).

@@ -51,6 +51,22 @@ pub enum KmsCode {
     KMSInvalidSignatureException,
     KMSInvalidMacException,
     InvalidMarkerException,
+    /// A request body that is not JSON of the operation's shape (the wire front end).
+    SerializationException,
+    /// A request with `DryRun` that would have succeeded.
+    DryRunOperationException,
+    /// A grant token this keyring did not issue.
+    InvalidGrantTokenException,
+    /// An `X-Amz-Target` naming no KMS operation (the wire front end).
+    UnknownOperationException,
+    /// A request with no `Authorization` header (HTTP 403).
+    MissingAuthenticationTokenException,
+    /// An `Authorization` header that is not a whole SigV4 signature.
+    IncompleteSignatureException,
+    /// An access key id this keyring does not have, or a session token.
+    UnrecognizedClientException,
+    /// A signature that does not match, is out of its time, or is scoped to another service.
+    InvalidSignatureException,
 }
 
 impl fmt::Display for KmsCode {
@@ -195,11 +211,28 @@ impl Error {
         }
     }
 
+    /// The message a wire response carries beside the error name: the text without the name
+    /// in front of it.
+    pub fn wire_message(&self) -> String {
+        match self {
+            Error::Kms { message, .. } | Error::Ec2 { message, .. } => message.clone(),
+            e => e.to_string(),
+        }
+    }
+
     /// The HTTP status this error is answered with: 500 for a fault of cofre or its store
     /// (the caller may retry), 400 for everything the request itself got wrong, as KMS and EC2
     /// answer their client errors.
     pub fn http_status(&self) -> u16 {
-        if self.is_fault() {
+        if matches!(
+            self,
+            Error::Kms {
+                code: KmsCode::MissingAuthenticationTokenException,
+                ..
+            }
+        ) {
+            403
+        } else if self.is_fault() {
             500
         } else {
             400
@@ -230,7 +263,11 @@ impl Error {
                 | KmsCode::IncorrectKeyMaterialException
                 | KmsCode::MalformedPolicyDocumentException
                 | KmsCode::InvalidKeyUsageException
-                | KmsCode::InvalidMarkerException => ExitCode::Usage,
+                | KmsCode::InvalidMarkerException
+                | KmsCode::SerializationException
+                | KmsCode::DryRunOperationException
+                | KmsCode::InvalidGrantTokenException
+                | KmsCode::UnknownOperationException => ExitCode::Usage,
                 KmsCode::InvalidCiphertextException
                 | KmsCode::IncorrectKeyException
                 | KmsCode::KMSInvalidSignatureException

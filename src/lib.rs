@@ -43,6 +43,9 @@ pub mod api;
 // ── EBS: volumes and snapshots as blocks under each region ───────────────────────────────
 pub mod ebs;
 
+// ── The AWS wire protocols over HTTP (`cofre serve`) ─────────────────────────────────────
+pub mod server;
+
 // ── Data commands, the demo and the command line ─────────────────────────────────────────
 pub mod bench;
 pub mod cli;

@@ -24,6 +24,8 @@
 //! they are. The test also walks `cofre --help`, so that a new command, or one dropped from the
 //! scenario, is noticed, and asserts that the cases cover exactly the operations in [`CHECKED`].
 
+mod common;
+
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -928,95 +930,12 @@ impl Cases {
 /// A python that can import botocore: `COFRE_BOTOCORE_PYTHON`, else the target folder's venv,
 /// made here the first time.
 fn botocore_python() -> PathBuf {
-    if let Some(p) = std::env::var_os("COFRE_BOTOCORE_PYTHON").filter(|p| !p.is_empty()) {
-        let p = PathBuf::from(p);
-        assert!(
-            has_botocore(&p),
-            "COFRE_BOTOCORE_PYTHON={} cannot `import botocore`: point it at a python that can, \
-             or unset it to have the test make a venv under the target folder",
-            p.display()
-        );
-        return p;
-    }
-    // CARGO_TARGET_TMPDIR is TARGET/tmp.
-    let target = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .expect("CARGO_TARGET_TMPDIR has a parent")
-        .to_owned();
-    let venv = target.join("botocore-venv");
-    let python = venv.join("bin").join("python");
-    if has_botocore(&python) {
-        return python;
-    }
-    // Made in a folder of our own and renamed into place, so a test process running at the same
-    // time never sees half a venv; a venv's python finds its packages through its own path, so
-    // the rename keeps it working.
-    let pid = std::process::id();
-    let tmp = target.join(format!("botocore-venv.tmp-{pid}"));
-    let _ = fs::remove_dir_all(&tmp);
-    must(
-        Command::new("python3").args(["-m", "venv"]).arg(&tmp),
-        "python3 -m venv",
-    );
-    must(
-        Command::new(tmp.join("bin").join("python")).args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            BOTOCORE,
-        ]),
-        "pip install botocore",
-    );
-    if fs::rename(&tmp, &venv).is_err() {
-        if has_botocore(&python) {
-            // Another test process finished first: use its venv.
-            let _ = fs::remove_dir_all(&tmp);
-        } else {
-            // A broken venv is in the way (its base python gone, say): set it aside.
-            let stale = target.join(format!("botocore-venv.stale-{pid}"));
-            let _ = fs::rename(&venv, &stale);
-            let _ = fs::remove_dir_all(&stale);
-            if fs::rename(&tmp, &venv).is_err() && !has_botocore(&python) {
-                panic!("could not move {} to {}", tmp.display(), venv.display());
-            }
-            let _ = fs::remove_dir_all(&tmp);
-        }
-    }
-    assert!(
-        has_botocore(&python),
-        "{} cannot import botocore",
-        python.display()
-    );
-    python
-}
-
-fn has_botocore(python: &Path) -> bool {
-    Command::new(python)
-        .args(["-c", "import botocore.session"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// Runs a setup step of the venv; fails the test saying how to do without it.
-fn must(c: &mut Command, what: &str) {
-    let out = c.output().unwrap_or_else(|e| {
-        panic!(
-            "{what}: {e}. The botocore test needs python3 (with venv and pip) and PyPI once, to \
-             make a venv with {BOTOCORE:?}; or set COFRE_BOTOCORE_PYTHON to a python that can \
-             import botocore"
-        )
-    });
-    assert!(
-        out.status.success(),
-        "{what} failed: {}{}. Set COFRE_BOTOCORE_PYTHON to a python that can import botocore \
-         to skip making the venv",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
+    common::venv_python(
+        "botocore-venv",
+        &[BOTOCORE],
+        "import botocore.session",
+        "COFRE_BOTOCORE_PYTHON",
+    )
 }
 
 /// The checker, run by `python`.

@@ -12,3 +12,4 @@
 
 pub mod ec2;
 pub mod kms;
+pub mod kms_requests;

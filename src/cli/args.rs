@@ -150,6 +150,30 @@ pub enum Command {
         #[arg(short, long)]
         force: bool,
     },
+    /// Serve the AWS KMS API over HTTP (SigV4) for the SDKs, the AWS CLI and the Encryption
+    /// SDK, until SIGINT or SIGTERM
+    Serve {
+        /// Address and port to listen on (a non-loopback address needs TLS or
+        /// --allow-remote-http)
+        #[arg(long, value_name = "ADDR:PORT", default_value = crate::server::DEFAULT_LISTEN)]
+        listen: std::net::SocketAddr,
+        /// PEM certificate chain for HTTPS (with --tls-key)
+        #[arg(long, value_name = "FILE", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// PEM private key for HTTPS (with --tls-cert)
+        #[arg(long, value_name = "FILE", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// Serve plain HTTP on an address other machines can reach (keys and plaintexts cross
+        /// the network unencrypted)
+        #[arg(long)]
+        allow_remote_http: bool,
+        /// Worker threads [default: one per core]
+        #[arg(long)]
+        threads: Option<usize>,
+    },
+    /// Access keys that sign requests to `cofre serve`, each for one principal
+    #[command(subcommand, name = "access-key")]
+    AccessKey(AccessKeyCommand),
     /// Run the main job on a throwaway home: keys in two regions, a disk image encrypted,
     /// decrypted, compared and re-wrapped into the second region
     Demo {
@@ -159,6 +183,20 @@ pub enum Command {
         /// Folder for the throwaway home and image [default: /dev/shm if present, else temp]
         #[arg(long)]
         dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccessKeyCommand {
+    /// Make an access key for --principal (default: the account root); its secret is printed
+    /// this once
+    Create,
+    /// List the access keys (no secrets)
+    List,
+    /// Delete an access key: requests signed with it are refused from then on
+    Delete {
+        /// The access key id (AKIA…)
+        access_key_id: String,
     },
 }
 

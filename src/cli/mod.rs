@@ -6,6 +6,7 @@ mod audit_report;
 mod kms_cmd;
 mod paging;
 mod print;
+mod serve_cmd;
 
 pub use args::{parse_size, Cli};
 pub use print::printable;
@@ -36,7 +37,10 @@ pub fn run() -> Result<()> {
             std::process::exit(code);
         }
     };
-    crate::store::install_interrupt_handler();
+    // The server stops on SIGINT/SIGTERM by itself, finishing the requests in flight.
+    if !matches!(cli.command, Command::Serve { .. }) {
+        crate::store::install_interrupt_handler();
+    }
     dispatch(cli)
 }
 
@@ -147,6 +151,22 @@ fn dispatch(cli: Cli) -> Result<()> {
         ..Default::default()
     };
     match cli.command {
+        Command::Serve {
+            listen,
+            tls_cert,
+            tls_key,
+            allow_remote_http,
+            threads,
+        } => serve_cmd::serve(
+            cli.home,
+            crate::server::ServeOptions {
+                listen,
+                tls: tls_cert.zip(tls_key),
+                allow_remote_http,
+                threads,
+            },
+        )?,
+        Command::AccessKey(cmd) => serve_cmd::access_key(cli.home, cmd, json)?,
         Command::Init { account } => {
             let root = home_dir(cli.home)?;
             let existed = root.join("cofre.json").exists();

@@ -18,11 +18,13 @@
 //! key ARN and material id bound as AAD, so sealed material cannot be moved between keys.
 //! [`MasterKey`] is an opened material version; only the KMS layer hands them out.
 
+mod access_keys;
 mod alias;
 mod index;
 mod key;
 mod region;
 
+pub use access_keys::{is_access_key_id, AccessKey, AccessKeyInfo, NewAccessKey};
 pub use alias::{validate_alias_name, AliasEntry, AliasTable};
 pub use index::Upkeep;
 pub use key::{
@@ -345,30 +347,56 @@ impl Home {
         arn: &str,
         version: &MaterialVersion,
     ) -> Result<zeroize::Zeroizing<Vec<u8>>> {
-        let damaged = || {
-            Error::kms(
-                KmsCode::KMSInvalidStateException,
-                format!(
-                    "the material of {arn} (version {}) does not open under this home's domain key; the keyring is damaged",
-                    version.key_material_id
-                ),
-            )
-        };
-        let raw = hex::decode(&version.sealed).map_err(|_| damaged())?;
+        self.open_sealed(arn, &version.key_material_id, &version.sealed)
+            .ok_or_else(|| {
+                Error::kms(
+                    KmsCode::KMSInvalidStateException,
+                    format!(
+                        "the material of {arn} (version {}) does not open under this home's domain key; the keyring is damaged",
+                        version.key_material_id
+                    ),
+                )
+            })
+    }
+
+    /// Seals a secret that is not key material (an access key's secret, say) the same way,
+    /// bound to what it belongs to: `owner` (a name no key ARN can take) and `id`.
+    pub fn seal_secret(&self, owner: &str, id: &str, secret: &[u8]) -> String {
+        self.seal_material_bytes(owner, id, secret)
+    }
+
+    /// Opens what [`Home::seal_secret`] sealed for `owner` and `id`; `None` if it does not open
+    /// (damaged, or sealed for something else).
+    pub fn open_secret(
+        &self,
+        owner: &str,
+        id: &str,
+        sealed: &str,
+    ) -> Option<zeroize::Zeroizing<Vec<u8>>> {
+        self.open_sealed(owner, id, sealed)
+    }
+
+    fn open_sealed(
+        &self,
+        arn: &str,
+        id: &str,
+        sealed_hex: &str,
+    ) -> Option<zeroize::Zeroizing<Vec<u8>>> {
+        let raw = hex::decode(sealed_hex).ok()?;
         if raw.len() < NONCE_LEN + crypto::TAG_LEN {
-            return Err(damaged());
+            return None;
         }
         let (nonce, sealed) = raw.split_at(NONCE_LEN);
         let mut out = zeroize::Zeroizing::new(vec![0u8; sealed.len() - crypto::TAG_LEN]);
         self.seal_key
             .open_from_slice(
                 nonce.try_into().expect("12 bytes"),
-                &material_aad(arn, &version.key_material_id),
+                &material_aad(arn, id),
                 sealed,
                 &mut out,
             )
-            .map_err(|_| damaged())?;
-        Ok(out)
+            .ok()?;
+        Some(out)
     }
 }
 

@@ -377,6 +377,18 @@ impl Kms {
         result
     }
 
+    /// Records a request a front end refused before it reached the service (a bad signature,
+    /// say): the operation named, the error, nothing else done.
+    pub fn record_refusal(&self, operation: &str, error: &Error) -> Result<()> {
+        let name = crate::api::kms_requests::OPERATIONS
+            .iter()
+            .find(|o| **o == operation)
+            .copied()
+            .unwrap_or("UnknownOperation");
+        let call = Call::new(name, false);
+        self.record(&call, Vec::new(), Value::Null, Some(error))
+    }
+
     /// Appends one event; the error says why the trail could not take it.
     pub(crate) fn record(
         &self,
@@ -398,6 +410,16 @@ impl Kms {
                 access_key_id: None,
                 user_name: None,
                 invoked_by: Some("AWS Internal".into()),
+            }
+        } else if !self.ctx.is_authenticated() {
+            UserIdentity {
+                kind: Some("Unknown".into()),
+                principal_id: None,
+                arn: None,
+                account_id: None,
+                access_key_id: self.ctx.access_key_id().map(str::to_owned),
+                user_name: None,
+                invoked_by: None,
             }
         } else {
             UserIdentity {

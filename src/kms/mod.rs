@@ -12,6 +12,7 @@ mod authorize;
 mod aws_managed;
 mod data;
 mod data_keys;
+mod grant_lookup;
 mod grants;
 mod import;
 mod keyref;
@@ -19,6 +20,7 @@ mod lifecycle;
 mod multi_region;
 pub mod policy;
 pub mod specs;
+mod tags;
 
 pub(crate) use audited::Call;
 pub use data::{
@@ -32,6 +34,7 @@ pub use lifecycle::{KeyRotationStatus, KeyVersion};
 pub use specs::{
     DataKeyPairSpec, EncryptionAlgorithm, MacAlgorithm, MessageType, SigningAlgorithm,
 };
+pub use tags::{validate_description, MAX_TAGS_PER_KEY};
 
 /// Standard base64, as KMS's JSON carries binary values.
 pub fn base64_encode(bytes: &[u8]) -> String {
@@ -243,29 +246,8 @@ impl Kms {
 
     fn create_key_only(&self, req: &CreateKeyRequest) -> Result<KeyMetadata> {
         self.audited(Call::new("CreateKey", false).param("description", &req.description).param("multiRegion", req.multi_region).param("origin", req.origin).param("keySpec", req.key_spec.unwrap_or(KeySpec::SymmetricDefault)).param("keyUsage", req.key_usage.unwrap_or(KeyUsage::EncryptDecrypt)), |_| {
-        if req.description.len() > MAX_DESCRIPTION {
-            return Err(Error::kms(
-                KmsCode::ValidationException,
-                format!("description is over {MAX_DESCRIPTION} characters; shorten it"),
-            ));
-        }
-        for t in &req.tags {
-            if t.tag_key.is_empty() || t.tag_key.len() > 128 || t.tag_value.len() > 256 {
-                return Err(Error::kms(
-                    KmsCode::TagException,
-                    format!(
-                        "tag {:?}: keys are 1–128 characters, values 0–256",
-                        t.tag_key
-                    ),
-                ));
-            }
-            if t.tag_key.starts_with("aws:") {
-                return Err(Error::kms(
-                    KmsCode::TagException,
-                    format!("tag key {:?}: the aws: prefix is reserved", t.tag_key),
-                ));
-            }
-        }
+        tags::validate_description(&req.description)?;
+        tags::validate_tags(&req.tags)?;
         if let Some(a) = &req.alias {
             validate_alias_name(a)?;
         }
