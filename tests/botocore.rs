@@ -42,6 +42,10 @@ const BOTOCORE: &str = "botocore>=1.40,<2";
 
 /// Every operation the cases cover, as `<service>.<Operation>` (botocore's names).
 const CHECKED: &[&str] = &[
+    // iam: the access keys `cofre serve` checks signatures with
+    "iam.CreateAccessKey",
+    "iam.ListAccessKeys",
+    "iam.DeleteAccessKey",
     // kms: keys
     "kms.CreateKey",
     "kms.DescribeKey",
@@ -110,6 +114,10 @@ const CHECKED: &[&str] = &[
 /// command in parentheses-qualified form (`verify (…)`) is exempt in that mode only; its other
 /// modes are checked.
 const EXEMPT: &[(&str, &str)] = &[
+    (
+        "serve",
+        "a server: it answers the KMS API over HTTP (tests/server.rs drives it with the SDKs)",
+    ),
     (
         "init",
         "cofre-only: creates the home and chooses the account id; no AWS operation",
@@ -513,6 +521,13 @@ impl Cases {
     /// Every command that prints an AWS response, in an order that makes each possible.
     fn scenario(&mut self) {
         self.run(EAST, "init", &["--account", ACCOUNT]);
+        let made = self.east("iam.CreateAccessKey", "access-key create", &[]);
+        self.east("iam.ListAccessKeys", "access-key list", &[]);
+        let id = made["AccessKey"]["AccessKeyId"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        self.east("iam.DeleteAccessKey", "access-key delete", &[&id]);
         let plain = self.path("plain.bin");
         fs::write(
             &plain,
