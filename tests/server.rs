@@ -226,6 +226,44 @@ fn js_clients() -> PathBuf {
     dir
 }
 
+#[test]
+fn https_with_a_certificate_the_client_trusts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let out = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"])
+        .args(["-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let server = Server::start_with(&[
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ]);
+    assert!(server.endpoint.starts_with("https://"), "{}", server.endpoint);
+    scenario(&server, "tls", &[("CA_BUNDLE", cert.to_str().unwrap())]);
+}
+
+#[test]
+fn a_reachable_address_without_tls_needs_a_flag() {
+    let home = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_cofre"))
+        .arg("--home")
+        .arg(home.path())
+        .args(["serve", "--listen", "0.0.0.0:0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--allow-remote-http") && err.lines().count() == 1, "{err}");
+}
+
 /// Sends raw bytes and returns what came back (until the server closes or 5 s pass).
 fn raw(server: &Server, bytes: &[u8]) -> String {
     let addr = server.endpoint.trim_start_matches("http://");

@@ -27,6 +27,7 @@ REGION = "us-east-1"
 def client(key=None, secret=None, region=REGION):
     return boto3.client(
         "kms",
+        verify=os.environ.get("CA_BUNDLE", True),
         region_name=region,
         endpoint_url=ENDPOINT,
         aws_access_key_id=key or os.environ["AWS_ACCESS_KEY_ID"],
@@ -338,7 +339,25 @@ def refusals_scenario():
     assert status == 200 and out["Keys"] == [], out
 
 
+def tls_scenario():
+    kms = client()
+    assert ENDPOINT.startswith("https://")
+    kid = kms.create_key()["KeyMetadata"]["KeyId"]
+    blob = kms.encrypt(KeyId=kid, Plaintext=b"over tls")["CiphertextBlob"]
+    assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"over tls"
+    # A client that does not trust the certificate does not talk to the server.
+    untrusting = boto3.client("kms", region_name=REGION, endpoint_url=ENDPOINT, verify=True,
+                              aws_access_key_id=os.environ["AWS_ACCESS_KEY_ID"],
+                              aws_secret_access_key=os.environ["AWS_SECRET_ACCESS_KEY"])
+    try:
+        untrusting.list_keys()
+        raise AssertionError("an untrusted certificate was accepted")
+    except botocore.exceptions.SSLError:
+        pass
+
+
 SCENARIOS = {
+    "tls": tls_scenario,
     "boto3": boto3_scenario,
     "awscli": awscli_scenario,
     "esdk": esdk_scenario,

@@ -112,11 +112,17 @@ pub struct Server {
 
 impl Server {
     pub fn start() -> Server {
+        Self::start_with(&[])
+    }
+
+    /// [`Server::start`] with more arguments for `serve`.
+    pub fn start_with(args: &[&str]) -> Server {
         let home = tempfile::tempdir().unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_cofre"))
             .arg("--home")
             .arg(home.path())
             .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
             .env_remove("COFRE_PRINCIPAL")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
