@@ -1591,6 +1591,11 @@ fn demo_runs_and_cleans_up() {
     // The EBS half: the snapshot copy links its blocks, and both regions verify.
     assert!(out.contains("12 blocks hard-linked, 0 copied"), "{out}");
     assert_eq!(out.matches("every one authentic").count(), 2, "{out}");
+    // The KMS API over HTTP answered a signed Encrypt and Decrypt.
+    assert!(
+        out.contains("answered 200 with the same plaintext back"),
+        "{out}"
+    );
     assert_eq!(
         fs::read_dir(fx.dir.path()).unwrap().count(),
         0,

@@ -12,6 +12,7 @@
 //! `--allow-remote-http`. SIGINT or SIGTERM stops accepting, lets the requests in flight
 //! finish (their audit records are written before they are answered), and exits.
 
+pub mod client;
 pub mod kms;
 pub mod sigv4;
 
@@ -115,9 +116,30 @@ pub fn first_start_key(home: &Home, endpoint: &str) -> Result<Option<String>> {
     )))
 }
 
+/// Stops a running server from another thread, as SIGTERM does (the demo, in-process use).
+#[derive(Debug, Clone, Default)]
+pub struct Shutdown(Arc<tokio::sync::Notify>);
+
+impl Shutdown {
+    /// Asks the server to stop: it stops accepting, finishes what is in flight, and returns.
+    pub fn trigger(&self) {
+        self.0.notify_one();
+    }
+}
+
 /// Runs the server until SIGINT or SIGTERM. `ready` is called with the bound address once
 /// connections are accepted (port 0 picks a free one).
 pub fn serve(home: Arc<Home>, opts: ServeOptions, ready: impl FnOnce(SocketAddr)) -> Result<()> {
+    serve_until(home, opts, Shutdown::default(), ready)
+}
+
+/// [`serve`] that also stops when `shutdown` is triggered.
+pub fn serve_until(
+    home: Arc<Home>,
+    opts: ServeOptions,
+    shutdown: Shutdown,
+    ready: impl FnOnce(SocketAddr),
+) -> Result<()> {
     if !opts.listen.ip().is_loopback() && opts.tls.is_none() && !opts.allow_remote_http {
         return Err(Error::usage(format!(
             "{} can be reached from other machines: serve it with --tls-cert and --tls-key, or pass --allow-remote-http to send keys and plaintexts unencrypted over the network",
@@ -159,7 +181,7 @@ pub fn serve(home: Arc<Home>, opts: ServeOptions, ready: impl FnOnce(SocketAddr)
             )
         })?;
         ready(addr);
-        accept_loop(listener, tls, shared).await;
+        accept_loop(listener, tls, shared, shutdown).await;
         Ok(())
     })
 }
@@ -168,6 +190,7 @@ async fn accept_loop(
     listener: tokio::net::TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
     shared: Arc<Shared>,
+    shutdown: Shutdown,
 ) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut sigterm =
@@ -193,6 +216,7 @@ async fn accept_loop(
             },
             _ = tokio::signal::ctrl_c() => break,
             _ = &mut terminated => break,
+            _ = shutdown.0.notified() => break,
         };
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();

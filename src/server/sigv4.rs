@@ -235,30 +235,79 @@ pub fn verify(
         }
     }
     let canonical = canonical_request(req, &auth.signed_headers, &body_hash)?;
-    let scope = format!(
-        "{}/{}/{}/aws4_request",
-        auth.date, auth.region, auth.service
-    );
-    let string_to_sign = format!(
-        "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
-        hex::encode(backend.digest(Hash::Sha256, canonical.as_bytes()))
-    );
-    let mut key = zeroize::Zeroizing::new(b"AWS4".to_vec());
-    key.extend_from_slice(secret);
-    for part in [
-        auth.date.as_str(),
-        auth.region.as_str(),
-        auth.service.as_str(),
-        "aws4_request",
-    ] {
-        key = zeroize::Zeroizing::new(backend.hmac(Hash::Sha256, &key, part.as_bytes()));
-    }
-    let expected = hex::encode(backend.hmac(Hash::Sha256, &key, string_to_sign.as_bytes()));
+    let expected = signature(backend, secret, auth, amz_date, &canonical);
     if constant_time_eq(expected.as_bytes(), auth.signature.as_bytes()) {
         Ok(())
     } else {
         Err(invalid("The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method.".into()))
     }
+}
+
+/// The signature of a canonical request: HMAC-SHA256 of the string to sign under the key
+/// derived from `secret` for the scope's date, region and service.
+fn signature(
+    backend: Backend,
+    secret: &[u8],
+    scope: &Authorization,
+    amz_date: &str,
+    canonical: &str,
+) -> String {
+    let string_to_sign = format!(
+        "AWS4-HMAC-SHA256\n{amz_date}\n{}/{}/{}/aws4_request\n{}",
+        scope.date,
+        scope.region,
+        scope.service,
+        hex::encode(backend.digest(Hash::Sha256, canonical.as_bytes()))
+    );
+    let mut key = zeroize::Zeroizing::new(b"AWS4".to_vec());
+    key.extend_from_slice(secret);
+    for part in [
+        scope.date.as_str(),
+        scope.region.as_str(),
+        scope.service.as_str(),
+        "aws4_request",
+    ] {
+        key = zeroize::Zeroizing::new(backend.hmac(Hash::Sha256, &key, part.as_bytes()));
+    }
+    hex::encode(backend.hmac(Hash::Sha256, &key, string_to_sign.as_bytes()))
+}
+
+/// Signs `req` as a client does: the `Authorization` header value for access key `access_key_id`
+/// with `secret`, scoped to `region` and `service`, signing every header of `req` (which must
+/// hold `host` and `x-amz-date`, `amz_date`).
+pub fn authorization(
+    backend: Backend,
+    req: &Request,
+    access_key_id: &str,
+    secret: &[u8],
+    region: &str,
+    service: &str,
+    amz_date: &str,
+) -> String {
+    let mut names: Vec<String> = req
+        .headers
+        .iter()
+        .map(|(n, _)| n.to_ascii_lowercase())
+        .collect();
+    names.sort();
+    names.dedup();
+    let body_hash = hex::encode(backend.digest(Hash::Sha256, req.body));
+    let canonical =
+        canonical_request(req, &names, &body_hash).expect("every signed header is in the request");
+    let scope = Authorization {
+        access_key_id: access_key_id.to_owned(),
+        date: amz_date.get(..8).unwrap_or_default().to_owned(),
+        region: region.to_owned(),
+        service: service.to_owned(),
+        signed_headers: names,
+        signature: String::new(),
+    };
+    let sig = signature(backend, secret, &scope, amz_date, &canonical);
+    format!(
+        "AWS4-HMAC-SHA256 Credential={access_key_id}/{}/{region}/{service}/aws4_request, SignedHeaders={}, Signature={sig}",
+        scope.date,
+        scope.signed_headers.join(";")
+    )
 }
 
 /// The canonical request of SigV4, for the listed headers and the body's hash.
@@ -451,6 +500,47 @@ mod tests {
         assert!(e.message().starts_with("Signature expired"), "{e:?}");
         let early = now - MAX_SKEW - Duration::from_secs(1);
         assert!(verify(backend(), &req, &auth, secret, early).is_err());
+    }
+
+    #[test]
+    fn what_authorization_signs_verifies() {
+        let date = "20261201T101112Z";
+        let headers: Vec<(&str, &[u8])> = vec![
+            ("Host", b"127.0.0.1:7770"),
+            ("X-Amz-Date", date.as_bytes()),
+            ("X-Amz-Target", b"TrentService.ListKeys"),
+        ];
+        let mut req = Request {
+            method: "POST",
+            path: "/",
+            query: "",
+            headers: &headers,
+            body: b"{}",
+        };
+        let value = authorization(
+            backend(),
+            &req,
+            "AKIDEXAMPLE",
+            b"s3cret",
+            "eu-west-1",
+            "kms",
+            date,
+        );
+        let mut with_auth = headers.clone();
+        with_auth.push(("Authorization", value.as_bytes()));
+        req.headers = &with_auth;
+        let auth = parse(&req).unwrap();
+        assert_eq!(
+            (auth.region.as_str(), auth.service.as_str()),
+            ("eu-west-1", "kms")
+        );
+        let now = parse_amz_date(date).unwrap();
+        verify(backend(), &req, &auth, b"s3cret", now).unwrap();
+        let tampered = Request {
+            body: b"{ }",
+            ..req
+        };
+        assert!(verify(backend(), &tampered, &auth, b"s3cret", now).is_err());
     }
 
     #[test]
