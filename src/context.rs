@@ -17,6 +17,7 @@ pub struct RequestContext {
     user_agent: String,
     access_key_id: Option<String>,
     request_id: Option<String>,
+    grant_tokens: Vec<String>,
 }
 
 impl RequestContext {
@@ -28,6 +29,7 @@ impl RequestContext {
             user_agent: concat!("cofre/", env!("CARGO_PKG_VERSION")).into(),
             access_key_id: None,
             request_id: None,
+            grant_tokens: Vec::new(),
         }
     }
 
@@ -61,6 +63,17 @@ impl RequestContext {
         self
     }
 
+    /// The request's grant tokens (KMS's `GrantTokens` parameter, at most 10). The operations
+    /// that take them (the cryptographic operations, DescribeKey, GetPublicKey, CreateGrant)
+    /// check each: a token no grant of this home issued is refused with
+    /// InvalidGrantTokenException. In KMS a token makes a new grant effective before the grant
+    /// is visible everywhere; cofre's grants take effect at once, so a valid token grants
+    /// nothing its grant does not.
+    pub fn with_grant_tokens(mut self, tokens: Vec<String>) -> Self {
+        self.grant_tokens = tokens;
+        self
+    }
+
     /// Who is calling.
     pub fn principal(&self) -> &Principal {
         &self.principal
@@ -79,6 +92,11 @@ impl RequestContext {
     /// The access key id, when the request was signed with one.
     pub fn access_key_id(&self) -> Option<&str> {
         self.access_key_id.as_deref()
+    }
+
+    /// The request's grant tokens (none unless [`RequestContext::with_grant_tokens`]).
+    pub fn grant_tokens(&self) -> &[String] {
+        &self.grant_tokens
     }
 
     /// The front end's request id, if it set one.

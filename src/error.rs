@@ -51,6 +51,8 @@ pub enum KmsCode {
     KMSInvalidSignatureException,
     KMSInvalidMacException,
     InvalidMarkerException,
+    /// A grant token that no grant of this home issued (forged, damaged, or another home's).
+    InvalidGrantTokenException,
 }
 
 impl fmt::Display for KmsCode {
@@ -230,7 +232,8 @@ impl Error {
                 | KmsCode::IncorrectKeyMaterialException
                 | KmsCode::MalformedPolicyDocumentException
                 | KmsCode::InvalidKeyUsageException
-                | KmsCode::InvalidMarkerException => ExitCode::Usage,
+                | KmsCode::InvalidMarkerException
+                | KmsCode::InvalidGrantTokenException => ExitCode::Usage,
                 KmsCode::InvalidCiphertextException
                 | KmsCode::IncorrectKeyException
                 | KmsCode::KMSInvalidSignatureException

@@ -1,5 +1,24 @@
 //! The command-line front end: parses arguments, turns them into validated library calls, and
 //! prints results as text or KMS-shaped JSON. Printing lives here only.
+//!
+//! Results reach stdout through [`outln!`] and [`out!`] (never `println!`, which panics when the
+//! reader has gone): a write that fails is kept, later writes are skipped, and [`run`] reports
+//! it once the command is done. A closed pipe (`cofre … | head`) is then no failure: `main`
+//! exits 0, quietly, as ripgrep does.
+
+/// `println!` to stdout that never panics; see the module docs.
+macro_rules! outln {
+    ($($t:tt)*) => {
+        $crate::cli::print::write_out(format_args!("{}\n", format_args!($($t)*)))
+    };
+}
+
+/// `print!` to stdout that never panics; see the module docs.
+macro_rules! out {
+    ($($t:tt)*) => {
+        $crate::cli::print::write_out(format_args!($($t)*))
+    };
+}
 
 mod args;
 mod audit_report;
@@ -37,7 +56,11 @@ pub fn run() -> Result<()> {
         }
     };
     crate::store::install_interrupt_handler();
-    dispatch(cli)
+    let done = dispatch(cli);
+    // A failed write of the results (the reader went away) is reported after the command,
+    // unless the command failed on its own.
+    let printed = print::finish();
+    done.and(printed)
 }
 
 /// The home folder: `--home`, else `COFRE_HOME`, else `$XDG_DATA_HOME/cofre`, else
@@ -227,29 +250,43 @@ fn dispatch(cli: Cli) -> Result<()> {
                     token,
                     valid_to,
                     no_expiry: _,
+                    import_type,
+                    key_material_id,
+                    description,
                 } => {
                     let valid_to = valid_to
                         .as_deref()
                         .map(crate::store::parse_time)
                         .transpose()?;
-                    let m = kms.import_key_material(
+                    let r = kms.import_key_material_with(
                         &key_ref(&key)?,
                         &crate::store::read(&token)?,
                         &crate::store::read(&material)?,
-                        valid_to,
+                        &crate::kms::ImportOptions {
+                            valid_to,
+                            import_type,
+                            key_material_id,
+                            description,
+                        },
                     )?;
-                    print::key_material(&m, json);
+                    print::key_material(&r, json);
                 }
-                KeyCommand::DeleteMaterial { key } => {
-                    let m = kms.delete_imported_key_material(&key_ref(&key)?)?;
-                    print::key_material(&m, json);
+                KeyCommand::DeleteMaterial {
+                    key,
+                    key_material_id,
+                } => {
+                    let r = kms.delete_imported_key_material_version(
+                        &key_ref(&key)?,
+                        key_material_id.as_deref(),
+                    )?;
+                    print::key_material(&r, json);
                 }
                 KeyCommand::Policy(PolicyCommand::Get { key }) => {
                     let r = kms.get_key_policy(&key_ref(&key)?)?;
                     if json {
                         print::response(&r);
                     } else {
-                        println!("{}", r.policy);
+                        outln!("{}", r.policy);
                     }
                 }
                 KeyCommand::Policy(PolicyCommand::Put {
@@ -299,7 +336,7 @@ fn dispatch(cli: Cli) -> Result<()> {
                         if json {
                             print::response(&id);
                         } else {
-                            println!("{}", id.grant_id);
+                            outln!("{}", id.grant_id);
                         }
                     }
                     GrantCommand::List { key } => {
@@ -312,7 +349,7 @@ fn dispatch(cli: Cli) -> Result<()> {
                             );
                         } else {
                             for g in grants {
-                                println!(
+                                outln!(
                                     "{}  {}  {}  {}",
                                     g.grant_id,
                                     g.grantee_principal,
@@ -322,9 +359,19 @@ fn dispatch(cli: Cli) -> Result<()> {
                             }
                         }
                     }
-                    GrantCommand::Retire { key, grant_id } => {
-                        kms.retire_grant(&key_ref(&key)?, &grant_id)?
-                    }
+                    GrantCommand::Retire {
+                        key,
+                        grant_id,
+                        grant_token,
+                    } => match (key, grant_id, grant_token) {
+                        (Some(key), Some(id), None) => kms.retire_grant(&key_ref(&key)?, &id)?,
+                        (None, None, Some(token)) => kms.retire_grant_with_token(&token)?,
+                        _ => {
+                            return Err(Error::usage(
+                                "name the grant by KEY and GRANT_ID, or by --grant-token",
+                            ))
+                        }
+                    },
                     GrantCommand::Revoke { key, grant_id } => {
                         kms.revoke_grant(&key_ref(&key)?, &grant_id)?
                     }
@@ -807,7 +854,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             }
         }
         Command::Kms(cmd) => {
-            let kms = open_kms(cli.home, cli.region)?;
+            let kms = open_kms(cli.home, cli.region)?.with_grant_tokens(cmd.grant_tokens());
             kms_cmd::run(&kms, cmd, json)?;
         }
         Command::Verify { .. } => {
@@ -902,12 +949,12 @@ fn dispatch(cli: Cli) -> Result<()> {
                 out.commit()?;
             }
             if json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::to_string_pretty(&report).expect("serializable")
                 );
             } else {
-                print!("{}", crate::bench::table(&report));
+                out!("{}", crate::bench::table(&report));
             }
         }
         Command::Demo { size, dir } => {

@@ -95,6 +95,11 @@ impl Call {
         self.operation.unwrap_or(self.name)
     }
 
+    /// The API operation the request is (ReEncrypt for both of its parts).
+    pub(crate) fn api_name(&self) -> &'static str {
+        self.name
+    }
+
     /// An event cofre's KMS carries out on its own, for no caller.
     pub(crate) fn is_service_event(&self) -> bool {
         self.service_event
@@ -341,7 +346,10 @@ impl Kms {
         if !call.read_only {
             self.trail().reserve()?;
         }
-        let result = self.own_account_only(&call).and_then(|()| f(&call));
+        let result = self
+            .own_account_only(&call)
+            .and_then(|()| self.check_grant_tokens(&call))
+            .and_then(|()| f(&call));
         let acted_on = match &result {
             Ok(t) => t.key_arns(),
             Err(_) => Vec::new(),

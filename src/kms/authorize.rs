@@ -9,9 +9,38 @@ use crate::error::{Error, KmsCode, Result};
 use crate::keyring::{KeyManager, KeyRecord};
 use std::collections::BTreeMap;
 
-/// Requests that name no key: in AWS they are IAM's business, so cofre lets the account's own
-/// principals make them and refuses other accounts'.
-const ACCOUNT_ACTIONS: &[&str] = &["CreateKey", "ListKeys", "ListAliases"];
+/// The KMS operations a principal of another account may make on a key of this account
+/// ("Cross-account use: Yes" in each operation's documentation in AWS's service model, and in
+/// the AWS KMS permissions reference), given the key's ARN and a key policy (or grant) that
+/// lets it. Every other operation — key management, aliases, policies, rotation, imported
+/// material, multi-Region keys, and the requests that name no key (CreateKey, ListKeys,
+/// ListAliases) — is refused to another account's principal whatever the key policy says, with
+/// AccessDeniedException. GenerateRandom names no key and no account ("Not applicable"): any
+/// caller may make it.
+pub const CROSS_ACCOUNT_OPERATIONS: &[&str] = &[
+    "CreateGrant",
+    "Decrypt",
+    "DeriveSharedSecret",
+    "DescribeKey",
+    "Encrypt",
+    "GenerateDataKey",
+    "GenerateDataKeyPair",
+    "GenerateDataKeyPairWithoutPlaintext",
+    "GenerateDataKeyWithoutPlaintext",
+    "GenerateMac",
+    "GetKeyRotationStatus",
+    "GetPublicKey",
+    "ListGrants",
+    "ReEncrypt",
+    "RetireGrant",
+    "RevokeGrant",
+    "Sign",
+    "Verify",
+    "VerifyMac",
+];
+
+/// Operations that involve no account's resources at all.
+const ANY_ACCOUNT: &[&str] = &["GenerateRandom"];
 
 impl Kms {
     /// The policy in force on a key, as its text (the default key policy if none was set).
@@ -142,24 +171,34 @@ impl Kms {
         }
     }
 
-    /// Refuses another account's principal the requests that name no key, and every EBS
-    /// request (EBS resources belong to the account).
+    /// Refuses another account's principal every operation KMS does not allow across accounts
+    /// ([`CROSS_ACCOUNT_OPERATIONS`]), whatever the key policy says, and every EBS request (EBS
+    /// resources belong to the account). Requests a cofre service makes for its caller (EBS's
+    /// KMS calls) are judged by the service's own request.
     pub(crate) fn own_account_only(&self, call: &Call) -> Result<()> {
         let foreign = self.principal().account() != self.home.account_id();
-        let account_level =
-            ACCOUNT_ACTIONS.contains(&call.name()) || !call.action().starts_with("kms:");
-        if foreign && account_level && call.invoked_by().is_none() {
-            return Err(Error::kms(
-                KmsCode::AccessDeniedException,
-                format!(
-                    "User: {} is not authorized to perform: {} in account {}; only that account's principals may",
-                    self.principal().arn(),
-                    call.action(),
-                    self.home.account_id()
-                ),
-            ));
+        if !foreign || call.invoked_by().is_some() || call.is_service_event() {
+            return Ok(());
         }
-        Ok(())
+        let kms = call.action().starts_with("kms:");
+        let api = call.api_name();
+        if kms && (CROSS_ACCOUNT_OPERATIONS.contains(&api) || ANY_ACCOUNT.contains(&api)) {
+            return Ok(());
+        }
+        Err(Error::kms(
+            KmsCode::AccessDeniedException,
+            format!(
+                "User: {} is not authorized to perform: {} in account {}: {}",
+                self.principal().arn(),
+                call.action(),
+                self.home.account_id(),
+                if kms {
+                    "KMS does not allow this operation across accounts, whatever the key policy says; only that account's principals may make it"
+                } else {
+                    "only that account's principals may"
+                }
+            ),
+        ))
     }
 
     /// The lockout safety check: refuses a policy that would stop the caller from changing it.

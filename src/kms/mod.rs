@@ -21,16 +21,20 @@ pub mod policy;
 pub mod specs;
 
 pub(crate) use audited::Call;
+pub use authorize::CROSS_ACCOUNT_OPERATIONS;
 pub use data::{
     DataKey, DataKeyPair, Decrypted, Encrypted, Mac, PublicKeyInfo, Signed, Verified,
     MAX_CIPHERTEXT, MAX_MESSAGE,
 };
-pub use grants::{CreateGrantRequest, GRANT_OPERATIONS};
-pub use import::{ImportParameters, WrappingAlgorithm, WrappingKeySpec};
+pub use grants::{CreateGrantRequest, GRANT_OPERATIONS, MAX_GRANT_TOKENS, MAX_GRANT_TOKEN_LEN};
+pub use import::{
+    ImportOptions, ImportParameters, ImportType, KeyMaterialResult, WrappingAlgorithm,
+    WrappingKeySpec,
+};
 pub use keyref::{alias_arn, is_key_id, key_arn, KeyRef};
 pub use lifecycle::{KeyRotationStatus, KeyVersion};
 pub use specs::{
-    DataKeyPairSpec, EncryptionAlgorithm, MacAlgorithm, MessageType, SigningAlgorithm,
+    DataKeyPairSpec, DataKeySpec, EncryptionAlgorithm, MacAlgorithm, MessageType, SigningAlgorithm,
 };
 
 /// Standard base64, as KMS's JSON carries binary values.
@@ -202,6 +206,13 @@ impl Kms {
     /// The region requests go to.
     pub fn region(&self) -> &Region {
         &self.region
+    }
+
+    /// The same endpoint, its requests carrying `tokens` as their `GrantTokens` (see
+    /// [`RequestContext::with_grant_tokens`]).
+    pub fn with_grant_tokens(mut self, tokens: Vec<String>) -> Self {
+        self.ctx = self.ctx.with_grant_tokens(tokens);
+        self
     }
 
     /// The same home and caller, another region.
@@ -823,10 +834,8 @@ impl Kms {
                         ),
                     ));
                 };
-                // kms:DeleteAlias is checked against the key the alias points at.
-                if self.principal().account() != self.home.account_id() {
-                    return Err(self.not_found(&entry.target_key_id));
-                }
+                // kms:DeleteAlias is checked against the key the alias points at (another
+                // account's principal was refused before: DeleteAlias is not cross-account).
                 if let Some(target) = store.load_key(&entry.target_key_id)? {
                     self.authorize(&target, call)?;
                 }

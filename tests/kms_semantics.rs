@@ -1,0 +1,859 @@
+//! KMS behaviours checked against AWS's own statements (issue 19), through the service API:
+//! which operations another account may make, grant tokens and grant constraints, the length of
+//! a data key, when a primary waiting for its replicas starts its own waiting period, what
+//! ListKeyRotations lists by default and what a replica's MultiRegionConfiguration names; and,
+//! through the binary, that a closed stdout ends a command quietly.
+
+use cofre::audit::Principal;
+use cofre::keyring::{GrantConstraints, KeySpec, KeyState, KeyUsage, MultiRegionKeyType};
+use cofre::kms::{
+    CreateGrantRequest, DataKeyPairSpec, DataKeySpec, EncryptionAlgorithm, MacAlgorithm,
+    MessageType, SigningAlgorithm, WrappingAlgorithm, WrappingKeySpec, CROSS_ACCOUNT_OPERATIONS,
+};
+use cofre::store::{parse_time, Clock};
+use cofre::{
+    CreateKeyRequest, EncryptionContext, Error, Home, KeyRef, Kms, KmsCode, Region, RequestContext,
+};
+use std::path::Path;
+use std::sync::Arc;
+
+const ACCOUNT: &str = "111122223333";
+const OTHER: &str = "444455556666";
+
+fn home_at(dir: &Path, now: &str) -> Arc<Home> {
+    Arc::new(
+        Home::open(&dir.join("home"), Some(ACCOUNT))
+            .unwrap()
+            .with_clock(Clock::Fixed(parse_time(now).unwrap())),
+    )
+}
+
+fn kms_as(home: &Arc<Home>, region: &str, principal: &str) -> Kms {
+    Kms::new(
+        home.clone(),
+        Region::new(region).unwrap(),
+        RequestContext::new(Principal::parse(principal).unwrap()),
+    )
+}
+
+fn root() -> String {
+    format!("arn:aws:iam::{ACCOUNT}:root")
+}
+
+fn code<T: std::fmt::Debug>(r: cofre::Result<T>) -> (KmsCode, String) {
+    match r {
+        Err(Error::Kms { code, message }) => (code, message),
+        other => panic!("expected a KMS error, got {other:?}"),
+    }
+}
+
+fn ctx(pairs: &[&str]) -> EncryptionContext {
+    EncryptionContext::from_pairs(pairs).unwrap()
+}
+
+/// A policy: the account root may do everything (so the account's principals may), and so may
+/// every principal of account 444455556666.
+fn shared_policy() -> String {
+    serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": root()}, "Action": "kms:*", "Resource": "*"},
+            {"Effect": "Allow", "Principal": {"AWS": format!("arn:aws:iam::{OTHER}:root")},
+             "Action": "kms:*", "Resource": "*"}
+        ]
+    })
+    .to_string()
+}
+
+fn create(kms: &Kms, spec: KeySpec, usage: KeyUsage, extra: CreateKeyRequest) -> (KeyRef, String) {
+    let m = kms
+        .create_key(&CreateKeyRequest {
+            key_spec: Some(spec),
+            key_usage: Some(usage),
+            policy: Some(shared_policy()),
+            ..extra
+        })
+        .unwrap();
+    (m.arn.parse().unwrap(), m.arn)
+}
+
+/// Every operation, made by a principal of another account whose account the key policy
+/// allows `kms:*`: those AWS marks "Cross-account use: Yes" succeed, every other one is
+/// refused with AccessDeniedException and changes nothing.
+#[test]
+fn another_account_makes_only_the_cross_account_operations() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = home_at(dir.path(), "2027-01-01T00:00:00Z");
+    let own = kms_as(&home, "us-east-1", &root());
+    let ext = kms_as(
+        &home,
+        "us-east-1",
+        &format!("arn:aws:iam::{OTHER}:user/ext"),
+    );
+    let (sym, sym_arn) = create(
+        &own,
+        KeySpec::SymmetricDefault,
+        KeyUsage::EncryptDecrypt,
+        Default::default(),
+    );
+    let (sig, _) = create(
+        &own,
+        KeySpec::EccNistP256,
+        KeyUsage::SignVerify,
+        Default::default(),
+    );
+    let (mac, _) = create(
+        &own,
+        KeySpec::Hmac256,
+        KeyUsage::GenerateVerifyMac,
+        Default::default(),
+    );
+    let (agree, _) = create(
+        &own,
+        KeySpec::EccNistP256,
+        KeyUsage::KeyAgreement,
+        Default::default(),
+    );
+    let (ext_key, _) = create(
+        &own,
+        KeySpec::SymmetricDefault,
+        KeyUsage::EncryptDecrypt,
+        CreateKeyRequest {
+            origin: cofre::keyring::Origin::External,
+            ..Default::default()
+        },
+    );
+    let (mrk, _) = create(
+        &own,
+        KeySpec::SymmetricDefault,
+        KeyUsage::EncryptDecrypt,
+        CreateKeyRequest {
+            multi_region: true,
+            ..Default::default()
+        },
+    );
+    own.replicate_key(&mrk, &Region::new("eu-west-1").unwrap())
+        .unwrap();
+    own.create_alias("alias/shared", &sym).unwrap();
+    let params = own
+        .get_parameters_for_import(
+            &ext_key,
+            WrappingAlgorithm::RsaesOaepSha256,
+            WrappingKeySpec::Rsa2048,
+        )
+        .unwrap();
+    let peer = own.get_public_key(&agree).unwrap().public_key;
+
+    // Cross-account use: No. Each is refused whatever the policy says.
+    let mut refused: Vec<(&str, (KmsCode, String))> = vec![
+        (
+            "CreateKey",
+            code(ext.create_key(&CreateKeyRequest::default())),
+        ),
+        ("ListKeys", code(ext.list_keys(None, None))),
+        ("ListAliases", code(ext.list_aliases(None, None, None))),
+        ("CreateAlias", code(ext.create_alias("alias/theirs", &sym))),
+        ("UpdateAlias", code(ext.update_alias("alias/shared", &sym))),
+        ("DeleteAlias", code(ext.delete_alias("alias/shared"))),
+        ("EnableKey", code(ext.enable_key(&sym))),
+        ("DisableKey", code(ext.disable_key(&sym, true))),
+        (
+            "ScheduleKeyDeletion",
+            code(ext.schedule_key_deletion(&sym, Some(7), true)),
+        ),
+        ("CancelKeyDeletion", code(ext.cancel_key_deletion(&sym))),
+        ("GetKeyPolicy", code(ext.get_key_policy(&sym))),
+        (
+            "PutKeyPolicy",
+            code(ext.put_key_policy(&sym, &shared_policy(), true)),
+        ),
+        (
+            "EnableKeyRotation",
+            code(ext.enable_key_rotation(&sym, None)),
+        ),
+        ("DisableKeyRotation", code(ext.disable_key_rotation(&sym))),
+        ("RotateKeyOnDemand", code(ext.rotate_key_on_demand(&sym))),
+        ("ListKeyRotations", code(ext.list_key_rotations(&sym, true))),
+        (
+            "GetParametersForImport",
+            code(ext.get_parameters_for_import(
+                &ext_key,
+                WrappingAlgorithm::RsaesOaepSha256,
+                WrappingKeySpec::Rsa2048,
+            )),
+        ),
+        (
+            "ImportKeyMaterial",
+            code(ext.import_key_material(&ext_key, &params.import_token, &[0; 256], None)),
+        ),
+        (
+            "DeleteImportedKeyMaterial",
+            code(ext.delete_imported_key_material(&ext_key)),
+        ),
+        (
+            "ReplicateKey",
+            code(ext.replicate_key(&mrk, &Region::new("ap-southeast-2").unwrap())),
+        ),
+        (
+            "UpdatePrimaryRegion",
+            code(ext.update_primary_region(&mrk, &Region::new("eu-west-1").unwrap())),
+        ),
+    ];
+    for (op, (c, message)) in refused.drain(..) {
+        assert!(!CROSS_ACCOUNT_OPERATIONS.contains(&op), "{op}");
+        assert_eq!(c, KmsCode::AccessDeniedException, "{op}: {message}");
+        assert!(
+            message.contains(&format!("kms:{op}")) && message.contains(OTHER),
+            "{op}: {message}"
+        );
+    }
+    // Nothing changed.
+    let m = own.describe_key(&sym).unwrap();
+    assert_eq!(m.key_state, KeyState::Enabled);
+    assert!(!own.key_rotation_status(&sym).unwrap().key_rotation_enabled);
+    assert_eq!(own.list_key_rotations(&sym, true).unwrap().len(), 1);
+    assert_eq!(
+        own.list_aliases(Some(&sym), None, None)
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+    assert_eq!(own.get_key_policy(&sym).unwrap().policy, shared_policy());
+    let mrk_meta = own.describe_key(&mrk).unwrap();
+    assert_eq!(
+        mrk_meta
+            .multi_region_configuration
+            .unwrap()
+            .replica_keys
+            .len(),
+        1
+    );
+    assert_eq!(
+        own.describe_key(&ext_key).unwrap().key_state,
+        KeyState::PendingImport
+    );
+
+    // Cross-account use: Yes. Each works, given the key's ARN and a policy that allows it.
+    let mut allowed: Vec<&str> = Vec::new();
+    let sealed = ext
+        .encrypt(
+            &sym,
+            b"secret",
+            &ctx(&["a=1"]),
+            EncryptionAlgorithm::SymmetricDefault,
+        )
+        .unwrap();
+    allowed.push("Encrypt");
+    let opened = ext
+        .decrypt(
+            &sealed.ciphertext_blob,
+            &ctx(&["a=1"]),
+            Some(&sym),
+            EncryptionAlgorithm::SymmetricDefault,
+        )
+        .unwrap();
+    assert_eq!(&opened.plaintext[..], b"secret");
+    allowed.push("Decrypt");
+    ext.re_encrypt(
+        &sealed.ciphertext_blob,
+        &ctx(&["a=1"]),
+        None,
+        EncryptionAlgorithm::SymmetricDefault,
+        &sym,
+        &ctx(&["b=2"]),
+        EncryptionAlgorithm::SymmetricDefault,
+    )
+    .unwrap();
+    allowed.push("ReEncrypt");
+    ext.generate_data_key(&sym, 32, &ctx(&[]), true).unwrap();
+    allowed.push("GenerateDataKey");
+    ext.generate_data_key(&sym, 32, &ctx(&[]), false).unwrap();
+    allowed.push("GenerateDataKeyWithoutPlaintext");
+    ext.generate_data_key_pair(&sym, DataKeyPairSpec::EccNistP256, &ctx(&[]), true)
+        .unwrap();
+    allowed.push("GenerateDataKeyPair");
+    ext.generate_data_key_pair(&sym, DataKeyPairSpec::EccNistP256, &ctx(&[]), false)
+        .unwrap();
+    allowed.push("GenerateDataKeyPairWithoutPlaintext");
+    ext.describe_key(&sym).unwrap();
+    allowed.push("DescribeKey");
+    ext.key_rotation_status(&sym).unwrap();
+    allowed.push("GetKeyRotationStatus");
+    let s = ext
+        .sign(
+            &sig,
+            b"message",
+            MessageType::Raw,
+            SigningAlgorithm::EcdsaSha256,
+        )
+        .unwrap();
+    allowed.push("Sign");
+    ext.verify(
+        &sig,
+        b"message",
+        MessageType::Raw,
+        SigningAlgorithm::EcdsaSha256,
+        &s.signature,
+    )
+    .unwrap();
+    allowed.push("Verify");
+    ext.get_public_key(&sig).unwrap();
+    allowed.push("GetPublicKey");
+    let t = ext
+        .generate_mac(&mac, b"message", MacAlgorithm::HmacSha256)
+        .unwrap();
+    allowed.push("GenerateMac");
+    ext.verify_mac(&mac, b"message", MacAlgorithm::HmacSha256, &t.mac)
+        .unwrap();
+    allowed.push("VerifyMac");
+    ext.derive_shared_secret(&agree, &peer).unwrap();
+    allowed.push("DeriveSharedSecret");
+    let grant = |name: &str| CreateGrantRequest {
+        grantee: format!("arn:aws:iam::{OTHER}:user/ext"),
+        operations: vec!["Decrypt".into(), "RetireGrant".into()],
+        name: Some(name.into()),
+        ..Default::default()
+    };
+    let g1 = ext.create_grant(&sym, &grant("one")).unwrap();
+    let g2 = ext.create_grant(&sym, &grant("two")).unwrap();
+    allowed.push("CreateGrant");
+    assert_eq!(ext.list_grants(&sym).unwrap().len(), 2);
+    allowed.push("ListGrants");
+    ext.retire_grant(&sym, &g1.grant_id).unwrap();
+    allowed.push("RetireGrant");
+    ext.revoke_grant(&sym, &g2.grant_id).unwrap();
+    allowed.push("RevokeGrant");
+    allowed.sort_unstable();
+    let mut listed = CROSS_ACCOUNT_OPERATIONS.to_vec();
+    listed.sort_unstable();
+    assert_eq!(
+        allowed, listed,
+        "every cross-account operation was made once"
+    );
+    // GenerateRandom names no key and no account.
+    ext.generate_random(16).unwrap();
+    // Still only by ARN: by key id or alias, the key of another account is not found.
+    assert_eq!(
+        code(ext.describe_key(&"alias/shared".parse().unwrap())).0,
+        KmsCode::NotFoundException
+    );
+    let id: KeyRef = sym_arn.rsplit('/').next().unwrap().parse().unwrap();
+    assert_eq!(code(ext.describe_key(&id)).0, KmsCode::NotFoundException);
+}
+
+/// Grant tokens: CreateGrant's token is accepted by the operations that take GrantTokens; a
+/// made-up or altered one is refused with InvalidGrantTokenException, more than 10 with
+/// ValidationException; RetireGrant takes a token in place of the key and grant id.
+#[test]
+fn grant_tokens_are_checked_and_retire_grants() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = home_at(dir.path(), "2027-01-01T00:00:00Z");
+    let own = kms_as(&home, "us-east-1", &root());
+    let key: KeyRef = own
+        .create_key(&CreateKeyRequest::default())
+        .unwrap()
+        .arn
+        .parse()
+        .unwrap();
+    let bob = format!("arn:aws:iam::{ACCOUNT}:user/bob");
+    let g = own
+        .create_grant(
+            &key,
+            &CreateGrantRequest {
+                grantee: bob.clone(),
+                operations: vec!["Encrypt".into(), "Decrypt".into()],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let with = |tokens: Vec<String>| kms_as(&home, "us-east-1", &root()).with_grant_tokens(tokens);
+    let blob = with(vec![g.grant_token.clone()])
+        .encrypt(&key, b"x", &ctx(&[]), EncryptionAlgorithm::SymmetricDefault)
+        .unwrap()
+        .ciphertext_blob;
+    with(vec![g.grant_token.clone(); 10])
+        .decrypt(
+            &blob,
+            &ctx(&[]),
+            None,
+            EncryptionAlgorithm::SymmetricDefault,
+        )
+        .unwrap();
+    with(vec![g.grant_token.clone()])
+        .generate_data_key(&key, 16, &ctx(&[]), false)
+        .unwrap();
+
+    // Forged: another grant id under the same MAC, a flipped character, plain garbage.
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let raw = String::from_utf8(b64.decode(&g.grant_token).unwrap()).unwrap();
+    let other_id = raw.replacen(&g.grant_id, &"0".repeat(64), 1);
+    let mut flipped = g.grant_token.clone().into_bytes();
+    flipped[10] = if flipped[10] == b'A' { b'B' } else { b'A' };
+    for bad in [
+        b64.encode(other_id),
+        String::from_utf8(flipped).unwrap(),
+        "not-a-token".to_owned(),
+    ] {
+        let (c, m) = code(with(vec![g.grant_token.clone(), bad]).encrypt(
+            &key,
+            b"x",
+            &ctx(&[]),
+            EncryptionAlgorithm::SymmetricDefault,
+        ));
+        assert_eq!(c, KmsCode::InvalidGrantTokenException, "{m}");
+    }
+    let (c, _) = code(with(vec![g.grant_token.clone(); 11]).decrypt(
+        &blob,
+        &ctx(&[]),
+        None,
+        EncryptionAlgorithm::SymmetricDefault,
+    ));
+    assert_eq!(c, KmsCode::ValidationException);
+    // A token from another home does not verify here.
+    let dir2 = tempfile::tempdir().unwrap();
+    let home2 = home_at(dir2.path(), "2027-01-01T00:00:00Z");
+    let other_home = kms_as(&home2, "us-east-1", &root());
+    let k2: KeyRef = other_home
+        .create_key(&Default::default())
+        .unwrap()
+        .arn
+        .parse()
+        .unwrap();
+    let foreign = other_home
+        .create_grant(
+            &k2,
+            &CreateGrantRequest {
+                grantee: bob.clone(),
+                operations: vec!["Decrypt".into()],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        code(with(vec![foreign.grant_token.clone()]).generate_data_key(&key, 16, &ctx(&[]), true))
+            .0,
+        KmsCode::InvalidGrantTokenException
+    );
+    // The refusals were recorded as requests.
+    let refused = own
+        .audit_trail()
+        .events()
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.error_code.as_deref() == Some("InvalidGrantTokenException"))
+        .count();
+    assert_eq!(refused, 4);
+
+    // RetireGrant by token: a forged one is refused; the grantee without RetireGrant in the
+    // grant may not; the real one by the account root (which created it) retires it.
+    assert_eq!(
+        code(own.retire_grant_with_token("bm90IGEgdG9rZW4=")).0,
+        KmsCode::InvalidGrantTokenException
+    );
+    let as_bob = kms_as(&home, "us-east-1", &bob);
+    assert_eq!(
+        code(as_bob.retire_grant_with_token(&g.grant_token)).0,
+        KmsCode::AccessDeniedException
+    );
+    assert_eq!(own.list_grants(&key).unwrap().len(), 1);
+    own.retire_grant_with_token(&g.grant_token).unwrap();
+    assert!(own.list_grants(&key).unwrap().is_empty());
+}
+
+/// AWS: the account that created a grant may retire it (its root user), as well as the
+/// retiring principal and a grantee granted RetireGrant; anyone else may not.
+#[test]
+fn the_account_that_created_a_grant_may_retire_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = home_at(dir.path(), "2027-01-01T00:00:00Z");
+    let own = kms_as(&home, "us-east-1", &root());
+    let key: KeyRef = own
+        .create_key(&Default::default())
+        .unwrap()
+        .arn
+        .parse()
+        .unwrap();
+    let user = |n: &str| format!("arn:aws:iam::{ACCOUNT}:user/{n}");
+    let mk = |ops: &[&str], retiring: Option<String>| {
+        own.create_grant(
+            &key,
+            &CreateGrantRequest {
+                grantee: user("bob"),
+                operations: ops.iter().map(|o| o.to_string()).collect(),
+                retiring_principal: retiring,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+        .grant_id
+    };
+    let plain = mk(&["Decrypt"], None);
+    // Neither the grantee (no RetireGrant in the grant) nor another user may retire it.
+    for who in [user("bob"), user("carol")] {
+        let (c, m) = code(kms_as(&home, "us-east-1", &who).retire_grant(&key, &plain));
+        assert_eq!(c, KmsCode::AccessDeniedException, "{who}: {m}");
+    }
+    own.retire_grant(&key, &plain).unwrap();
+    let by_retiring = mk(&["Decrypt"], Some(user("carol")));
+    kms_as(&home, "us-east-1", &user("carol"))
+        .retire_grant(&key, &by_retiring)
+        .unwrap();
+    let by_grantee = mk(&["Decrypt", "RetireGrant"], None);
+    kms_as(&home, "us-east-1", &user("bob"))
+        .retire_grant(&key, &by_grantee)
+        .unwrap();
+    assert!(own.list_grants(&key).unwrap().is_empty());
+}
+
+/// EncryptionContextSubset and EncryptionContextEquals compare context keys case-insensitively
+/// and values exactly.
+#[test]
+fn grant_constraints_compare_keys_case_insensitively_and_values_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = home_at(dir.path(), "2027-01-01T00:00:00Z");
+    // A key policy naming only the root user: grants alone let bob in.
+    let policy = serde_json::json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": root()}, "Action": "kms:*", "Resource": "*",
+         "Condition": {"StringEquals": {"aws:PrincipalArn": root()}}}]});
+    let own = kms_as(&home, "us-east-1", &root());
+    let key: KeyRef = own
+        .create_key(&CreateKeyRequest {
+            policy: Some(policy.to_string()),
+            ..Default::default()
+        })
+        .unwrap()
+        .arn
+        .parse()
+        .unwrap();
+    let bob_arn = format!("arn:aws:iam::{ACCOUNT}:user/bob");
+    let bob = kms_as(&home, "us-east-1", &bob_arn);
+    let pairs = |p: &[(&str, &str)]| {
+        Some(
+            p.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    };
+    let grant = |constraints: GrantConstraints| {
+        own.create_grant(
+            &key,
+            &CreateGrantRequest {
+                grantee: bob_arn.clone(),
+                operations: vec!["Encrypt".into()],
+                constraints,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+        .grant_id
+    };
+    let enc = |c: &[&str]| bob.encrypt(&key, b"x", &ctx(c), EncryptionAlgorithm::SymmetricDefault);
+    let id = grant(GrantConstraints {
+        encryption_context_subset: pairs(&[("a", "1")]),
+        ..Default::default()
+    });
+    enc(&["a=1"]).unwrap();
+    enc(&["A=1", "b=2"]).unwrap();
+    assert_eq!(code(enc(&["a=X"])).0, KmsCode::AccessDeniedException);
+    assert_eq!(code(enc(&["b=1"])).0, KmsCode::AccessDeniedException);
+    own.revoke_grant(&key, &id).unwrap();
+    grant(GrantConstraints {
+        encryption_context_equals: pairs(&[("Team", "Red")]),
+        ..Default::default()
+    });
+    enc(&["team=Red"]).unwrap();
+    enc(&["TEAM=Red"]).unwrap();
+    assert_eq!(code(enc(&["team=red"])).0, KmsCode::AccessDeniedException);
+    assert_eq!(
+        code(enc(&["team=Red", "x=1"])).0,
+        KmsCode::AccessDeniedException
+    );
+    assert_eq!(code(enc(&[])).0, KmsCode::AccessDeniedException);
+}
+
+/// GenerateDataKey takes exactly one of KeySpec and NumberOfBytes; KMS has no default.
+#[test]
+fn generate_data_key_needs_exactly_one_length() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = home_at(dir.path(), "2027-01-01T00:00:00Z");
+    let own = kms_as(&home, "us-east-1", &root());
+    let key: KeyRef = own
+        .create_key(&Default::default())
+        .unwrap()
+        .arn
+        .parse()
+        .unwrap();
+    let none = ctx(&[]);
+    for (spec, bytes) in [(None, None), (Some(DataKeySpec::Aes256), Some(32))] {
+        let (c, m) = code(own.generate_data_key_with(&key, spec, bytes, &none, true));
+        assert_eq!(c, KmsCode::ValidationException, "{m}");
+        assert!(m.contains("KeySpec") && m.contains("NumberOfBytes"), "{m}");
+    }
+    let len = |spec, bytes| {
+        own.generate_data_key_with(&key, spec, bytes, &none, true)
+            .unwrap()
+            .plaintext
+            .unwrap()
+            .len()
+    };
+    assert_eq!(len(Some(DataKeySpec::Aes128), None), 16);
+    assert_eq!(len(Some(DataKeySpec::Aes256), None), 32);
+    assert_eq!(len(None, Some(64)), 64);
+    // The trail records what was asked for: keySpec or numberOfBytes, never both.
+    let events = own.audit_trail().events().unwrap();
+    let gdk: Vec<_> = events
+        .iter()
+        .filter(|e| e.event_name == "GenerateDataKey" && e.error_code.is_none())
+        .map(|e| {
+            (
+                e.request_parameters["keySpec"].as_str().map(str::to_owned),
+                e.request_parameters["numberOfBytes"].as_u64(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        gdk,
+        [
+            (Some("AES_128".to_owned()), None),
+            (Some("AES_256".to_owned()), None),
+            (None, Some(64))
+        ]
+    );
+}
+
+fn multi_region_pair(dir: &Path, now: &str) -> (KeyRef, String) {
+    let home = home_at(dir, now);
+    let east = kms_as(&home, "us-east-1", &root());
+    let m = east
+        .create_key(&CreateKeyRequest {
+            multi_region: true,
+            ..Default::default()
+        })
+        .unwrap();
+    let key: KeyRef = m.key_id.parse().unwrap();
+    east.replicate_key(&key, &Region::new("eu-west-1").unwrap())
+        .unwrap();
+    (key, m.arn)
+}
+
+/// A primary waiting for its replicas (PendingReplicaDeletion) starts its own waiting period
+/// when its last replica is deleted — the replica's deletion date — however late cofre next
+/// runs, and whichever region is opened first.
+#[test]
+fn a_primary_waits_from_when_its_last_replica_was_deleted() {
+    let t0 = "2027-01-01T00:00:00Z";
+    for replica_region_opened_first in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let (key, _) = multi_region_pair(dir.path(), t0);
+        let home = home_at(dir.path(), t0);
+        kms_as(&home, "eu-west-1", &root())
+            .schedule_key_deletion(&key, Some(7), false)
+            .unwrap();
+        let p = kms_as(&home, "us-east-1", &root())
+            .schedule_key_deletion(&key, Some(7), false)
+            .unwrap();
+        assert_eq!(p.key_state, KeyState::PendingReplicaDeletion);
+        assert_eq!(p.deletion_date, None);
+        // cofre next runs on day 8; the replica went on day 7.
+        let later = home_at(dir.path(), "2027-01-09T00:00:00Z");
+        if replica_region_opened_first {
+            let (c, m) = code(kms_as(&later, "eu-west-1", &root()).describe_key(&key));
+            assert_eq!(c, KmsCode::NotFoundException, "{m}");
+        }
+        let p = kms_as(&later, "us-east-1", &root())
+            .describe_key(&key)
+            .unwrap();
+        assert_eq!(p.key_state, KeyState::PendingDeletion);
+        assert_eq!(
+            p.deletion_date.as_deref(),
+            Some("2027-01-15T00:00:00Z"),
+            "replica region opened first: {replica_region_opened_first}"
+        );
+        // Destroyed on that date, not a day later.
+        let then = home_at(dir.path(), "2027-01-15T00:00:01Z");
+        assert_eq!(
+            code(kms_as(&then, "us-east-1", &root()).describe_key(&key)).0,
+            KmsCode::NotFoundException
+        );
+    }
+    // cofre not run at all until after the primary's own date: it is destroyed at once.
+    let dir = tempfile::tempdir().unwrap();
+    let (key, _) = multi_region_pair(dir.path(), t0);
+    let home = home_at(dir.path(), t0);
+    kms_as(&home, "eu-west-1", &root())
+        .schedule_key_deletion(&key, Some(7), false)
+        .unwrap();
+    kms_as(&home, "us-east-1", &root())
+        .schedule_key_deletion(&key, Some(7), false)
+        .unwrap();
+    let much_later = home_at(dir.path(), "2027-02-01T00:00:00Z");
+    let (c, m) = code(kms_as(&much_later, "us-east-1", &root()).describe_key(&key));
+    assert_eq!(c, KmsCode::NotFoundException, "{m}");
+    assert!(m.contains("was deleted on 2027-01-15T00:00:00Z"), "{m}");
+}
+
+/// A replica's MultiRegionConfiguration.ReplicaKeys lists every replica, itself included,
+/// from the ReplicateKey answer on and after UpdatePrimaryRegion.
+#[test]
+fn a_replica_lists_itself_among_the_replicas() {
+    let t0 = "2027-01-01T00:00:00Z";
+    let dir = tempfile::tempdir().unwrap();
+    let home = home_at(dir.path(), t0);
+    let east = kms_as(&home, "us-east-1", &root());
+    let key: KeyRef = east
+        .create_key(&CreateKeyRequest {
+            multi_region: true,
+            ..Default::default()
+        })
+        .unwrap()
+        .key_id
+        .parse()
+        .unwrap();
+    let r = east
+        .replicate_key(&key, &Region::new("eu-west-1").unwrap())
+        .unwrap();
+    let regions = |c: &cofre::keyring::MultiRegionConfiguration| {
+        let mut v: Vec<String> = c.replica_keys.iter().map(|k| k.region.clone()).collect();
+        v.sort();
+        v
+    };
+    let c = r.replica_key_metadata.multi_region_configuration.unwrap();
+    assert_eq!(c.multi_region_key_type, MultiRegionKeyType::Replica);
+    assert_eq!(regions(&c), ["eu-west-1"]);
+    let r2 = east
+        .replicate_key(&key, &Region::new("ap-southeast-2").unwrap())
+        .unwrap();
+    assert_eq!(
+        regions(&r2.replica_key_metadata.multi_region_configuration.unwrap()),
+        ["ap-southeast-2", "eu-west-1"]
+    );
+    for region in ["eu-west-1", "ap-southeast-2"] {
+        let m = kms_as(&home_at(dir.path(), t0), region, &root())
+            .describe_key(&key)
+            .unwrap();
+        assert_eq!(
+            regions(&m.multi_region_configuration.unwrap()),
+            ["ap-southeast-2", "eu-west-1"],
+            "{region}"
+        );
+    }
+    // After the primary moves to eu-west-1, us-east-1 is a replica and lists itself, at once.
+    east.update_primary_region(&key, &Region::new("eu-west-1").unwrap())
+        .unwrap();
+    let home = home_at(dir.path(), t0);
+    let m = kms_as(&home, "us-east-1", &root())
+        .describe_key(&key)
+        .unwrap();
+    let c = m.multi_region_configuration.unwrap();
+    assert_eq!(c.multi_region_key_type, MultiRegionKeyType::Replica);
+    assert_eq!(c.primary_key.region, "eu-west-1");
+    assert_eq!(regions(&c), ["ap-southeast-2", "us-east-1"]);
+    let p = kms_as(&home, "eu-west-1", &root())
+        .describe_key(&key)
+        .unwrap();
+    assert_eq!(
+        regions(&p.multi_region_configuration.unwrap()),
+        ["ap-southeast-2", "us-east-1"]
+    );
+}
+
+/// ListKeyRotations lists only rotations by default (IncludeKeyMaterial ROTATIONS_ONLY);
+/// ALL_KEY_MATERIAL adds the original material, which has no RotationDate.
+#[test]
+fn list_key_rotations_lists_rotations_only_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = home_at(dir.path(), "2027-01-01T00:00:00Z");
+    let own = kms_as(&home, "us-east-1", &root());
+    let m = own.create_key(&Default::default()).unwrap();
+    let key: KeyRef = m.key_id.parse().unwrap();
+    assert!(own.list_key_rotations(&key, false).unwrap().is_empty());
+    let all = own.list_key_rotations(&key, true).unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].key_material_id, m.current_key_material_id);
+    assert_eq!(all[0].rotation_date, None);
+    assert_eq!(all[0].key_material_state, "CURRENT");
+    let later = home_at(dir.path(), "2027-02-01T00:00:00Z");
+    let r = kms_as(&later, "us-east-1", &root())
+        .rotate_key_on_demand(&key)
+        .unwrap();
+    assert_eq!(r.rotation_date.as_deref(), Some("2027-02-01T00:00:00Z"));
+    let only = own.list_key_rotations(&key, false).unwrap();
+    assert_eq!(only, vec![r.clone()]);
+    let json = serde_json::to_value(&own.list_key_rotations(&key, true).unwrap()).unwrap();
+    assert_eq!(json.as_array().unwrap().len(), 2);
+    assert!(json[0].get("RotationDate").is_none(), "{json}");
+    assert_eq!(json[0]["KeyMaterialState"], "NON_CURRENT");
+    assert_eq!(json[1]["RotationType"], "ON_DEMAND");
+    assert!(json[1].get("ImportState").is_none(), "{json}");
+}
+
+/// A closed stdout (`cofre … | head`) ends every command quietly with exit 0: no panic, no
+/// message, whatever the command prints and however.
+#[test]
+fn a_closed_stdout_ends_commands_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let run = |args: &[&str], closed: bool| {
+        let (reader, writer) = std::io::pipe().unwrap();
+        if closed {
+            // The reader is gone before cofre writes a byte.
+            drop(reader);
+        }
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_cofre"))
+            .arg("--home")
+            .arg(&home)
+            .args(["--quiet"])
+            .args(args)
+            .env_remove("COFRE_HOME")
+            .env_remove("COFRE_REGION")
+            .env_remove("COFRE_PRINCIPAL")
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        (
+            out.status,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (status, err) = run(&["init", "--account", ACCOUNT], false);
+    assert!(status.success(), "{err}");
+    let (status, err) = run(&["key", "create"], false);
+    assert!(status.success(), "{err}");
+    // The key id, written to a file this time.
+    let list = std::process::Command::new(env!("CARGO_BIN_EXE_cofre"))
+        .arg("--home")
+        .arg(&home)
+        .args(["key", "list", "--output", "json"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    let key = v["Keys"][0]["KeyId"].as_str().unwrap().to_owned();
+    for _ in 0..3 {
+        assert!(run(&["key", "rotate", &key], false).0.success());
+    }
+    for args in [
+        vec!["--output", "json", "key", "rotations", &key],
+        vec![
+            "key",
+            "rotations",
+            &key,
+            "--include-key-material",
+            "ALL_KEY_MATERIAL",
+        ],
+        vec!["key", "describe", &key],
+        vec!["--output", "json", "key", "describe", &key],
+        vec!["key", "list"],
+        vec!["audit", "log"],
+        vec!["--output", "json", "audit", "log"],
+        vec!["kms", "generate-random", "64"],
+        vec!["key", "policy", "get", &key],
+        vec!["--help"],
+    ] {
+        let (status, err) = run(&args, true);
+        assert_eq!(status.code(), Some(0), "cofre {args:?}: {err}");
+        assert!(err.is_empty(), "cofre {args:?} said: {err}");
+    }
+}
