@@ -171,6 +171,23 @@ const EXEMPT: &[(&str, &str)] = &[
         "cofre-only: a check of the audit trail's chain",
     ),
     ("gc", "cofre-only: removes unused EBS blocks and maps"),
+    (
+        "principal policy put",
+        "IAM, not KMS, EC2 or EBS: cofre's stand-in for an inline user or role policy; prints \
+         nothing, as IAM's PutUserPolicy answers nothing",
+    ),
+    (
+        "principal policy get",
+        "IAM, not KMS, EC2 or EBS: a principal's identity policy",
+    ),
+    (
+        "principal policy delete",
+        "IAM, not KMS, EC2 or EBS: prints nothing",
+    ),
+    (
+        "principal policy list",
+        "IAM, not KMS, EC2 or EBS: the principals with an identity policy",
+    ),
     ("bench", "cofre-only: throughput measurements"),
     (
         "demo",

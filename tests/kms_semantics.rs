@@ -857,3 +857,180 @@ fn a_closed_stdout_ends_commands_quietly() {
         assert!(err.is_empty(), "cofre {args:?} said: {err}");
     }
 }
+
+/// Identity policies, evaluated with the key policy as AWS evaluates IAM policies: a key
+/// policy statement naming only the account lets a principal with an identity policy in only
+/// if that policy allows the request; one naming the principal itself needs no identity
+/// policy; an explicit Deny in either wins (over grants too). A principal without one keeps
+/// the account's trust. Only the account root manages them.
+#[test]
+fn identity_policies_decide_with_the_key_policy_as_iam_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = home_at(dir.path(), "2027-01-01T00:00:00Z");
+    let own = kms_as(&home, "us-east-1", &root());
+    let user = |n: &str| format!("arn:aws:iam::{ACCOUNT}:user/{n}");
+    let (bob, carol) = (user("bob"), user("carol"));
+    // `delegating`: the default key policy (the account root). `direct`: also names bob.
+    let delegating = own.create_key(&Default::default()).unwrap();
+    let elsewhere = own.create_key(&Default::default()).unwrap();
+    let direct_policy = serde_json::json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": root()}, "Action": "kms:*", "Resource": "*"},
+        {"Effect": "Allow", "Principal": {"AWS": bob}, "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": "*"}]});
+    let direct = own
+        .create_key(&CreateKeyRequest {
+            policy: Some(direct_policy.to_string()),
+            ..Default::default()
+        })
+        .unwrap();
+    let (k1, k2, k3): (KeyRef, KeyRef, KeyRef) = (
+        delegating.arn.parse().unwrap(),
+        elsewhere.arn.parse().unwrap(),
+        direct.arn.parse().unwrap(),
+    );
+    let as_bob = kms_as(&home, "us-east-1", &bob);
+    let as_carol = kms_as(&home, "us-east-1", &carol);
+    let none = ctx(&[]);
+    let sym = EncryptionAlgorithm::SymmetricDefault;
+    // No identity policies yet: every principal of the account is let in by the root statement.
+    as_bob.encrypt(&k1, b"x", &none, sym).unwrap();
+    as_bob.generate_data_key(&k2, 32, &none, true).unwrap();
+
+    let identity = serde_json::json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": ["kms:Encrypt", "kms:DescribeKey"], "Resource": delegating.arn},
+        {"Effect": "Deny", "Action": "kms:Decrypt", "Resource": "*"}]})
+    .to_string();
+    // Only the account root attaches them, to users and roles of the account, without
+    // Principal.
+    assert_eq!(
+        code(as_bob.put_principal_policy(&bob, &identity)).0,
+        KmsCode::AccessDeniedException
+    );
+    let with_principal = serde_json::json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": "*", "Action": "kms:*", "Resource": "*"}]});
+    assert_eq!(
+        code(own.put_principal_policy(&bob, &with_principal.to_string())).0,
+        KmsCode::MalformedPolicyDocumentException
+    );
+    for holder in [root(), format!("arn:aws:iam::{OTHER}:user/ext")] {
+        assert!(matches!(
+            own.put_principal_policy(&holder, &identity),
+            Err(Error::Usage(_))
+        ));
+    }
+    let ext = kms_as(
+        &home,
+        "us-east-1",
+        &format!("arn:aws:iam::{OTHER}:user/ext"),
+    );
+    assert_eq!(
+        code(ext.put_principal_policy(&bob, &identity)).0,
+        KmsCode::AccessDeniedException
+    );
+    assert!(own.list_principal_policies().unwrap().is_empty());
+    own.put_principal_policy(&bob, &identity).unwrap();
+
+    // bob: what both allow; not what only the root statement allows.
+    let blob = as_bob
+        .encrypt(&k1, b"x", &none, sym)
+        .unwrap()
+        .ciphertext_blob;
+    as_bob.describe_key(&k1).unwrap();
+    let (c, m) = code(as_bob.generate_data_key(&k1, 32, &none, true));
+    assert_eq!(c, KmsCode::AccessDeniedException);
+    assert!(m.contains("identity policy does not allow"), "{m}");
+    assert_eq!(
+        code(as_bob.encrypt(&k2, b"x", &none, sym)).0,
+        KmsCode::AccessDeniedException,
+        "the identity policy names another key"
+    );
+    // The key policy naming bob allows without the identity policy; its explicit Deny wins.
+    as_bob.generate_data_key(&k3, 32, &none, true).unwrap();
+    let blob3 = own.encrypt(&k3, b"y", &none, sym).unwrap().ciphertext_blob;
+    let (c, m) = code(as_bob.decrypt(&blob3, &none, None, sym));
+    assert_eq!(c, KmsCode::AccessDeniedException);
+    assert!(
+        m.contains("explicit deny in the caller's identity policy"),
+        "{m}"
+    );
+    // Over a grant too.
+    own.create_grant(
+        &k1,
+        &CreateGrantRequest {
+            grantee: bob.clone(),
+            operations: vec!["Decrypt".into(), "GenerateDataKey".into()],
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        code(as_bob.decrypt(&blob, &none, None, sym)).0,
+        KmsCode::AccessDeniedException
+    );
+    // A grant still adds what the policies leave undecided.
+    as_bob.generate_data_key(&k1, 32, &none, true).unwrap();
+    // carol has no identity policy: the account's trust, as before.
+    as_carol.decrypt(&blob, &none, None, sym).unwrap();
+    as_carol.generate_data_key(&k2, 32, &none, true).unwrap();
+
+    // Get, list, delete; after it, bob has the account's trust again.
+    let got = own.get_principal_policy(&bob).unwrap();
+    assert_eq!(got.policy_document, identity);
+    let listed = own.list_principal_policies().unwrap();
+    assert_eq!(listed, vec![got]);
+    assert_eq!(
+        code(own.get_principal_policy(&carol)).0,
+        KmsCode::NotFoundException
+    );
+    assert_eq!(
+        code(as_bob.list_principal_policies()).0,
+        KmsCode::AccessDeniedException
+    );
+    // Another region sees the same policies (IAM is global).
+    let west_bob = kms_as(&home, "eu-west-1", &bob);
+    let west_key: KeyRef = kms_as(&home, "eu-west-1", &root())
+        .create_key(&Default::default())
+        .unwrap()
+        .arn
+        .parse()
+        .unwrap();
+    assert_eq!(
+        code(west_bob.generate_data_key(&west_key, 32, &none, true)).0,
+        KmsCode::AccessDeniedException
+    );
+    own.delete_principal_policy(&bob).unwrap();
+    assert_eq!(
+        code(own.delete_principal_policy(&bob)).0,
+        KmsCode::NotFoundException
+    );
+    as_bob.decrypt(&blob, &none, None, sym).unwrap();
+    west_bob
+        .generate_data_key(&west_key, 32, &none, true)
+        .unwrap();
+    // Recorded as IAM requests.
+    let names: Vec<(String, String)> = own
+        .audit_trail()
+        .events()
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.event_source == "iam.amazonaws.com" && e.error_code.is_none())
+        .map(|e| {
+            (
+                e.event_name,
+                e.request_parameters["userName"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("GetAccountAuthorizationDetails".to_owned(), String::new()),
+            ("PutUserPolicy".to_owned(), "bob".to_owned()),
+            ("GetUserPolicy".to_owned(), "bob".to_owned()),
+            ("GetAccountAuthorizationDetails".to_owned(), String::new()),
+            ("DeleteUserPolicy".to_owned(), "bob".to_owned()),
+        ]
+    );
+}

@@ -92,6 +92,10 @@ pub enum Command {
     /// Where region folders live
     #[command(subcommand)]
     Region(RegionCommand),
+    /// Identity policies of the account's users and roles (what IAM would give; see
+    /// `principal policy put --help`)
+    #[command(subcommand)]
+    Principal(PrincipalCommand),
     /// Usage and cost at KMS prices for a month, from the audit trails and key records
     Usage {
         /// The month, YYYY-MM [default: this month]
@@ -784,6 +788,35 @@ pub enum GrantCommand {
     },
     /// Revoke a grant (needs kms:RevokeGrant in the key policy)
     Revoke { key: String, grant_id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PrincipalCommand {
+    /// A principal's identity policy
+    #[command(subcommand)]
+    Policy(PrincipalPolicyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PrincipalPolicyCommand {
+    /// Attach FILE (a policy document without Principal, at most 10,240 bytes) as the identity
+    /// policy of ARN, a user or role of the account, replacing the one it had. A key policy
+    /// statement naming the account root then lets ARN in only if this policy allows the
+    /// request too, as IAM policies do in AWS; an explicit Deny here wins. Without one, a
+    /// principal of the account is let in by such a statement (cofre has no IAM). Only the
+    /// account root manages identity policies
+    Put {
+        /// arn:aws:iam::ACCOUNT:user/NAME or arn:aws:iam::ACCOUNT:role/NAME
+        arn: String,
+        /// The policy document (JSON)
+        file: PathBuf,
+    },
+    /// Print a principal's identity policy
+    Get { arn: String },
+    /// Remove a principal's identity policy (it has the account's full trust again)
+    Delete { arn: String },
+    /// List the principals with an identity policy
+    List,
 }
 
 #[derive(Debug, Subcommand)]

@@ -37,8 +37,8 @@ use crate::keyring::{Home, Region, Tag, DEFAULT_REGION};
 use crate::kms::{CreateKeyRequest, KeyRef, Kms};
 use args::{
     AliasCommand, AuditCommand, Command, DefaultKeyCommand, EbsCommand, Format, GrantCommand,
-    KeyCommand, PolicyCommand, RegionCommand, RotationCommand, SnapshotCommand, Toggle,
-    VolumeCommand,
+    KeyCommand, PolicyCommand, PrincipalCommand, PrincipalPolicyCommand, RegionCommand,
+    RotationCommand, SnapshotCommand, Toggle, VolumeCommand,
 };
 use clap::Parser;
 use std::io::IsTerminal;
@@ -139,7 +139,12 @@ fn in_use_hint(key: &str) -> impl FnOnce(Error) -> Error + '_ {
 /// A key policy file, read up to the KMS limit and one byte more (the service refuses what is
 /// over it; nothing reads `/dev/zero` whole).
 fn policy_text(path: &Path) -> Result<String> {
-    let bytes = crate::store::read_file_at_most(path, crate::kms::policy::MAX_POLICY_BYTES)?;
+    read_policy(path, crate::kms::policy::MAX_POLICY_BYTES)
+}
+
+/// A policy file, read up to `limit` and one byte more.
+fn read_policy(path: &Path, limit: usize) -> Result<String> {
+    let bytes = crate::store::read_file_at_most(path, limit)?;
     String::from_utf8(bytes)
         .map_err(|_| Error::usage(format!("{} is not UTF-8 JSON", path.display())))
 }
@@ -287,6 +292,9 @@ fn dispatch(cli: Cli) -> Result<()> {
                         print::response(&r);
                     } else {
                         outln!("{}", r.policy);
+                        if !cli.quiet && std::io::stderr().is_terminal() {
+                            print::account_root_note(&r.policy, kms.home().account_id());
+                        }
                     }
                 }
                 KeyCommand::Policy(PolicyCommand::Put {
@@ -762,6 +770,34 @@ fn dispatch(cli: Cli) -> Result<()> {
                         .map(|r| (r.to_string(), home.region_dir(&r)))
                         .collect();
                     print::regions(&rows, json);
+                }
+            }
+        }
+        Command::Principal(PrincipalCommand::Policy(cmd)) => {
+            let kms = open_kms(cli.home, cli.region)?;
+            match cmd {
+                PrincipalPolicyCommand::Put { arn, file } => {
+                    let text = read_policy(&file, crate::kms::policy::MAX_IDENTITY_POLICY_BYTES)?;
+                    kms.put_principal_policy(&arn, &text)?;
+                }
+                PrincipalPolicyCommand::Get { arn } => {
+                    let p = kms.get_principal_policy(&arn)?;
+                    if json {
+                        print::response(&p);
+                    } else {
+                        outln!("{}", p.policy_document);
+                    }
+                }
+                PrincipalPolicyCommand::Delete { arn } => kms.delete_principal_policy(&arn)?,
+                PrincipalPolicyCommand::List => {
+                    let all = kms.list_principal_policies()?;
+                    if json {
+                        print::listing("Policies", &all, None);
+                    } else {
+                        for p in all {
+                            outln!("{}", p.principal_arn);
+                        }
+                    }
                 }
             }
         }

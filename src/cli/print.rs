@@ -157,6 +157,17 @@ pub fn key_material(r: &crate::kms::KeyMaterialResult, json: bool) {
     }
 }
 
+/// For people reading a key policy at a terminal (on stderr, so the policy on stdout stays
+/// JSON): what a statement naming the account root means in cofre.
+pub fn account_root_note(policy: &str, account: &str) {
+    let root = format!("arn:aws:iam::{account}:root");
+    if policy.contains(&root) || policy.contains(&format!("\"{account}\"")) {
+        eprintln!(
+            "note: a statement naming {root} (or the account id) lets the account's IAM policies decide in AWS; cofre has no IAM, so it lets in every principal of the account that has no identity policy, and one that has (`cofre principal policy put`) only if that policy allows the request"
+        );
+    }
+}
+
 /// A list in JSON, as the AWS CLI prints a paginated one: the items under `name`, and a
 /// `NextToken` when `--max-items` stopped before the end.
 pub fn listing(name: &str, items: &impl serde::Serialize, next: Option<&str>) {

@@ -55,6 +55,14 @@ impl Call {
         }
     }
 
+    /// An IAM API call by the caller (identity policies): CloudTrail's `iam.amazonaws.com`.
+    pub(crate) fn iam(name: &'static str, read_only: bool) -> Self {
+        Call {
+            source: "iam.amazonaws.com",
+            ..Call::new(name, read_only)
+        }
+    }
+
     /// An event cofre's KMS carries out on its own (rotation, deletion, expiry).
     pub(crate) fn service(name: &'static str) -> Self {
         Call {
@@ -115,6 +123,7 @@ impl Call {
         let service = match self.source {
             "ec2.amazonaws.com" => "ec2",
             "ebs.amazonaws.com" => "ebs",
+            "iam.amazonaws.com" => "iam",
             _ => "kms",
         };
         format!("{service}:{}", self.name())

@@ -1,5 +1,8 @@
-//! Authorization: every request that names a key is checked against that key's policy before
-//! it touches the key ([`Kms::authorize`], called when a key is resolved); GetKeyPolicy and
+//! Authorization: every request that names a key is checked against that key's policy, the
+//! caller's identity policy if it has one (`identity.rs`) and the key's grants before it
+//! touches the key ([`Kms::authorize`], called when a key is resolved); before any of that,
+//! a principal of another account is refused every operation KMS does not allow across
+//! accounts ([`CROSS_ACCOUNT_OPERATIONS`], [`Kms::own_account_only`]). GetKeyPolicy and
 //! PutKeyPolicy with the lockout safety check.
 
 use super::audited::Call;
@@ -132,8 +135,24 @@ impl Kms {
         ]
         .iter()
         .any(|a| ctx.action.starts_with(a));
-        let decision = match policy::evaluate(&self.policy_of(record), &ctx) {
-            // Grants add to the policy; an explicit Deny still wins.
+        // The key policy, and the caller's identity policy if it has one (identity.rs): an
+        // explicit Deny in either wins; a statement naming only the caller's account allows
+        // a caller with an identity policy only if that policy allows too.
+        let key_policy = policy::evaluate_key_policy(&self.policy_of(record), &ctx);
+        let identity = self.identity_decision(&ctx)?;
+        let denied_by = match (key_policy.decision, identity) {
+            (Decision::ExplicitDeny, _) => Some("its key policy"),
+            (_, Some(Decision::ExplicitDeny)) => Some("the caller's identity policy"),
+            _ => None,
+        };
+        let decision = match (key_policy.decision, identity) {
+            _ if denied_by.is_some() => Decision::ExplicitDeny,
+            (Decision::Allow, _) if !key_policy.by_account_only => Decision::Allow,
+            (Decision::Allow, None | Some(Decision::Allow)) => Decision::Allow,
+            _ => Decision::ImplicitDeny,
+        };
+        let decision = match decision {
+            // Grants add to the policies; an explicit Deny still wins.
             Decision::ImplicitDeny
                 if record.grants.iter().any(|g| {
                     super::grants::grant_allows(
@@ -160,11 +179,16 @@ impl Kms {
                     self.principal().arn(),
                     ctx.action,
                     if d == Decision::ExplicitDeny {
-                        "of an explicit deny in its key policy"
+                        format!(
+                            "of an explicit deny in {}",
+                            denied_by.unwrap_or("its key policy")
+                        )
                     } else if record.key_metadata.key_manager == KeyManager::Aws {
-                        "it is an AWS managed key, usable only through its own service; use a customer managed key (`cofre key create`)"
+                        "it is an AWS managed key, usable only through its own service; use a customer managed key (`cofre key create`)".to_owned()
+                    } else if key_policy.decision == Decision::Allow {
+                        "its key policy lets the account's identity policies decide, and the caller's identity policy does not allow it; `cofre principal policy get` shows it".to_owned()
                     } else {
-                        "no statement of its key policy allows it; `cofre key policy get` shows the policy"
+                        "no statement of its key policy allows it; `cofre key policy get` shows the policy".to_owned()
                     }
                 ),
             )),

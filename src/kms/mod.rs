@@ -1,9 +1,19 @@
 //! The KMS verbs, run against one region of a keyring.
 //!
 //! A [`Kms`] serves one caller (its [`RequestContext`]) in one region. Every request runs the
-//! same path once, in [`Kms::audited`]: resolve the key reference ([`KeyRef`]), check the key's
-//! state as KMS does (errors carry the KMS exception name), authorize the request against the
-//! key policy and grants, act, and record one event. No opened master key leaves this module:
+//! same path once, in [`Kms::audited`]: refuse another account's principal what KMS does not
+//! allow across accounts, check the request's grant tokens, resolve the key reference
+//! ([`KeyRef`]), check the key's state as KMS does (errors carry the KMS exception name),
+//! authorize the request against the key policy, the caller's identity policy and the grants,
+//! act, and record one event.
+//!
+//! Front ends call one method per operation. Parameters KMS added later come as additive
+//! variants, the older method keeping its meaning: [`Kms::generate_data_key_with`] (KeySpec or
+//! NumberOfBytes), [`Kms::import_key_material_with`] ([`ImportOptions`]: ImportType,
+//! KeyMaterialId, description), [`Kms::delete_imported_key_material_version`],
+//! [`Kms::retire_grant_with_token`]. A request's `GrantTokens` travel in its context
+//! ([`RequestContext::with_grant_tokens`], or [`Kms::with_grant_tokens`]), so no method takes
+//! them. No opened master key leaves this module:
 //! files and EBS volumes get their data keys through GenerateDataKey, Encrypt and Decrypt
 //! requests ([`Kms::generate_envelope_key`] and its siblings).
 
@@ -13,6 +23,7 @@ mod aws_managed;
 mod data;
 mod data_keys;
 mod grants;
+mod identity;
 mod import;
 mod keyref;
 mod lifecycle;
@@ -27,6 +38,7 @@ pub use data::{
     MAX_CIPHERTEXT, MAX_MESSAGE,
 };
 pub use grants::{CreateGrantRequest, GRANT_OPERATIONS, MAX_GRANT_TOKENS, MAX_GRANT_TOKEN_LEN};
+pub use identity::IdentityPolicy;
 pub use import::{
     ImportOptions, ImportParameters, ImportType, KeyMaterialResult, WrappingAlgorithm,
     WrappingKeySpec,
