@@ -781,7 +781,7 @@ fn list_key_rotations_lists_rotations_only_by_default() {
     assert_eq!(r.rotation_date.as_deref(), Some("2027-02-01T00:00:00Z"));
     let only = own.list_key_rotations(&key, false).unwrap();
     assert_eq!(only, vec![r.clone()]);
-    let json = serde_json::to_value(&own.list_key_rotations(&key, true).unwrap()).unwrap();
+    let json = serde_json::to_value(own.list_key_rotations(&key, true).unwrap()).unwrap();
     assert_eq!(json.as_array().unwrap().len(), 2);
     assert!(json[0].get("RotationDate").is_none(), "{json}");
     assert_eq!(json[0]["KeyMaterialState"], "NON_CURRENT");
