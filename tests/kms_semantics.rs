@@ -36,6 +36,34 @@ fn kms_as(home: &Arc<Home>, region: &str, principal: &str) -> Kms {
     )
 }
 
+/// A new home at 2027-01-01 and the account root's endpoint in us-east-1.
+fn setup() -> (tempfile::TempDir, Arc<Home>, Kms) {
+    let dir = tempfile::tempdir().unwrap();
+    let home = home_at(dir.path(), "2027-01-01T00:00:00Z");
+    let own = kms_as(&home, "us-east-1", &root());
+    (dir, home, own)
+}
+
+/// A new key made by `kms`, by its ARN.
+fn new_key(kms: &Kms, req: &CreateKeyRequest) -> KeyRef {
+    kms.create_key(req).unwrap().arn.parse().unwrap()
+}
+
+/// A grant of `ops` on `key` to `grantee`, made by `kms`.
+fn grant_to(
+    kms: &Kms,
+    key: &KeyRef,
+    grantee: &str,
+    ops: &[&str],
+) -> cofre::api::kms::CreateGrantResponse {
+    let req = CreateGrantRequest {
+        grantee: grantee.to_owned(),
+        operations: ops.iter().map(|o| o.to_string()).collect(),
+        ..Default::default()
+    };
+    kms.create_grant(key, &req).unwrap()
+}
+
 fn root() -> String {
     format!("arn:aws:iam::{ACCOUNT}:root")
 }
@@ -65,16 +93,17 @@ fn shared_policy() -> String {
     .to_string()
 }
 
-fn create(kms: &Kms, spec: KeySpec, usage: KeyUsage, extra: CreateKeyRequest) -> (KeyRef, String) {
-    let m = kms
-        .create_key(&CreateKeyRequest {
-            key_spec: Some(spec),
-            key_usage: Some(usage),
-            policy: Some(shared_policy()),
-            ..extra
-        })
-        .unwrap();
-    (m.arn.parse().unwrap(), m.arn)
+fn create(kms: &Kms, spec: KeySpec, usage: KeyUsage, extra: CreateKeyRequest) -> KeyRef {
+    kms.create_key(&CreateKeyRequest {
+        key_spec: Some(spec),
+        key_usage: Some(usage),
+        policy: Some(shared_policy()),
+        ..extra
+    })
+    .unwrap()
+    .arn
+    .parse()
+    .unwrap()
 }
 
 /// Every operation, made by a principal of another account whose account the key policy
@@ -82,56 +111,44 @@ fn create(kms: &Kms, spec: KeySpec, usage: KeyUsage, extra: CreateKeyRequest) ->
 /// refused with AccessDeniedException and changes nothing.
 #[test]
 fn another_account_makes_only_the_cross_account_operations() {
-    let dir = tempfile::tempdir().unwrap();
-    let home = home_at(dir.path(), "2027-01-01T00:00:00Z");
-    let own = kms_as(&home, "us-east-1", &root());
+    let (_dir, home, own) = setup();
     let ext = kms_as(
         &home,
         "us-east-1",
         &format!("arn:aws:iam::{OTHER}:user/ext"),
     );
-    let (sym, sym_arn) = create(
-        &own,
-        KeySpec::SymmetricDefault,
-        KeyUsage::EncryptDecrypt,
-        Default::default(),
-    );
-    let (sig, _) = create(
-        &own,
-        KeySpec::EccNistP256,
-        KeyUsage::SignVerify,
-        Default::default(),
-    );
-    let (mac, _) = create(
-        &own,
-        KeySpec::Hmac256,
-        KeyUsage::GenerateVerifyMac,
-        Default::default(),
-    );
-    let (agree, _) = create(
-        &own,
-        KeySpec::EccNistP256,
-        KeyUsage::KeyAgreement,
-        Default::default(),
-    );
-    let (ext_key, _) = create(
-        &own,
-        KeySpec::SymmetricDefault,
-        KeyUsage::EncryptDecrypt,
-        CreateKeyRequest {
-            origin: cofre::keyring::Origin::External,
-            ..Default::default()
-        },
-    );
-    let (mrk, _) = create(
-        &own,
-        KeySpec::SymmetricDefault,
-        KeyUsage::EncryptDecrypt,
-        CreateKeyRequest {
-            multi_region: true,
-            ..Default::default()
-        },
-    );
+    let symmetric = (KeySpec::SymmetricDefault, KeyUsage::EncryptDecrypt);
+    let [sym, sig, mac, agree, ext_key, mrk] = [
+        (symmetric, CreateKeyRequest::default()),
+        (
+            (KeySpec::EccNistP256, KeyUsage::SignVerify),
+            Default::default(),
+        ),
+        (
+            (KeySpec::Hmac256, KeyUsage::GenerateVerifyMac),
+            Default::default(),
+        ),
+        (
+            (KeySpec::EccNistP256, KeyUsage::KeyAgreement),
+            Default::default(),
+        ),
+        (
+            symmetric,
+            CreateKeyRequest {
+                origin: cofre::keyring::Origin::External,
+                ..Default::default()
+            },
+        ),
+        (
+            symmetric,
+            CreateKeyRequest {
+                multi_region: true,
+                ..Default::default()
+            },
+        ),
+    ]
+    .map(|((spec, usage), extra)| create(&own, spec, usage, extra));
+    let sym_arn = sym.to_string();
     own.replicate_key(&mrk, &Region::new("eu-west-1").unwrap())
         .unwrap();
     own.create_alias("alias/shared", &sym).unwrap();
@@ -347,26 +364,10 @@ fn another_account_makes_only_the_cross_account_operations() {
 /// ValidationException; RetireGrant takes a token in place of the key and grant id.
 #[test]
 fn grant_tokens_are_checked_and_retire_grants() {
-    let dir = tempfile::tempdir().unwrap();
-    let home = home_at(dir.path(), "2027-01-01T00:00:00Z");
-    let own = kms_as(&home, "us-east-1", &root());
-    let key: KeyRef = own
-        .create_key(&CreateKeyRequest::default())
-        .unwrap()
-        .arn
-        .parse()
-        .unwrap();
+    let (_dir, home, own) = setup();
+    let key = new_key(&own, &CreateKeyRequest::default());
     let bob = format!("arn:aws:iam::{ACCOUNT}:user/bob");
-    let g = own
-        .create_grant(
-            &key,
-            &CreateGrantRequest {
-                grantee: bob.clone(),
-                operations: vec!["Encrypt".into(), "Decrypt".into()],
-                ..Default::default()
-            },
-        )
-        .unwrap();
+    let g = grant_to(&own, &key, &bob, &["Encrypt", "Decrypt"]);
     let with = |tokens: Vec<String>| kms_as(&home, "us-east-1", &root()).with_grant_tokens(tokens);
     let blob = with(vec![g.grant_token.clone()])
         .encrypt(&key, b"x", &ctx(&[]), EncryptionAlgorithm::SymmetricDefault)
@@ -415,12 +416,7 @@ fn grant_tokens_are_checked_and_retire_grants() {
     let dir2 = tempfile::tempdir().unwrap();
     let home2 = home_at(dir2.path(), "2027-01-01T00:00:00Z");
     let other_home = kms_as(&home2, "us-east-1", &root());
-    let k2: KeyRef = other_home
-        .create_key(&Default::default())
-        .unwrap()
-        .arn
-        .parse()
-        .unwrap();
+    let k2 = new_key(&other_home, &Default::default());
     let foreign = other_home
         .create_grant(
             &k2,
@@ -466,15 +462,8 @@ fn grant_tokens_are_checked_and_retire_grants() {
 /// retiring principal and a grantee granted RetireGrant; anyone else may not.
 #[test]
 fn the_account_that_created_a_grant_may_retire_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let home = home_at(dir.path(), "2027-01-01T00:00:00Z");
-    let own = kms_as(&home, "us-east-1", &root());
-    let key: KeyRef = own
-        .create_key(&Default::default())
-        .unwrap()
-        .arn
-        .parse()
-        .unwrap();
+    let (_dir, home, own) = setup();
+    let key = new_key(&own, &Default::default());
     let user = |n: &str| format!("arn:aws:iam::{ACCOUNT}:user/{n}");
     let mk = |ops: &[&str], retiring: Option<String>| {
         own.create_grant(
@@ -576,15 +565,8 @@ fn grant_constraints_compare_keys_case_insensitively_and_values_exactly() {
 /// GenerateDataKey takes exactly one of KeySpec and NumberOfBytes; KMS has no default.
 #[test]
 fn generate_data_key_needs_exactly_one_length() {
-    let dir = tempfile::tempdir().unwrap();
-    let home = home_at(dir.path(), "2027-01-01T00:00:00Z");
-    let own = kms_as(&home, "us-east-1", &root());
-    let key: KeyRef = own
-        .create_key(&Default::default())
-        .unwrap()
-        .arn
-        .parse()
-        .unwrap();
+    let (_dir, _home, own) = setup();
+    let key = new_key(&own, &Default::default());
     let none = ctx(&[]);
     for (spec, bytes) in [(None, None), (Some(DataKeySpec::Aes256), Some(32))] {
         let (c, m) = code(own.generate_data_key_with(&key, spec, bytes, &none, true));
@@ -623,19 +605,27 @@ fn generate_data_key_needs_exactly_one_length() {
     );
 }
 
-fn multi_region_pair(dir: &Path, now: &str) -> (KeyRef, String) {
-    let home = home_at(dir, now);
-    let east = kms_as(&home, "us-east-1", &root());
-    let m = east
-        .create_key(&CreateKeyRequest {
+/// A multi-Region key made at 2027-01-01 in us-east-1 with a replica in eu-west-1, the
+/// replica then scheduled for deletion in 7 days and the primary too (so it waits for it).
+fn primary_waiting_for_its_replica(dir: &Path) -> KeyRef {
+    let home = home_at(dir, "2027-01-01T00:00:00Z");
+    let (east, west) = (
+        kms_as(&home, "us-east-1", &root()),
+        kms_as(&home, "eu-west-1", &root()),
+    );
+    let key = new_key(
+        &east,
+        &CreateKeyRequest {
             multi_region: true,
             ..Default::default()
-        })
-        .unwrap();
-    let key: KeyRef = m.key_id.parse().unwrap();
-    east.replicate_key(&key, &Region::new("eu-west-1").unwrap())
-        .unwrap();
-    (key, m.arn)
+        },
+    );
+    east.replicate_key(&key, west.region()).unwrap();
+    west.schedule_key_deletion(&key, Some(7), false).unwrap();
+    let p = east.schedule_key_deletion(&key, Some(7), false).unwrap();
+    assert_eq!(p.key_state, KeyState::PendingReplicaDeletion);
+    assert_eq!(p.deletion_date, None);
+    key
 }
 
 /// A primary waiting for its replicas (PendingReplicaDeletion) starts its own waiting period
@@ -643,19 +633,9 @@ fn multi_region_pair(dir: &Path, now: &str) -> (KeyRef, String) {
 /// runs, and whichever region is opened first.
 #[test]
 fn a_primary_waits_from_when_its_last_replica_was_deleted() {
-    let t0 = "2027-01-01T00:00:00Z";
     for replica_region_opened_first in [false, true] {
         let dir = tempfile::tempdir().unwrap();
-        let (key, _) = multi_region_pair(dir.path(), t0);
-        let home = home_at(dir.path(), t0);
-        kms_as(&home, "eu-west-1", &root())
-            .schedule_key_deletion(&key, Some(7), false)
-            .unwrap();
-        let p = kms_as(&home, "us-east-1", &root())
-            .schedule_key_deletion(&key, Some(7), false)
-            .unwrap();
-        assert_eq!(p.key_state, KeyState::PendingReplicaDeletion);
-        assert_eq!(p.deletion_date, None);
+        let key = primary_waiting_for_its_replica(dir.path());
         // cofre next runs on day 8; the replica went on day 7.
         let later = home_at(dir.path(), "2027-01-09T00:00:00Z");
         if replica_region_opened_first {
@@ -680,14 +660,7 @@ fn a_primary_waits_from_when_its_last_replica_was_deleted() {
     }
     // cofre not run at all until after the primary's own date: it is destroyed at once.
     let dir = tempfile::tempdir().unwrap();
-    let (key, _) = multi_region_pair(dir.path(), t0);
-    let home = home_at(dir.path(), t0);
-    kms_as(&home, "eu-west-1", &root())
-        .schedule_key_deletion(&key, Some(7), false)
-        .unwrap();
-    kms_as(&home, "us-east-1", &root())
-        .schedule_key_deletion(&key, Some(7), false)
-        .unwrap();
+    let key = primary_waiting_for_its_replica(dir.path());
     let much_later = home_at(dir.path(), "2027-02-01T00:00:00Z");
     let (c, m) = code(kms_as(&much_later, "us-east-1", &root()).describe_key(&key));
     assert_eq!(c, KmsCode::NotFoundException, "{m}");
@@ -763,9 +736,7 @@ fn a_replica_lists_itself_among_the_replicas() {
 /// ALL_KEY_MATERIAL adds the original material, which has no RotationDate.
 #[test]
 fn list_key_rotations_lists_rotations_only_by_default() {
-    let dir = tempfile::tempdir().unwrap();
-    let home = home_at(dir.path(), "2027-01-01T00:00:00Z");
-    let own = kms_as(&home, "us-east-1", &root());
+    let (dir, _home, own) = setup();
     let m = own.create_key(&Default::default()).unwrap();
     let key: KeyRef = m.key_id.parse().unwrap();
     assert!(own.list_key_rotations(&key, false).unwrap().is_empty());
@@ -865,9 +836,7 @@ fn a_closed_stdout_ends_commands_quietly() {
 /// the account's trust. Only the account root manages them.
 #[test]
 fn identity_policies_decide_with_the_key_policy_as_iam_does() {
-    let dir = tempfile::tempdir().unwrap();
-    let home = home_at(dir.path(), "2027-01-01T00:00:00Z");
-    let own = kms_as(&home, "us-east-1", &root());
+    let (_dir, home, own) = setup();
     let user = |n: &str| format!("arn:aws:iam::{ACCOUNT}:user/{n}");
     let (bob, carol) = (user("bob"), user("carol"));
     // `delegating`: the default key policy (the account root). `direct`: also names bob.
@@ -953,15 +922,7 @@ fn identity_policies_decide_with_the_key_policy_as_iam_does() {
         "{m}"
     );
     // Over a grant too.
-    own.create_grant(
-        &k1,
-        &CreateGrantRequest {
-            grantee: bob.clone(),
-            operations: vec!["Decrypt".into(), "GenerateDataKey".into()],
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    grant_to(&own, &k1, &bob, &["Decrypt", "GenerateDataKey"]);
     assert_eq!(
         code(as_bob.decrypt(&blob, &none, None, sym)).0,
         KmsCode::AccessDeniedException

@@ -69,6 +69,21 @@ impl Home {
         )
     }
 
+    /// `key grant create` by the root: the grant of `ops` on `key` to `grantee`.
+    fn grant(&self, key: &str, grantee: &str, ops: &str, extra: &[&str]) -> String {
+        let args = [
+            "key",
+            "grant",
+            "create",
+            key,
+            "--grantee",
+            grantee,
+            "--operations",
+            ops,
+        ];
+        self.ok(ROOT, &[&args[..], extra].concat())
+    }
+
     fn arn(&self, key: &str) -> String {
         let v: Value =
             serde_json::from_str(&self.ok(ROOT, &["key", "describe", key, "--output", "json"]))
@@ -340,17 +355,11 @@ fn grants_allow_exactly_what_they_name_under_their_constraints() {
     let arn = h.arn(&key);
     assert_eq!(h.seal(BOB, &key, &["app=web"], "x").status.code(), Some(3));
     // Root grants bob Encrypt-side and Decrypt, for contexts that include app=web.
-    let id = h.ok(
-        ROOT,
+    let id = h.grant(
+        &key,
+        BOB,
+        "GenerateDataKey,Decrypt",
         &[
-            "key",
-            "grant",
-            "create",
-            &key,
-            "--grantee",
-            BOB,
-            "--operations",
-            "GenerateDataKey,Decrypt",
             "--context-subset",
             "app=web",
             "--retiring-principal",
@@ -919,22 +928,8 @@ fn identity_policies_grant_tokens_and_data_key_lengths_through_the_cli() {
     let out = enc("bm90IGEgdG9rZW4=");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("InvalidGrantTokenException"));
-    let g: Value = serde_json::from_str(&h.ok(
-        ROOT,
-        &[
-            "key",
-            "grant",
-            "create",
-            &key,
-            "--grantee",
-            BOB,
-            "--operations",
-            "Encrypt",
-            "--output",
-            "json",
-        ],
-    ))
-    .unwrap();
+    let g: Value =
+        serde_json::from_str(&h.grant(&key, BOB, "Encrypt", &["--output", "json"])).unwrap();
     let token = g["GrantToken"].as_str().unwrap();
     assert!(enc(&format!("{token},{token}")).status.success());
     h.ok(ROOT, &["key", "grant", "retire", "--grant-token", token]);

@@ -86,24 +86,22 @@ pub const MAX_GRANT_TOKENS: usize = 10;
 /// Longest grant token (KMS `GrantTokenType`).
 pub const MAX_GRANT_TOKEN_LEN: usize = 8192;
 
-/// The operations whose requests take `GrantTokens` and refuse a token that does not verify
-/// (their model lists InvalidGrantTokenException). DescribeKey takes them too, unchecked.
-const GRANT_TOKEN_OPERATIONS: &[&str] = &[
-    "CreateGrant",
-    "Decrypt",
-    "DeriveSharedSecret",
-    "Encrypt",
-    "GenerateDataKey",
-    "GenerateDataKeyPair",
-    "GenerateDataKeyPairWithoutPlaintext",
-    "GenerateDataKeyWithoutPlaintext",
-    "GenerateMac",
-    "GetPublicKey",
-    "ReEncrypt",
-    "Sign",
-    "Verify",
-    "VerifyMac",
+/// The cross-account operations whose requests take `GrantTokens` but whose model lists no
+/// InvalidGrantTokenException (DescribeKey: tokens checked for shape only) or that take none.
+/// Every other cross-account operation takes them and refuses a token that does not verify;
+/// no other operation takes them.
+const NO_GRANT_TOKEN_CHECK: &[&str] = &[
+    "DescribeKey",
+    "GetKeyRotationStatus",
+    "ListGrants",
+    "RetireGrant",
+    "RevokeGrant",
 ];
+
+/// Whether `api`'s requests take `GrantTokens` and refuse one that does not verify.
+fn verifies_grant_tokens(api: &str) -> bool {
+    super::CROSS_ACCOUNT_OPERATIONS.contains(&api) && !NO_GRANT_TOKEN_CHECK.contains(&api)
+}
 
 /// True if every pair of `constraint` is in `context`: keys compared case-insensitively,
 /// values exactly (KMS's EncryptionContextSubset).
@@ -309,7 +307,7 @@ impl Kms {
             return Ok(());
         }
         let api = call.api_name();
-        let verified = GRANT_TOKEN_OPERATIONS.contains(&api);
+        let verified = verifies_grant_tokens(api);
         if !verified && api != "DescribeKey" {
             return Err(Error::kms(
                 KmsCode::ValidationException,

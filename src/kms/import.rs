@@ -179,6 +179,20 @@ impl Kms {
         Ok(())
     }
 
+    /// The imported-material key `key` names, authorized for `call`, its record brought up
+    /// to date ([`upgrade_record`]).
+    fn imported_key(
+        &self,
+        store: &crate::keyring::RegionStore<'_>,
+        key: &KeyRef,
+        call: &Call,
+    ) -> Result<KeyRecord> {
+        let mut record = self.resolve(store, key, false, call)?;
+        self.external(&record)?;
+        upgrade_record(&mut record);
+        Ok(record)
+    }
+
     /// GetParametersForImport: a fresh wrapping key pair and an import token valid 24 hours.
     pub fn get_parameters_for_import(
         &self,
@@ -331,9 +345,7 @@ impl Kms {
             }
             let store = self.store()?;
             let _lock = store.lock()?;
-            let mut record = self.resolve(&store, key, false, call)?;
-            self.external(&record)?;
-            upgrade_record(&mut record);
+            let mut record = self.imported_key(&store, key, call)?;
             let arn = record.key_metadata.arn.clone();
             if record.key_metadata.key_state == KeyState::PendingDeletion {
                 return Err(invalid_state(&arn, KeyState::PendingDeletion));
@@ -503,9 +515,7 @@ impl Kms {
             |call| {
                 let store = self.store()?;
                 let _lock = store.lock()?;
-                let mut record = self.resolve(&store, key, false, call)?;
-                self.external(&record)?;
-                upgrade_record(&mut record);
+                let mut record = self.imported_key(&store, key, call)?;
                 let arn = record.key_metadata.arn.clone();
                 let id = key_material_id
                     .unwrap_or(&record.key_metadata.current_key_material_id)

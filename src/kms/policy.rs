@@ -140,35 +140,32 @@ const OPERATORS: &[&str] = &[
     "Bool",
 ];
 
-/// Checks a key policy's shape and size; the error names the field.
+/// Checks a key policy's shape and size (at most 32 KiB); the error names the field.
 pub fn validate(text: &str) -> Result<Value> {
-    if text.len() > MAX_POLICY_BYTES {
-        return Err(Error::kms(
-            KmsCode::LimitExceededException,
-            format!(
-                "the key policy is {} bytes; the limit is 32 KiB",
-                text.len()
-            ),
-        ));
-    }
     validate_document(text, false)
 }
 
 /// Checks an identity policy: a policy document without `Principal`, at most 10,240 bytes.
 pub fn validate_identity(text: &str) -> Result<Value> {
-    if text.len() > MAX_IDENTITY_POLICY_BYTES {
-        return Err(Error::kms(
-            KmsCode::LimitExceededException,
-            format!(
-                "the identity policy is {} bytes; the limit is {MAX_IDENTITY_POLICY_BYTES}",
-                text.len()
-            ),
-        ));
-    }
     validate_document(text, true)
 }
 
 fn validate_document(text: &str, identity: bool) -> Result<Value> {
+    let (what, limit) = if identity {
+        ("identity", MAX_IDENTITY_POLICY_BYTES)
+    } else {
+        ("key", MAX_POLICY_BYTES)
+    };
+    if text.len() > limit {
+        return Err(Error::kms(
+            KmsCode::LimitExceededException,
+            format!(
+                "the {what} policy is {} bytes; the limit is {} KiB",
+                text.len(),
+                limit as f64 / 1024.0
+            ),
+        ));
+    }
     let doc: Value =
         serde_json::from_str(text).map_err(|e| malformed(format!("not JSON ({e})")))?;
     let obj = doc
