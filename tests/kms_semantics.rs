@@ -613,13 +613,16 @@ fn primary_waiting_for_its_replica(dir: &Path) -> KeyRef {
         kms_as(&home, "us-east-1", &root()),
         kms_as(&home, "eu-west-1", &root()),
     );
-    let key = new_key(
-        &east,
-        &CreateKeyRequest {
+    // By id: the same in both regions.
+    let key: KeyRef = east
+        .create_key(&CreateKeyRequest {
             multi_region: true,
             ..Default::default()
-        },
-    );
+        })
+        .unwrap()
+        .key_id
+        .parse()
+        .unwrap();
     east.replicate_key(&key, west.region()).unwrap();
     west.schedule_key_deletion(&key, Some(7), false).unwrap();
     let p = east.schedule_key_deletion(&key, Some(7), false).unwrap();
