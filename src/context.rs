@@ -20,6 +20,7 @@ pub struct RequestContext {
     /// False for a request whose signature was refused: its principal is unknown, and
     /// `principal` is only the account it was sent to.
     authenticated: bool,
+    grant_tokens: Vec<String>,
 }
 
 impl RequestContext {
@@ -32,6 +33,7 @@ impl RequestContext {
             access_key_id: None,
             request_id: None,
             authenticated: true,
+            grant_tokens: Vec::new(),
         }
     }
 
@@ -79,6 +81,17 @@ impl RequestContext {
         self
     }
 
+    /// The request's grant tokens (KMS's `GrantTokens` parameter, at most 10). The operations
+    /// that take them (the cryptographic operations, DescribeKey, GetPublicKey, CreateGrant)
+    /// check each: a token no grant of this home issued is refused with
+    /// InvalidGrantTokenException. In KMS a token makes a new grant effective before the grant
+    /// is visible everywhere; cofre's grants take effect at once, so a valid token grants
+    /// nothing its grant does not.
+    pub fn with_grant_tokens(mut self, tokens: Vec<String>) -> Self {
+        self.grant_tokens = tokens;
+        self
+    }
+
     /// Who is calling.
     pub fn principal(&self) -> &Principal {
         &self.principal
@@ -97,6 +110,11 @@ impl RequestContext {
     /// The access key id, when the request was signed with one.
     pub fn access_key_id(&self) -> Option<&str> {
         self.access_key_id.as_deref()
+    }
+
+    /// The request's grant tokens (none unless [`RequestContext::with_grant_tokens`]).
+    pub fn grant_tokens(&self) -> &[String] {
+        &self.grant_tokens
     }
 
     /// The front end's request id, if it set one.

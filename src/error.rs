@@ -51,12 +51,12 @@ pub enum KmsCode {
     KMSInvalidSignatureException,
     KMSInvalidMacException,
     InvalidMarkerException,
+    /// A grant token that no grant of this home issued (forged, damaged, or another home's).
+    InvalidGrantTokenException,
     /// A request body that is not JSON of the operation's shape (the wire front end).
     SerializationException,
     /// A request with `DryRun` that would have succeeded.
     DryRunOperationException,
-    /// A grant token this keyring did not issue.
-    InvalidGrantTokenException,
     /// An `X-Amz-Target` naming no KMS operation (the wire front end).
     UnknownOperationException,
     /// A request with no `Authorization` header (HTTP 403).

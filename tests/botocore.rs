@@ -181,6 +181,23 @@ const EXEMPT: &[(&str, &str)] = &[
         "cofre-only: a check of the audit trail's chain",
     ),
     ("gc", "cofre-only: removes unused EBS blocks and maps"),
+    (
+        "principal policy put",
+        "IAM, not KMS, EC2 or EBS: cofre's stand-in for an inline user or role policy; prints \
+         nothing, as IAM's PutUserPolicy answers nothing",
+    ),
+    (
+        "principal policy get",
+        "IAM, not KMS, EC2 or EBS: a principal's identity policy",
+    ),
+    (
+        "principal policy delete",
+        "IAM, not KMS, EC2 or EBS: prints nothing",
+    ),
+    (
+        "principal policy list",
+        "IAM, not KMS, EC2 or EBS: the principals with an identity policy",
+    ),
     ("bench", "cofre-only: throughput measurements"),
     (
         "demo",
@@ -645,28 +662,34 @@ impl Cases {
             "key import-params",
             &[&ext, "--out-dir", s(&params)],
         );
-        let material = self.path("material.bin");
-        let wrapped = self.path("material.enc");
-        openssl(&["rand", "-out", s(&material), "32"]);
-        openssl(&[
-            "pkeyutl",
-            "-encrypt",
-            "-pubin",
-            "-keyform",
-            "DER",
-            "-inkey",
-            s(&params.join("WrappingPublicKey.bin")),
-            "-in",
-            s(&material),
-            "-out",
-            s(&wrapped),
-            "-pkeyopt",
-            "rsa_padding_mode:oaep",
-            "-pkeyopt",
-            "rsa_oaep_md:sha256",
-            "-pkeyopt",
-            "rsa_mgf1_md:sha256",
-        ]);
+        let wrap = |name: &str| {
+            let material = self.path(&format!("{name}.bin"));
+            let wrapped = self.path(&format!("{name}.enc"));
+            openssl(&["rand", "-out", s(&material), "32"]);
+            openssl(&[
+                "pkeyutl",
+                "-encrypt",
+                "-pubin",
+                "-keyform",
+                "DER",
+                "-inkey",
+                s(&params.join("WrappingPublicKey.bin")),
+                "-in",
+                s(&material),
+                "-out",
+                s(&wrapped),
+                "-pkeyopt",
+                "rsa_padding_mode:oaep",
+                "-pkeyopt",
+                "rsa_oaep_md:sha256",
+                "-pkeyopt",
+                "rsa_mgf1_md:sha256",
+            ]);
+            wrapped
+        };
+        let wrapped = wrap("material");
+        // New material to rotate to, below.
+        let next = wrap("next");
         let token = params.join("ImportToken.bin");
         self.east(
             "kms.ImportKeyMaterial",
@@ -682,6 +705,40 @@ impl Cases {
             ],
         );
         self.east("kms.DescribeKey", "key describe", &[&ext]);
+        // New material to rotate to: listed pending rotation, then current.
+        self.east(
+            "kms.ImportKeyMaterial",
+            "key import",
+            &[
+                &ext,
+                "--material",
+                s(&next),
+                "--token",
+                s(&token),
+                "--no-expiry",
+                "--import-type",
+                "NEW_KEY_MATERIAL",
+                "--description",
+                "second material",
+            ],
+        );
+        let all = ["--include-key-material", "ALL_KEY_MATERIAL"];
+        self.east(
+            "kms.ListKeyRotations",
+            "key rotations",
+            &[&[ext.as_str()][..], &all].concat(),
+        );
+        self.east("kms.RotateKeyOnDemand", "key rotate", &[&ext]);
+        self.east(
+            "kms.ListKeyRotations",
+            "key rotations",
+            &[&[ext.as_str()][..], &all].concat(),
+        );
+        self.east(
+            "kms.ListKeyRotations",
+            "key rotations",
+            &[&[sym.as_str()][..], &all].concat(),
+        );
         self.east(
             "kms.DeleteImportedKeyMaterial",
             "key delete-material",
@@ -938,6 +995,46 @@ impl Cases {
         self.east("ec2.DeleteSnapshot", "snapshot delete", &[&s2]);
         self.east("ec2.DeleteVolume", "volume delete", &[&empty]);
     }
+}
+
+/// The operations cofre lets another account's principal make are exactly those AWS's model
+/// documents "Cross-account use: Yes" (among the operations cofre serves), and every other
+/// operation that names a key is documented "No" (issue 19). tests/kms_semantics.rs makes each
+/// operation as such a principal.
+#[test]
+fn cross_account_operations_are_those_botocore_documents() {
+    let python = botocore_python();
+    let out = checker(&python)
+        .arg("cross-account")
+        .output()
+        .expect("run botocore_check.py");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let column: BTreeMap<String, String> = text(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(op, v)| (op.to_owned(), v.to_owned()))
+        .collect();
+    // Operations of the model cofre does not serve (custom key stores, ML-KEM, tags, …).
+    const NOT_SERVED: &[&str] = &["Decapsulate", "Encapsulate"];
+    for op in cofre::kms::CROSS_ACCOUNT_OPERATIONS {
+        assert_eq!(
+            column.get(*op).map(String::as_str),
+            Some("Yes"),
+            "cofre lets another account make {op}"
+        );
+    }
+    let yes: BTreeSet<&str> = column
+        .iter()
+        .filter(|(_, v)| *v == "Yes")
+        .map(|(op, _)| op.as_str())
+        .filter(|op| !NOT_SERVED.contains(op))
+        .collect();
+    let ours: BTreeSet<&str> = cofre::kms::CROSS_ACCOUNT_OPERATIONS
+        .iter()
+        .copied()
+        .collect();
+    assert_eq!(yes, ours, "the model's cross-account operations");
+    assert!(column.len() > 50, "{column:?}");
 }
 
 // ── Python and botocore ───────────────────────────────────────────────────────────────────

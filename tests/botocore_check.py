@@ -30,6 +30,10 @@ Run by tests/botocore.rs; stdlib + botocore only.
     botocore_check.py uncovered SERVICE CASES
         Prints, one a line, the operations of SERVICE that have no case file in CASES.
 
+    botocore_check.py cross-account
+        Prints, one a line, each KMS operation and what its documentation says of
+        "Cross-account use" (`Yes`, `No`, or the start of its sentence), tab-separated.
+
     botocore_check.py version
         Prints botocore's version.
 """
@@ -333,6 +337,16 @@ def uncovered(service, folder):
     return 0
 
 
+def cross_account():
+    model = _session().get_service_model("kms")
+    for op in sorted(model.operation_names):
+        doc = re.sub(r"<[^>]+>", " ", model.operation_model(op).documentation or "")
+        m = re.search(r"Cross-account use\s*:?\s*([A-Za-z][^.]*)", doc)
+        word = m.group(1).strip() if m else "?"
+        print(f"{op}\t{'Yes' if word.startswith('Yes') else 'No' if word.startswith('No') and not word.startswith('Not') else word}")
+    return 0
+
+
 def main(argv):
     usage = __doc__
     if len(argv) >= 2 and argv[0] == "check":
@@ -348,6 +362,8 @@ def main(argv):
         return check_cases(argv[1], tables["--substitutes"], tables["--always"])
     if len(argv) == 3 and argv[0] == "uncovered":
         return uncovered(argv[1], argv[2])
+    if argv == ["cross-account"]:
+        return cross_account()
     if argv == ["version"]:
         print(botocore.__version__)
         return 0

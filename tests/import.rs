@@ -927,7 +927,7 @@ fn the_same_material_sets_a_new_expiry_on_an_enabled_key_and_other_material_neve
 }
 
 #[test]
-fn imported_keys_follow_the_state_table_and_do_not_rotate() {
+fn imported_keys_follow_the_state_table_and_rotate_only_on_demand() {
     let h = Home::new();
     let key = h.external_key();
     let mat = h.material("mat", 32);
@@ -964,19 +964,20 @@ fn imported_keys_follow_the_state_table_and_do_not_rotate() {
     assert_eq!(h.state(T0, &key), "PendingImport");
     assert_eq!(h.state(T0, &key), "PendingImport");
 
-    // With material: no rotation of any kind; disable and enable work.
+    // With material: no automatic rotation; on demand only to new imported material, which
+    // there is none of yet; disable and enable work.
     h.import(T0, &key, &w, &p.token, &["--no-expiry"]);
     h.fails(
         T0,
         &["key", "rotation", "enable", &key],
         ACCESS,
-        &["UnsupportedOperationException"],
+        &["UnsupportedOperationException", "NEW_KEY_MATERIAL"],
     );
     h.fails(
         T0,
         &["key", "rotate", &key],
         ACCESS,
-        &["UnsupportedOperationException"],
+        &["KMSInvalidStateException", "pending rotation"],
     );
     assert_eq!(
         h.json(T0, &["key", "rotation", "status", &key])["KeyRotationEnabled"],
@@ -1058,4 +1059,225 @@ fn material_expiring_while_the_key_is_pending_deletion_leaves_it_pending_deletio
     let w = h.wrapped(&p, &mat, "w2");
     h.import(t, &key, &w, &p.token, &["--no-expiry"]);
     opens(&h, t, &f, "f");
+}
+
+/// The material versions of `key`, as `key rotations --include-key-material ALL_KEY_MATERIAL`
+/// lists them (JSON).
+fn all_material(h: &Home, now: &str, key: &str) -> Vec<Value> {
+    h.json(
+        now,
+        &[
+            "key",
+            "rotations",
+            key,
+            "--include-key-material",
+            "ALL_KEY_MATERIAL",
+        ],
+    )["Rotations"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// Rotation of imported material, as KMS does it since 2025: new material imported with
+/// ImportType NEW_KEY_MATERIAL waits PENDING_ROTATION until `key rotate` makes it current;
+/// every version keeps decrypting what it encrypted, has its own expiry, and the key is usable
+/// only while all of them are imported.
+#[test]
+fn new_key_material_rotates_an_imported_key_and_old_material_keeps_decrypting() {
+    let h = Home::new();
+    let key = h.external_key();
+    let (m1, m2, m3) = (
+        h.material("m1", 32),
+        h.material("m2", 32),
+        h.material("m3", 32),
+    );
+    let p = h.params(T0, &key, "p", None, None);
+    let (w1, w2, w3) = (
+        h.wrapped(&p, &m1, "w1"),
+        h.wrapped(&p, &m2, "w2"),
+        h.wrapped(&p, &m3, "w3"),
+    );
+    // The first import is NEW_KEY_MATERIAL by default, and current at once.
+    let meta = h.import(T0, &key, &w1, &p.token, &["--no-expiry"]);
+    let id1 = meta["CurrentKeyMaterialId"].as_str().unwrap().to_owned();
+    let f1 = seal(&h, T0, &key, "f1");
+    assert_eq!(h.material_of(T0, &f1), id1);
+
+    // After it, the default is EXISTING_KEY_MATERIAL: other material is refused; the first
+    // material is refused as new.
+    h.import_fails(
+        T0,
+        &key,
+        &w2,
+        &p.token,
+        USAGE,
+        &["IncorrectKeyMaterialException"],
+    );
+    h.fails(
+        T0,
+        &[
+            &Home::import_args(&key, &w1, &p.token, &["--no-expiry"])[..],
+            &["--import-type", "NEW_KEY_MATERIAL"],
+        ]
+        .concat(),
+        USAGE,
+        &["IncorrectKeyMaterialException", "EXISTING_KEY_MATERIAL"],
+    );
+
+    // New material, expiring in 30 days: pending rotation, not current, the key unchanged.
+    let new_args = |w: &Path, extra: &[&str]| -> Vec<String> {
+        [
+            &Home::import_args(&key, w, &p.token, extra)[..],
+            &["--import-type", "NEW_KEY_MATERIAL"],
+        ]
+        .concat()
+        .into_iter()
+        .map(str::to_owned)
+        .collect()
+    };
+    let args = new_args(
+        &w2,
+        &[
+            "--valid-to",
+            "2026-01-31T00:00:00Z",
+            "--description",
+            "second/2026 v2",
+        ],
+    );
+    let r = h.json(T0, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let id2 = r["KeyMaterialId"].as_str().unwrap().to_owned();
+    assert_ne!(id2, id1);
+    let meta = h.meta(T0, &key);
+    assert_eq!(meta["CurrentKeyMaterialId"], id1);
+    assert_eq!(meta["KeyState"], "Enabled");
+    assert_eq!(meta["ExpirationModel"], "KEY_MATERIAL_DOES_NOT_EXPIRE");
+    let v = all_material(&h, T0, &key);
+    assert_eq!(v.len(), 2, "{v:?}");
+    assert_eq!(v[0]["KeyMaterialId"], id1);
+    assert_eq!(v[0]["KeyMaterialState"], "CURRENT");
+    assert_eq!(v[0]["ImportState"], "IMPORTED");
+    assert!(v[0].get("RotationDate").is_none(), "{v:?}");
+    assert_eq!(v[1]["KeyMaterialId"], id2);
+    assert_eq!(v[1]["KeyMaterialState"], "PENDING_ROTATION");
+    assert_eq!(v[1]["ImportState"], "IMPORTED");
+    assert_eq!(v[1]["ExpirationModel"], "KEY_MATERIAL_EXPIRES");
+    assert_eq!(v[1]["ValidTo"], "2026-01-31T00:00:00Z");
+    assert_eq!(v[1]["KeyMaterialDescription"], "second/2026 v2");
+    assert!(v[1].get("RotationDate").is_none(), "{v:?}");
+    let only = h.json(T0, &["key", "rotations", &key])["Rotations"].clone();
+    assert_eq!(only, serde_json::json!([]));
+    // One pending material at a time.
+    let args = new_args(&w3, &["--no-expiry"]);
+    h.fails(
+        T0,
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        ACCESS,
+        &["KMSInvalidStateException", &id2],
+    );
+
+    // Rotate: the new material is current; files under the old one still open.
+    let t1 = "2026-01-01T12:00:00Z";
+    h.ok(t1, &["key", "rotate", &key]);
+    let meta = h.meta(t1, &key);
+    assert_eq!(meta["CurrentKeyMaterialId"], id2);
+    assert_eq!(meta["ExpirationModel"], "KEY_MATERIAL_EXPIRES");
+    assert_eq!(meta["ValidTo"], "2026-01-31T00:00:00Z");
+    let only = h.json(t1, &["key", "rotations", &key])["Rotations"].clone();
+    assert_eq!(only.as_array().unwrap().len(), 1, "{only}");
+    assert_eq!(only[0]["KeyMaterialId"], id2);
+    assert_eq!(only[0]["KeyMaterialState"], "CURRENT");
+    assert_eq!(only[0]["RotationType"], "ON_DEMAND");
+    assert_eq!(only[0]["RotationDate"], t1);
+    let f2 = seal(&h, t1, &key, "f2");
+    assert_eq!(h.material_of(t1, &f2), id2);
+    opens(&h, t1, &f1, "f1");
+    // Nothing new to rotate to.
+    h.fails(
+        t1,
+        &["key", "rotate", &key],
+        ACCESS,
+        &["KMSInvalidStateException"],
+    );
+
+    // Deleting the old material stops the key; importing it again (by id) brings it back.
+    let r = h.json(
+        t1,
+        &["key", "delete-material", &key, "--key-material-id", &id1],
+    );
+    assert_eq!(r["KeyMaterialId"], id1);
+    assert_eq!(h.state(t1, &key), "PendingImport");
+    h.fails(
+        t1,
+        &["decrypt", s(&f2)],
+        ACCESS,
+        &["KMSInvalidStateException"],
+    );
+    assert_eq!(
+        all_material(&h, t1, &key)[0]["ImportState"],
+        "PENDING_IMPORT"
+    );
+    h.fails(
+        t1,
+        &[
+            &Home::import_args(&key, &w1, &p.token, &["--no-expiry"])[..],
+            &["--key-material-id", &id2],
+        ]
+        .concat(),
+        USAGE,
+        &["IncorrectKeyMaterialException", &id2],
+    );
+    let r = h.json(
+        t1,
+        &[
+            &Home::import_args(&key, &w1, &p.token, &["--no-expiry"])[..],
+            &["--key-material-id", &id1],
+        ]
+        .concat(),
+    );
+    assert_eq!(r["KeyMaterialId"], id1);
+    assert_eq!(h.state(t1, &key), "Enabled");
+    opens(&h, t1, &f1, "f1");
+    opens(&h, t1, &f2, "f2");
+
+    // The rotated-to material expires on the 31st: the key waits for it, and both files
+    // open again once it is imported again (EXISTING_KEY_MATERIAL, now without expiry).
+    let t2 = "2026-02-01T00:00:00Z";
+    assert_eq!(h.state(t2, &key), "PendingImport");
+    let v = all_material(&h, t2, &key);
+    assert_eq!(
+        (v[0]["ImportState"].as_str(), v[1]["ImportState"].as_str()),
+        (Some("IMPORTED"), Some("PENDING_IMPORT"))
+    );
+    let p2 = h.params(t2, &key, "p2", None, None);
+    let w2b = h.wrapped(&p2, &m2, "w2b");
+    h.import(t2, &key, &w2b, &p2.token, &["--no-expiry"]);
+    assert_eq!(h.state(t2, &key), "Enabled");
+    assert_eq!(
+        h.meta(t2, &key)["ExpirationModel"],
+        "KEY_MATERIAL_DOES_NOT_EXPIRE"
+    );
+    opens(&h, t2, &f1, "f1");
+    opens(&h, t2, &f2, "f2");
+
+    // Material pending rotation that is deleted was never the key's: it just goes.
+    let w3b = h.wrapped(&p2, &m3, "w3b");
+    let r = h.json(
+        t2,
+        &[
+            &Home::import_args(&key, &w3b, &p2.token, &["--no-expiry"])[..],
+            &["--import-type", "NEW_KEY_MATERIAL"],
+        ]
+        .concat(),
+    );
+    let id3 = r["KeyMaterialId"].as_str().unwrap().to_owned();
+    assert_eq!(all_material(&h, t2, &key).len(), 3);
+    h.json(
+        t2,
+        &["key", "delete-material", &key, "--key-material-id", &id3],
+    );
+    assert_eq!(h.state(t2, &key), "Enabled");
+    let v = all_material(&h, t2, &key);
+    assert_eq!(v.len(), 2, "{v:?}");
+    assert!(v.iter().all(|e| e["KeyMaterialId"] != id3.as_str()));
 }

@@ -857,9 +857,11 @@ fn a_primary_with_replicas_waits_in_pending_replica_deletion() {
         ACCESS,
         &["NotFoundException", "deleted"],
     );
+    // Its own 7 days run from when the replica was deleted (the 8th), not from when cofre
+    // next ran (the 9th), as in KMS.
     let primary = state(replica_gone, &[]);
     assert_eq!(primary["KeyState"], "PendingDeletion");
-    assert_eq!(primary["DeletionDate"], "2027-01-16T00:00:00Z");
+    assert_eq!(primary["DeletionDate"], "2027-01-15T00:00:00Z");
     assert!(primary["MultiRegionConfiguration"]["ReplicaKeys"]
         .as_array()
         .unwrap()

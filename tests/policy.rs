@@ -69,6 +69,21 @@ impl Home {
         )
     }
 
+    /// `key grant create` by the root: the grant of `ops` on `key` to `grantee`.
+    fn grant(&self, key: &str, grantee: &str, ops: &str, extra: &[&str]) -> String {
+        let args = [
+            "key",
+            "grant",
+            "create",
+            key,
+            "--grantee",
+            grantee,
+            "--operations",
+            ops,
+        ];
+        self.ok(ROOT, &[&args[..], extra].concat())
+    }
+
     fn arn(&self, key: &str) -> String {
         let v: Value =
             serde_json::from_str(&self.ok(ROOT, &["key", "describe", key, "--output", "json"]))
@@ -340,17 +355,11 @@ fn grants_allow_exactly_what_they_name_under_their_constraints() {
     let arn = h.arn(&key);
     assert_eq!(h.seal(BOB, &key, &["app=web"], "x").status.code(), Some(3));
     // Root grants bob Encrypt-side and Decrypt, for contexts that include app=web.
-    let id = h.ok(
-        ROOT,
+    let id = h.grant(
+        &key,
+        BOB,
+        "GenerateDataKey,Decrypt",
         &[
-            "key",
-            "grant",
-            "create",
-            &key,
-            "--grantee",
-            BOB,
-            "--operations",
-            "GenerateDataKey,Decrypt",
             "--context-subset",
             "app=web",
             "--retiring-principal",
@@ -852,5 +861,104 @@ fn re_encrypt_is_checked_with_each_side_s_context() {
                 &["AccessDeniedException", "kms:Decrypt"],
             );
         }
+    }
+}
+
+/// `cofre principal policy` attaches an identity policy that decides, with a key policy that
+/// names only the account, what the principal may do; `--grant-tokens` are checked; and the
+/// CLI supplies GenerateDataKey's AES_256 when no length is given.
+#[test]
+fn identity_policies_grant_tokens_and_data_key_lengths_through_the_cli() {
+    let h = Home::new();
+    let key = h.ok(ROOT, &["key", "create"]);
+    let arn = h.arn(&key);
+    assert!(h.seal(BOB, &key, &[], "before").status.success());
+    let doc = json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "kms:Decrypt", "Resource": arn}]});
+    let f = h.path("bob.json");
+    std::fs::write(&f, doc.to_string()).unwrap();
+    h.fails(
+        BOB,
+        &["principal", "policy", "put", BOB, f.to_str().unwrap()],
+        3,
+        &["AccessDeniedException", "account root"],
+    );
+    h.ok(
+        ROOT,
+        &["principal", "policy", "put", BOB, f.to_str().unwrap()],
+    );
+    let got: Value =
+        serde_json::from_str(&h.ok(ROOT, &["principal", "policy", "get", BOB])).unwrap();
+    assert_eq!(got, doc);
+    let listed: Value =
+        serde_json::from_str(&h.ok(ROOT, &["principal", "policy", "list", "--output", "json"]))
+            .unwrap();
+    assert_eq!(listed["Policies"][0]["PrincipalArn"], BOB);
+    // bob may decrypt (both allow) but no longer encrypt (only the root statement does).
+    h.ok(BOB, &["decrypt", "before"]);
+    h.fails(
+        BOB,
+        &["encrypt", "-k", &key, "-o", "e", "plain"],
+        3,
+        &["AccessDeniedException", "identity policy"],
+    );
+    // ops has none: the account's trust.
+    assert!(h.seal(OPS, &key, &[], "ops").status.success());
+    h.ok(ROOT, &["principal", "policy", "delete", BOB]);
+    assert!(h.seal(BOB, &key, &[], "after").status.success());
+
+    // Grant tokens on the data commands.
+    std::fs::write(h.path("p.bin"), b"hello").unwrap();
+    let enc = |tokens: &str| {
+        h.run(
+            ROOT,
+            &[
+                "kms",
+                "encrypt",
+                &key,
+                "--plaintext-file",
+                "p.bin",
+                "--output",
+                "json",
+                "--grant-tokens",
+                tokens,
+            ],
+        )
+    };
+    let out = enc("bm90IGEgdG9rZW4=");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("InvalidGrantTokenException"));
+    let g: Value =
+        serde_json::from_str(&h.grant(&key, BOB, "Encrypt", &["--output", "json"])).unwrap();
+    let token = g["GrantToken"].as_str().unwrap();
+    assert!(enc(&format!("{token},{token}")).status.success());
+    h.ok(ROOT, &["key", "grant", "retire", "--grant-token", token]);
+    assert_eq!(h.ok(ROOT, &["key", "grant", "list", &key]), "");
+
+    // GenerateDataKey: neither --bytes nor --key-spec is AES_256 (the CLI's default).
+    for (args, len) in [
+        (&[][..], 32),
+        (&["--key-spec", "AES_128"][..], 16),
+        (&["--bytes", "7"][..], 7),
+    ] {
+        let out = h.path(&format!("dk{len}"));
+        let blob = h.path(&format!("dk{len}.blob"));
+        h.ok(
+            ROOT,
+            &[
+                &[
+                    "kms",
+                    "generate-data-key",
+                    &key,
+                    "--plaintext-out",
+                    out.to_str().unwrap(),
+                    "--ciphertext-out",
+                    blob.to_str().unwrap(),
+                ][..],
+                args,
+            ]
+            .concat(),
+        );
+        assert_eq!(std::fs::read(&out).unwrap().len(), len);
     }
 }

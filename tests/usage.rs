@@ -108,3 +108,107 @@ fn a_scripted_month_bills_as_computed_by_hand() {
     assert_eq!(again.total, r.total);
     std::env::remove_var("COFRE_NOW");
 }
+
+/// AWS bills a key whose deletion was cancelled as though it had never been scheduled, and
+/// prices requests to asymmetric keys and GenerateDataKeyPair on their own lines, outside the
+/// 20,000 free requests — also for a key deleted since (its tombstone keeps its spec).
+#[test]
+fn cancelled_deletions_are_billed_and_asymmetric_requests_priced_apart() {
+    use cofre::keyring::{KeySpec, KeyUsage};
+    use cofre::kms::{DataKeyPairSpec, EncryptionAlgorithm, MessageType, SigningAlgorithm};
+    use usage::RequestKind;
+    let dir = tempfile::tempdir().unwrap();
+    // February 2027: 28 days, 672 hours.
+    let kms = at("2027-02-01T00:00:00Z", dir.path());
+    let key = |spec, usage| -> KeyRef {
+        kms.create_key(&CreateKeyRequest {
+            key_spec: Some(spec),
+            key_usage: Some(usage),
+            ..Default::default()
+        })
+        .unwrap()
+        .key_id
+        .parse()
+        .unwrap()
+    };
+    let a = key(KeySpec::SymmetricDefault, KeyUsage::EncryptDecrypt);
+    let sig = key(KeySpec::EccNistP256, KeyUsage::SignVerify);
+    let rsa = key(KeySpec::Rsa2048, KeyUsage::EncryptDecrypt);
+    let none = cofre::EncryptionContext::default();
+    for _ in 0..3 {
+        kms.sign(&sig, b"m", MessageType::Raw, SigningAlgorithm::EcdsaSha256)
+            .unwrap();
+    }
+    kms.get_public_key(&sig).unwrap();
+    for _ in 0..2 {
+        kms.encrypt(&rsa, b"m", &none, EncryptionAlgorithm::RsaesOaepSha256)
+            .unwrap();
+    }
+    kms.generate_data_key_pair(&a, DataKeyPairSpec::EccNistP256, &none, false)
+        .unwrap();
+    kms.generate_data_key_pair(&a, DataKeyPairSpec::Rsa2048, &none, false)
+        .unwrap();
+    // A: scheduled for deletion on the 10th, cancelled on the 12th: billed all month.
+    at("2027-02-10T00:00:00Z", dir.path())
+        .schedule_key_deletion(&a, Some(7), false)
+        .unwrap();
+    at("2027-02-12T00:00:00Z", dir.path())
+        .cancel_key_deletion(&a)
+        .unwrap();
+    // The RSA key: scheduled on the 20th, destroyed on the 27th (free from the 20th).
+    at("2027-02-20T00:00:00Z", dir.path())
+        .schedule_key_deletion(&rsa, Some(7), false)
+        .unwrap();
+    let kms = at("2027-03-01T00:00:00Z", dir.path());
+    assert!(kms.describe_key(&rsa).is_err(), "destroyed on the 27th");
+    let trails = [(kms.region().clone(), kms.audit_trail())];
+    let r = usage::report(kms.home(), &trails, "2027-02").unwrap();
+
+    let hours = |k: &KeyRef| {
+        r.keys
+            .iter()
+            .find(|u| u.key_id == k.to_string())
+            .unwrap()
+            .hours
+    };
+    assert_eq!(hours(&a), 672, "a cancelled deletion is billed");
+    assert_eq!(hours(&sig), 672);
+    assert_eq!(
+        hours(&rsa),
+        19 * 24,
+        "pending deletion before destruction is free"
+    );
+    // By hand: symmetric = 3 CreateKey + 1 ScheduleKeyDeletion + 1 CancelKeyDeletion + 1
+    // ScheduleKeyDeletion = 6, all free; asymmetric (ECC) = 3 Sign + 1 GetPublicKey = 4 at
+    // $0.15 per 10,000; RSA_2048 = 2 Encrypt at $0.03; one ECC and one RSA data key pair at
+    // $0.10 and $12.00.
+    let line = |k: RequestKind| {
+        r.request_lines
+            .iter()
+            .find(|l| l.kind == k)
+            .unwrap_or_else(|| panic!("no {k:?} line in {:?}", r.request_lines))
+            .clone()
+    };
+    let sym = line(RequestKind::Symmetric);
+    assert_eq!((sym.requests, sym.free, sym.billable), (6, 6, 0));
+    for (kind, n, cost) in [
+        (RequestKind::Asymmetric, 4, 0.00006),
+        (RequestKind::Rsa2048, 2, 0.000006),
+        (RequestKind::EccDataKeyPair, 1, 0.00001),
+        (RequestKind::RsaDataKeyPair, 1, 0.0012),
+    ] {
+        let l = line(kind);
+        assert_eq!((l.requests, l.free, l.billable), (n, 0, n), "{kind:?}");
+        assert!((l.cost - cost).abs() < 1e-9, "{kind:?}: {}", l.cost);
+    }
+    assert_eq!(r.request_lines.len(), 5);
+    assert_eq!(
+        (r.total_requests, r.free_requests, r.billable_requests),
+        (14, 6, 8)
+    );
+    assert!(
+        (r.request_cost - 0.001276).abs() < 1e-9,
+        "{}",
+        r.request_cost
+    );
+}

@@ -72,9 +72,6 @@ pub const OPERATIONS: &[&str] = &[
     "VerifyMac",
 ];
 
-/// Most grant tokens a request may carry.
-pub const MAX_GRANT_TOKENS: usize = 10;
-
 /// A blob member: base64 on the wire, bytes (zeroized on drop) here.
 #[derive(Default)]
 pub struct Blob(pub Zeroizing<Vec<u8>>);

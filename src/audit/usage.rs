@@ -3,21 +3,129 @@
 //!
 //! - $1 per customer managed key per month, prorated by the hour (each started hour counts):
 //!   replicas and imported keys count; AWS managed keys are free; hours a key spends pending
-//!   deletion are free.
+//!   deletion are free — unless the deletion is cancelled: then the key is billed as though
+//!   it had never been scheduled for deletion (the KMS pricing page).
 //! - $1 per month more for each of a key's first two rotations, from the rotation on.
-//! - $0.03 per 10,000 KMS requests beyond 20,000 free per month, across all regions.
+//! - Requests, by the kinds the KMS pricing page prices ([`RequestKind`]): $0.03 per 10,000
+//!   symmetric requests beyond 20,000 free per month, across all regions. Requests to
+//!   GenerateDataKeyPair(WithoutPlaintext), and cryptographic requests (Encrypt, Decrypt,
+//!   ReEncrypt, Sign, Verify, GetPublicKey, DeriveSharedSecret) that reference an asymmetric
+//!   key, are outside the free tier, at their own prices: $0.03 per 10,000 with an RSA_2048
+//!   key, $0.15 with any other asymmetric key, $0.10 per 10,000 ECC GenerateDataKeyPair
+//!   requests and $12.00 per 10,000 RSA ones.
 
 use super::{Event, Trail};
 use crate::error::{Error, Result};
-use crate::keyring::{Home, KeyManager, Region};
+use crate::keyring::{Home, KeyManager, KeySpec, Region};
 use crate::store;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 const FREE_REQUESTS: u64 = 20_000;
-const PRICE_PER_10K_REQUESTS: f64 = 0.03;
 const PRICE_KEY_MONTH: f64 = 1.0;
+
+/// How KMS prices a request (each kind its own line on the bill).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RequestKind {
+    /// Every request not below: symmetric and HMAC keys, management, requests naming no key.
+    /// The only kind the 20,000 free requests apply to.
+    Symmetric,
+    /// A cryptographic request referencing an RSA_2048 key.
+    Rsa2048,
+    /// A cryptographic request referencing any other asymmetric key.
+    Asymmetric,
+    /// GenerateDataKeyPair(WithoutPlaintext) of an ECC key pair.
+    EccDataKeyPair,
+    /// GenerateDataKeyPair(WithoutPlaintext) of an RSA key pair.
+    RsaDataKeyPair,
+}
+
+impl RequestKind {
+    /// Dollars per 10,000 requests (the KMS pricing page).
+    pub fn price_per_10k(self) -> f64 {
+        match self {
+            RequestKind::Symmetric | RequestKind::Rsa2048 => 0.03,
+            RequestKind::Asymmetric => 0.15,
+            RequestKind::EccDataKeyPair => 0.10,
+            RequestKind::RsaDataKeyPair => 12.00,
+        }
+    }
+
+    /// Whether the month's 20,000 free requests apply.
+    pub fn free_tier(self) -> bool {
+        self == RequestKind::Symmetric
+    }
+}
+
+/// The cryptographic operations whose requests are priced by the key they reference.
+const KEY_PRICED: &[&str] = &[
+    "Encrypt",
+    "Decrypt",
+    "ReEncrypt",
+    "Sign",
+    "Verify",
+    "GetPublicKey",
+    "DeriveSharedSecret",
+];
+
+/// The price kind of a KMS request, from its record and the specs of the keys it names.
+fn request_kind(e: &Event, spec_of: &BTreeMap<String, KeySpec>) -> RequestKind {
+    let param = |name: &str| e.request_parameters.get(name).and_then(|v| v.as_str());
+    let name = e.event_name.as_str();
+    if name.starts_with("GenerateDataKeyPair") {
+        return if param("keyPairSpec").is_some_and(|s| s.starts_with("RSA")) {
+            RequestKind::RsaDataKeyPair
+        } else {
+            RequestKind::EccDataKeyPair
+        };
+    }
+    if !KEY_PRICED.contains(&name) {
+        return RequestKind::Symmetric;
+    }
+    let mut kind = RequestKind::Symmetric;
+    for r in &e.resources {
+        let k = match spec_of.get(&r.arn) {
+            Some(KeySpec::Rsa2048) => RequestKind::Rsa2048,
+            Some(s) if crate::kms::specs::asym_kind(*s).is_some() => RequestKind::Asymmetric,
+            Some(_) => RequestKind::Symmetric,
+            None => continue,
+        };
+        kind = kind.max(k);
+    }
+    // A key whose spec is no longer known (a tombstone of an earlier version): its algorithm
+    // still says whether it was asymmetric.
+    let asymmetric_algorithm = [
+        "encryptionAlgorithm",
+        "sourceEncryptionAlgorithm",
+        "destinationEncryptionAlgorithm",
+    ]
+    .iter()
+    .any(|p| param(p).is_some_and(|a| a != "SYMMETRIC_DEFAULT"))
+        || param("signingAlgorithm").is_some()
+        || param("keyAgreementAlgorithm").is_some();
+    if kind == RequestKind::Symmetric
+        && asymmetric_algorithm
+        && e.resources.iter().any(|r| !spec_of.contains_key(&r.arn))
+    {
+        kind = RequestKind::Asymmetric;
+    }
+    kind
+}
+
+/// One kind of request on the month's bill.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RequestLine {
+    pub kind: RequestKind,
+    pub requests: u64,
+    /// Of them, covered by the free tier.
+    pub free: u64,
+    pub billable: u64,
+    pub price_per_10k: f64,
+    pub cost: f64,
+}
 
 /// One key's month.
 #[derive(Debug, Clone, Serialize)]
@@ -46,7 +154,11 @@ pub struct UsageReport {
     /// KMS requests by region and API (those naming no key included).
     pub requests: BTreeMap<String, BTreeMap<String, u64>>,
     pub total_requests: u64,
+    /// Requests by price kind, each with its cost (only the kinds the month had).
+    pub request_lines: Vec<RequestLine>,
+    /// Symmetric requests the free tier covered.
     pub free_requests: u64,
+    /// Every request not covered by the free tier, of any kind.
     pub billable_requests: u64,
     pub request_cost: f64,
     pub key_cost: f64,
@@ -130,6 +242,20 @@ pub fn report(home: &Home, trails: &[(Region, Trail)], month: &str) -> Result<Us
     let mut keys = Vec::new();
     let mut requests: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
     let mut total_requests: u64 = 0;
+    let mut by_kind: BTreeMap<RequestKind, u64> = BTreeMap::new();
+    // Every key's spec, from the records and tombstones of the regions priced.
+    let mut spec_of: BTreeMap<String, KeySpec> = BTreeMap::new();
+    for (region, _) in trails {
+        let store = home.region(region)?;
+        for r in store.list_keys()? {
+            spec_of.insert(r.key_metadata.arn, r.key_metadata.key_spec);
+        }
+        for t in store.tombstones()? {
+            if let Some(spec) = t.key_spec {
+                spec_of.insert(t.arn, spec);
+            }
+        }
+    }
     for (region, trail) in trails {
         let events = trail.events()?;
         let by_arn = |arn: &str| -> Vec<&Event> {
@@ -152,6 +278,7 @@ pub fn report(home: &Home, trails: &[(Region, Trail)], month: &str) -> Result<Us
                     .entry(e.event_name.clone())
                     .or_default() += 1;
                 total_requests += 1;
+                *by_kind.entry(request_kind(e, &spec_of)).or_default() += 1;
             }
         }
         let store = home.region(region)?;
@@ -194,18 +321,16 @@ pub fn report(home: &Home, trails: &[(Region, Trail)], month: &str) -> Result<Us
                     .filter_map(|e| time(&e.event_time))
                     .collect::<Vec<_>>()
             };
-            // Pending deletion: from each schedule to the next cancel (or the deletion).
+            // Pending deletion is free only if the deletion was not cancelled: a cancelled
+            // one is billed as though it had never been scheduled. So a hole runs from a
+            // schedule with no cancel after it to the deletion (or on).
             let mut holes = Vec::new();
             let cancels = ok("CancelKeyDeletion");
             for s in ok("ScheduleKeyDeletion") {
-                let end = cancels
-                    .iter()
-                    .copied()
-                    .filter(|c| *c > s)
-                    .min()
-                    .or(deleted)
-                    .unwrap_or(month_end.max(now));
-                holes.push((s, end));
+                if cancels.iter().any(|c| *c >= s) {
+                    continue;
+                }
+                holes.push((s, deleted.unwrap_or(month_end.max(now))));
             }
             let end = deleted.unwrap_or(month_end.max(now));
             let mut per_api = BTreeMap::new();
@@ -253,8 +378,28 @@ pub fn report(home: &Home, trails: &[(Region, Trail)], month: &str) -> Result<Us
             });
         }
     }
-    let billable_requests = total_requests.saturating_sub(FREE_REQUESTS);
-    let request_cost = round(billable_requests as f64 * PRICE_PER_10K_REQUESTS / 10_000.0);
+    let request_lines: Vec<RequestLine> = by_kind
+        .into_iter()
+        .map(|(kind, requests)| {
+            let free = if kind.free_tier() {
+                requests.min(FREE_REQUESTS)
+            } else {
+                0
+            };
+            let billable = requests - free;
+            RequestLine {
+                kind,
+                requests,
+                free,
+                billable,
+                price_per_10k: kind.price_per_10k(),
+                cost: round(billable as f64 * kind.price_per_10k() / 10_000.0),
+            }
+        })
+        .collect();
+    let free_requests: u64 = request_lines.iter().map(|l| l.free).sum();
+    let billable_requests = total_requests - free_requests;
+    let request_cost = round(request_lines.iter().map(|l| l.cost).sum());
     let key_cost = round(keys.iter().map(|k| k.key_cost).sum());
     let rotation_cost = round(keys.iter().map(|k| k.rotation_cost).sum());
     Ok(UsageReport {
@@ -263,7 +408,8 @@ pub fn report(home: &Home, trails: &[(Region, Trail)], month: &str) -> Result<Us
         keys,
         requests,
         total_requests,
-        free_requests: total_requests.min(FREE_REQUESTS),
+        request_lines,
+        free_requests,
         billable_requests,
         request_cost,
         key_cost,

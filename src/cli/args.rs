@@ -92,6 +92,10 @@ pub enum Command {
     /// Where region folders live
     #[command(subcommand)]
     Region(RegionCommand),
+    /// Identity policies of the account's users and roles (what IAM would give; see
+    /// `principal policy put --help`)
+    #[command(subcommand)]
+    Principal(PrincipalCommand),
     /// Usage and cost at KMS prices for a month, from the audit trails and key records
     Usage {
         /// The month, YYYY-MM [default: this month]
@@ -286,11 +290,26 @@ pub enum KeyCommand {
         /// The material never expires
         #[arg(long)]
         no_expiry: bool,
+        /// NEW_KEY_MATERIAL (the default for the key's first material; later, material to
+        /// rotate to with `key rotate`) or EXISTING_KEY_MATERIAL (the default after: material
+        /// the key had)
+        #[arg(long, value_enum)]
+        import_type: Option<crate::kms::ImportType>,
+        /// With EXISTING_KEY_MATERIAL: the id the material must have
+        #[arg(long, value_name = "ID")]
+        key_material_id: Option<String>,
+        /// A description of the material (letters, digits, spaces and : / _ . -)
+        #[arg(long, value_name = "TEXT")]
+        description: Option<String>,
     },
-    /// Delete imported key material now; the key waits in PendingImport for the same material
+    /// Delete imported key material now; the key waits in PendingImport for the same
+    /// material (material pending rotation just goes)
     DeleteMaterial {
         /// Key id or key ARN
         key: String,
+        /// Which material [default: the current]
+        #[arg(long, value_name = "ID")]
+        key_material_id: Option<String>,
     },
     /// Copy a multi-Region key into another region: same id, same material, every version
     Replicate {
@@ -408,6 +427,8 @@ pub enum KmsCommand {
         algorithm: crate::kms::EncryptionAlgorithm,
         #[command(flatten)]
         out: BinaryOut,
+        #[command(flatten)]
+        tokens: GrantTokens,
     },
     /// Decrypt a ciphertext blob (symmetric blobs name their key; RSA needs --key and
     /// --algorithm); the plaintext goes to -o FILE or stdout
@@ -423,6 +444,8 @@ pub enum KmsCommand {
         algorithm: crate::kms::EncryptionAlgorithm,
         #[command(flatten)]
         out: BinaryOut,
+        #[command(flatten)]
+        tokens: GrantTokens,
     },
     /// Decrypt under one key and encrypt under another, inside cofre
     ReEncrypt {
@@ -442,6 +465,8 @@ pub enum KmsCommand {
         destination_algorithm: crate::kms::EncryptionAlgorithm,
         #[command(flatten)]
         out: BinaryOut,
+        #[command(flatten)]
+        tokens: GrantTokens,
     },
     /// A data key: random bytes, and the same encrypted under KEY
     #[command(group(clap::ArgGroup::new("length").args(["bytes", "key_spec"])))]
@@ -450,9 +475,10 @@ pub enum KmsCommand {
         /// Length in bytes, 1 to 1024
         #[arg(long)]
         bytes: Option<usize>,
-        /// AES_256 (32 bytes, the default) or AES_128 (16 bytes)
+        /// AES_256 (32 bytes) or AES_128 (16 bytes). KMS requires a KeySpec or NumberOfBytes:
+        /// with neither --key-spec nor --bytes, the CLI asks for AES_256
         #[arg(long, value_enum)]
-        key_spec: Option<DataKeySpec>,
+        key_spec: Option<crate::kms::DataKeySpec>,
         #[arg(short = 'c', long = "context", value_name = "K=V")]
         context: Vec<String>,
         /// Only the encrypted copy (GenerateDataKeyWithoutPlaintext)
@@ -470,6 +496,8 @@ pub enum KmsCommand {
         plaintext_out: Option<PathBuf>,
         #[arg(short, long)]
         force: bool,
+        #[command(flatten)]
+        tokens: GrantTokens,
     },
     /// A key pair whose private key is encrypted under KEY
     GenerateDataKeyPair {
@@ -496,6 +524,8 @@ pub enum KmsCommand {
         private_key_out: Option<PathBuf>,
         #[arg(short, long)]
         force: bool,
+        #[command(flatten)]
+        tokens: GrantTokens,
     },
     /// N random bytes (1 to 1024)
     GenerateRandom {
@@ -514,6 +544,8 @@ pub enum KmsCommand {
         algorithm: crate::kms::SigningAlgorithm,
         #[command(flatten)]
         out: BinaryOut,
+        #[command(flatten)]
+        tokens: GrantTokens,
     },
     /// Check a signature; exits 4 (KMSInvalidSignatureException) if it is not valid
     Verify {
@@ -526,6 +558,8 @@ pub enum KmsCommand {
         algorithm: crate::kms::SigningAlgorithm,
         #[arg(long, value_name = "FILE")]
         signature_file: PathBuf,
+        #[command(flatten)]
+        tokens: GrantTokens,
     },
     /// The HMAC of a message (at most 4096 bytes) with a GENERATE_VERIFY_MAC key
     GenerateMac {
@@ -536,6 +570,8 @@ pub enum KmsCommand {
         algorithm: crate::kms::MacAlgorithm,
         #[command(flatten)]
         out: BinaryOut,
+        #[command(flatten)]
+        tokens: GrantTokens,
     },
     /// Check an HMAC; exits 4 (KMSInvalidMacException) if it does not match
     VerifyMac {
@@ -546,16 +582,36 @@ pub enum KmsCommand {
         algorithm: crate::kms::MacAlgorithm,
         #[arg(long, value_name = "FILE")]
         mac_file: PathBuf,
+        #[command(flatten)]
+        tokens: GrantTokens,
     },
 }
 
-/// KMS `DataKeySpec`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum DataKeySpec {
-    #[value(name = "AES_256")]
-    Aes256,
-    #[value(name = "AES_128")]
-    Aes128,
+impl KmsCommand {
+    /// The grant tokens the request carries (none for GenerateRandom).
+    pub fn grant_tokens(&self) -> Vec<String> {
+        match self {
+            KmsCommand::Encrypt { tokens, .. }
+            | KmsCommand::Decrypt { tokens, .. }
+            | KmsCommand::ReEncrypt { tokens, .. }
+            | KmsCommand::GenerateDataKey { tokens, .. }
+            | KmsCommand::GenerateDataKeyPair { tokens, .. }
+            | KmsCommand::Sign { tokens, .. }
+            | KmsCommand::Verify { tokens, .. }
+            | KmsCommand::GenerateMac { tokens, .. }
+            | KmsCommand::VerifyMac { tokens, .. } => tokens.grant_tokens.clone(),
+            KmsCommand::GenerateRandom { .. } => Vec::new(),
+        }
+    }
+}
+
+/// KMS `GrantTokens` of a data request.
+#[derive(Debug, Clone, Default, Args)]
+pub struct GrantTokens {
+    /// Grant tokens (as `key grant create` printed them) of grants the request relies on:
+    /// comma-separated or repeated, at most 10. Each must be one this home issued
+    #[arg(long = "grant-tokens", value_name = "TOKEN", value_delimiter = ',')]
+    pub grant_tokens: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -758,10 +814,47 @@ pub enum GrantCommand {
         /// Key id or key ARN
         key: String,
     },
-    /// Retire a grant (its retiring principal, or its grantee if it grants RetireGrant)
-    Retire { key: String, grant_id: String },
+    /// Retire a grant (its retiring principal, its grantee if it grants RetireGrant, or the
+    /// root of the account that created it), named by KEY and GRANT_ID or by its token
+    Retire {
+        #[arg(required_unless_present = "grant_token", requires = "grant_id")]
+        key: Option<String>,
+        grant_id: Option<String>,
+        /// The grant's token (from `key grant create`) in place of KEY and GRANT_ID
+        #[arg(long, value_name = "TOKEN", conflicts_with = "key")]
+        grant_token: Option<String>,
+    },
     /// Revoke a grant (needs kms:RevokeGrant in the key policy)
     Revoke { key: String, grant_id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PrincipalCommand {
+    /// A principal's identity policy
+    #[command(subcommand)]
+    Policy(PrincipalPolicyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PrincipalPolicyCommand {
+    /// Attach FILE (a policy document without Principal, at most 10,240 bytes) as the identity
+    /// policy of ARN, a user or role of the account, replacing the one it had. A key policy
+    /// statement naming the account root then lets ARN in only if this policy allows the
+    /// request too, as IAM policies do in AWS; an explicit Deny here wins. Without one, a
+    /// principal of the account is let in by such a statement (cofre has no IAM). Only the
+    /// account root manages identity policies
+    Put {
+        /// arn:aws:iam::ACCOUNT:user/NAME or arn:aws:iam::ACCOUNT:role/NAME
+        arn: String,
+        /// The policy document (JSON)
+        file: PathBuf,
+    },
+    /// Print a principal's identity policy
+    Get { arn: String },
+    /// Remove a principal's identity policy (it has the account's full trust again)
+    Delete { arn: String },
+    /// List the principals with an identity policy
+    List,
 }
 
 #[derive(Debug, Subcommand)]

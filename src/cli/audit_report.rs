@@ -39,15 +39,15 @@ pub fn audit_verify(r: &TrailReport, region: &Region, json: bool) {
             r.marked_through
         ));
     }
-    println!("{region}: {}", facts.join("; "));
+    outln!("{region}: {}", facts.join("; "));
     if r.unkeyed_through > 0 {
-        println!(
+        outln!(
             "{region}: {} were written by an earlier cofre, chained by an unkeyed hash: only a digest seals them against rewriting",
             span(1, r.unkeyed_through)
         );
     }
     if r.cut_short {
-        println!(
+        outln!(
             "{region}: the last line is an append cut short (a kill or a full disk), not a record: the next request drops it"
         );
     }

@@ -5,7 +5,7 @@
 //! never put in JSON or on stdout: they go only to the files named for them (mode 0600). What
 //! `kms decrypt` recovers goes to -o FILE or to a redirected stdout, never to a terminal.
 
-use super::args::{BinaryOut, DataKeySpec, KmsCommand};
+use super::args::{BinaryOut, KmsCommand};
 use super::{key_ref, open_kms, print};
 use crate::envelope::EncryptionContext;
 use crate::error::{Error, Result};
@@ -147,6 +147,7 @@ pub(super) fn run(kms: &Kms, cmd: KmsCommand, json: bool) -> Result<()> {
             context,
             algorithm,
             out,
+            ..
         } => {
             let plaintext = zeroize::Zeroizing::new(read_input(&plaintext_file)?);
             let ctx = EncryptionContext::from_pairs(&context)?;
@@ -165,6 +166,7 @@ pub(super) fn run(kms: &Kms, cmd: KmsCommand, json: bool) -> Result<()> {
             context,
             algorithm,
             out,
+            ..
         } => {
             if json && out.out.as_deref().is_none_or(|p| p == Path::new("-")) {
                 return Err(Error::usage(
@@ -204,6 +206,7 @@ pub(super) fn run(kms: &Kms, cmd: KmsCommand, json: bool) -> Result<()> {
             source_algorithm,
             destination_algorithm,
             out,
+            ..
         } => {
             let source_key = source_key.as_deref().map(key_ref).transpose()?;
             let e = kms.re_encrypt(
@@ -237,15 +240,22 @@ pub(super) fn run(kms: &Kms, cmd: KmsCommand, json: bool) -> Result<()> {
             ciphertext_out,
             plaintext_out,
             force,
+            ..
         } => {
-            let n = match (bytes, key_spec) {
-                (Some(n), _) => n,
-                (None, Some(DataKeySpec::Aes128)) => 16,
-                (None, _) => 32,
+            // KMS requires one of them; the CLI's default is AES_256 (said in --help).
+            let key_spec = match (bytes, key_spec) {
+                (None, None) => Some(crate::kms::DataKeySpec::Aes256),
+                (_, spec) => spec,
             };
             let ctx = EncryptionContext::from_pairs(&context)?;
             check_outputs([&plaintext_out, &ciphertext_out], force)?;
-            let dk = kms.generate_data_key(&key_ref(&key)?, n, &ctx, !without_plaintext)?;
+            let dk = kms.generate_data_key_with(
+                &key_ref(&key)?,
+                key_spec,
+                bytes,
+                &ctx,
+                !without_plaintext,
+            )?;
             // The secret last: if anything before it fails, no lone plaintext key is left.
             let blob = emit(
                 &BinaryOut {
@@ -275,6 +285,7 @@ pub(super) fn run(kms: &Kms, cmd: KmsCommand, json: bool) -> Result<()> {
             ciphertext_out,
             private_key_out,
             force,
+            ..
         } => {
             let ctx = EncryptionContext::from_pairs(&context)?;
             check_outputs([&private_key_out, &public_key_out, &ciphertext_out], force)?;
@@ -313,6 +324,7 @@ pub(super) fn run(kms: &Kms, cmd: KmsCommand, json: bool) -> Result<()> {
             message_type,
             algorithm,
             out,
+            ..
         } => {
             let s = kms.sign(
                 &key_ref(&key)?,
@@ -334,6 +346,7 @@ pub(super) fn run(kms: &Kms, cmd: KmsCommand, json: bool) -> Result<()> {
             message_type,
             algorithm,
             signature_file,
+            ..
         } => {
             let arn = kms.verify(
                 &key_ref(&key)?,
@@ -349,6 +362,7 @@ pub(super) fn run(kms: &Kms, cmd: KmsCommand, json: bool) -> Result<()> {
             message_file,
             algorithm,
             out,
+            ..
         } => {
             let m = kms.generate_mac(&key_ref(&key)?, &read_input(&message_file)?, algorithm)?;
             let b = emit(&out, &m.mac, json, 0o644)?;
@@ -364,6 +378,7 @@ pub(super) fn run(kms: &Kms, cmd: KmsCommand, json: bool) -> Result<()> {
             message_file,
             algorithm,
             mac_file,
+            ..
         } => {
             let arn = kms.verify_mac(
                 &key_ref(&key)?,
@@ -376,7 +391,7 @@ pub(super) fn run(kms: &Kms, cmd: KmsCommand, json: bool) -> Result<()> {
                     &json!({"KeyId": arn.key_id, "MacValid": true, "MacAlgorithm": value_name(&algorithm)}),
                 );
             } else {
-                println!("MAC valid");
+                outln!("MAC valid");
             }
         }
     }
@@ -389,7 +404,7 @@ fn signature_valid(json: bool, key: &str, algorithm: &str) {
             &json!({"KeyId": key, "SignatureValid": true, "SigningAlgorithm": algorithm}),
         );
     } else {
-        println!("signature valid");
+        outln!("signature valid");
     }
 }
 
@@ -420,7 +435,7 @@ pub(super) fn verify_signature(
                     "SigningAlgorithm": value_name(&alg),
                 }));
             } else {
-                println!("signature valid");
+                outln!("signature valid");
             }
         }
         (None, [key, file, sig]) => {

@@ -1,5 +1,24 @@
 //! The command-line front end: parses arguments, turns them into validated library calls, and
 //! prints results as text or KMS-shaped JSON. Printing lives here only.
+//!
+//! Results reach stdout through [`outln!`] and [`out!`] (never `println!`, which panics when the
+//! reader has gone): a write that fails is kept, later writes are skipped, and [`run`] reports
+//! it once the command is done. A closed pipe (`cofre … | head`) is then no failure: `main`
+//! exits 0, quietly, as ripgrep does.
+
+/// `println!` to stdout that never panics; see the module docs.
+macro_rules! outln {
+    ($($t:tt)*) => {
+        $crate::cli::print::write_out(format_args!("{}\n", format_args!($($t)*)))
+    };
+}
+
+/// `print!` to stdout that never panics; see the module docs.
+macro_rules! out {
+    ($($t:tt)*) => {
+        $crate::cli::print::write_out(format_args!($($t)*))
+    };
+}
 
 mod args;
 mod audit_report;
@@ -19,8 +38,8 @@ use crate::keyring::{Home, Region, Tag, DEFAULT_REGION};
 use crate::kms::{CreateKeyRequest, KeyRef, Kms};
 use args::{
     AliasCommand, AuditCommand, Command, DefaultKeyCommand, EbsCommand, Format, GrantCommand,
-    KeyCommand, PolicyCommand, RegionCommand, RotationCommand, SnapshotCommand, Toggle,
-    VolumeCommand,
+    KeyCommand, PolicyCommand, PrincipalCommand, PrincipalPolicyCommand, RegionCommand,
+    RotationCommand, SnapshotCommand, Toggle, VolumeCommand,
 };
 use clap::Parser;
 use std::io::IsTerminal;
@@ -41,7 +60,11 @@ pub fn run() -> Result<()> {
     if !matches!(cli.command, Command::Serve { .. }) {
         crate::store::install_interrupt_handler();
     }
-    dispatch(cli)
+    let done = dispatch(cli);
+    // A failed write of the results (the reader went away) is reported after the command,
+    // unless the command failed on its own.
+    let printed = print::finish();
+    done.and(printed)
 }
 
 /// The home folder: `--home`, else `COFRE_HOME`, else `$XDG_DATA_HOME/cofre`, else
@@ -120,7 +143,12 @@ fn in_use_hint(key: &str) -> impl FnOnce(Error) -> Error + '_ {
 /// A key policy file, read up to the KMS limit and one byte more (the service refuses what is
 /// over it; nothing reads `/dev/zero` whole).
 fn policy_text(path: &Path) -> Result<String> {
-    let bytes = crate::store::read_file_at_most(path, crate::kms::policy::MAX_POLICY_BYTES)?;
+    read_policy(path, crate::kms::policy::MAX_POLICY_BYTES)
+}
+
+/// A policy file, read up to `limit` and one byte more.
+fn read_policy(path: &Path, limit: usize) -> Result<String> {
+    let bytes = crate::store::read_file_at_most(path, limit)?;
     String::from_utf8(bytes)
         .map_err(|_| Error::usage(format!("{} is not UTF-8 JSON", path.display())))
 }
@@ -247,29 +275,46 @@ fn dispatch(cli: Cli) -> Result<()> {
                     token,
                     valid_to,
                     no_expiry: _,
+                    import_type,
+                    key_material_id,
+                    description,
                 } => {
                     let valid_to = valid_to
                         .as_deref()
                         .map(crate::store::parse_time)
                         .transpose()?;
-                    let m = kms.import_key_material(
+                    let r = kms.import_key_material_with(
                         &key_ref(&key)?,
                         &crate::store::read(&token)?,
                         &crate::store::read(&material)?,
-                        valid_to,
+                        &crate::kms::ImportOptions {
+                            valid_to,
+                            import_type,
+                            key_material_id,
+                            description,
+                        },
                     )?;
-                    print::key_material(&m, json);
+                    print::key_material(&r, json);
                 }
-                KeyCommand::DeleteMaterial { key } => {
-                    let m = kms.delete_imported_key_material(&key_ref(&key)?)?;
-                    print::key_material(&m, json);
+                KeyCommand::DeleteMaterial {
+                    key,
+                    key_material_id,
+                } => {
+                    let r = kms.delete_imported_key_material_version(
+                        &key_ref(&key)?,
+                        key_material_id.as_deref(),
+                    )?;
+                    print::key_material(&r, json);
                 }
                 KeyCommand::Policy(PolicyCommand::Get { key }) => {
                     let r = kms.get_key_policy(&key_ref(&key)?)?;
                     if json {
                         print::response(&r);
                     } else {
-                        println!("{}", r.policy);
+                        outln!("{}", r.policy);
+                        if !cli.quiet && std::io::stderr().is_terminal() {
+                            print::account_root_note(&r.policy, kms.home().account_id());
+                        }
                     }
                 }
                 KeyCommand::Policy(PolicyCommand::Put {
@@ -319,7 +364,7 @@ fn dispatch(cli: Cli) -> Result<()> {
                         if json {
                             print::response(&id);
                         } else {
-                            println!("{}", id.grant_id);
+                            outln!("{}", id.grant_id);
                         }
                     }
                     GrantCommand::List { key } => {
@@ -332,7 +377,7 @@ fn dispatch(cli: Cli) -> Result<()> {
                             );
                         } else {
                             for g in grants {
-                                println!(
+                                outln!(
                                     "{}  {}  {}  {}",
                                     g.grant_id,
                                     g.grantee_principal,
@@ -342,9 +387,19 @@ fn dispatch(cli: Cli) -> Result<()> {
                             }
                         }
                     }
-                    GrantCommand::Retire { key, grant_id } => {
-                        kms.retire_grant(&key_ref(&key)?, &grant_id)?
-                    }
+                    GrantCommand::Retire {
+                        key,
+                        grant_id,
+                        grant_token,
+                    } => match (key, grant_id, grant_token) {
+                        (Some(key), Some(id), None) => kms.retire_grant(&key_ref(&key)?, &id)?,
+                        (None, None, Some(token)) => kms.retire_grant_with_token(&token)?,
+                        _ => {
+                            return Err(Error::usage(
+                                "name the grant by KEY and GRANT_ID, or by --grant-token",
+                            ))
+                        }
+                    },
                     GrantCommand::Revoke { key, grant_id } => {
                         kms.revoke_grant(&key_ref(&key)?, &grant_id)?
                     }
@@ -738,6 +793,34 @@ fn dispatch(cli: Cli) -> Result<()> {
                 }
             }
         }
+        Command::Principal(PrincipalCommand::Policy(cmd)) => {
+            let kms = open_kms(cli.home, cli.region)?;
+            match cmd {
+                PrincipalPolicyCommand::Put { arn, file } => {
+                    let text = read_policy(&file, crate::kms::policy::MAX_IDENTITY_POLICY_BYTES)?;
+                    kms.put_principal_policy(&arn, &text)?;
+                }
+                PrincipalPolicyCommand::Get { arn } => {
+                    let p = kms.get_principal_policy(&arn)?;
+                    if json {
+                        print::response(&p);
+                    } else {
+                        outln!("{}", p.policy_document);
+                    }
+                }
+                PrincipalPolicyCommand::Delete { arn } => kms.delete_principal_policy(&arn)?,
+                PrincipalPolicyCommand::List => {
+                    let all = kms.list_principal_policies()?;
+                    if json {
+                        print::listing("Policies", &all, None);
+                    } else {
+                        for p in all {
+                            outln!("{}", p.principal_arn);
+                        }
+                    }
+                }
+            }
+        }
         Command::Usage { month, all_regions } => {
             let kms = open_kms(cli.home, cli.region)?;
             let regions = if all_regions {
@@ -827,7 +910,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             }
         }
         Command::Kms(cmd) => {
-            let kms = open_kms(cli.home, cli.region)?;
+            let kms = open_kms(cli.home, cli.region)?.with_grant_tokens(cmd.grant_tokens());
             kms_cmd::run(&kms, cmd, json)?;
         }
         Command::Verify { .. } => {
@@ -922,12 +1005,12 @@ fn dispatch(cli: Cli) -> Result<()> {
                 out.commit()?;
             }
             if json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::to_string_pretty(&report).expect("serializable")
                 );
             } else {
-                print!("{}", crate::bench::table(&report));
+                out!("{}", crate::bench::table(&report));
             }
         }
         Command::Demo { size, dir } => {

@@ -7,8 +7,47 @@ use crate::keyring::{AliasEntry, Home, KeyMetadata};
 use crate::kms::{KeyRotationStatus, KeyVersion};
 use serde_json::json;
 
+/// The first failed write to stdout, if one failed: later writes are skipped.
+static STDOUT_FAILURE: std::sync::Mutex<Option<std::io::Error>> = std::sync::Mutex::new(None);
+
+/// Writes to stdout without ever panicking (what [`outln!`] and [`out!`] expand to). The first
+/// failure is kept for [`finish`]; nothing is written after it.
+pub(super) fn write_out(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut failed = STDOUT_FAILURE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if failed.is_none() {
+        if let Err(e) = std::io::stdout().lock().write_fmt(args) {
+            *failed = Some(e);
+        }
+    }
+}
+
+/// Flushes stdout and returns the first write to it that failed, as an error on `stdout`
+/// (a broken pipe among them, which `main` treats as success).
+pub(super) fn finish() -> crate::Result<()> {
+    use std::io::Write;
+    let mut failed = STDOUT_FAILURE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if failed.is_none() {
+        if let Err(e) = std::io::stdout().lock().flush() {
+            *failed = Some(e);
+        }
+    }
+    match failed.take() {
+        Some(e) => Err(crate::Error::io(
+            "writing",
+            std::path::Path::new("stdout"),
+            e,
+        )),
+        None => Ok(()),
+    }
+}
+
 pub(super) fn print_json(v: &serde_json::Value) {
-    println!("{}", serde_json::to_string_pretty(v).expect("serializable"));
+    outln!("{}", serde_json::to_string_pretty(v).expect("serializable"));
 }
 
 /// `s` with its control characters escaped (`\u{1b}`…), so bytes from a file or a request
@@ -41,7 +80,7 @@ pub fn init(home: &Home, existed: bool, json: bool) {
         );
     } else {
         let verb = if existed { "uses" } else { "created" };
-        println!(
+        outln!(
             "{} {verb} account {}",
             home.root().display(),
             home.account_id()
@@ -53,7 +92,7 @@ pub fn key_created(m: &KeyMetadata, json: bool) {
     if json {
         print_json(&json!({ "KeyMetadata": m }));
     } else {
-        println!("{}", m.key_id);
+        outln!("{}", m.key_id);
     }
 }
 
@@ -71,9 +110,9 @@ pub fn import_parameters(
             "ImportTokenFile": token,
         }));
     } else {
-        println!("{}", public.display());
-        println!("{}", token.display());
-        println!("valid to {}", p.parameters_valid_to);
+        outln!("{}", public.display());
+        outln!("{}", token.display());
+        outln!("valid to {}", p.parameters_valid_to);
     }
 }
 
@@ -93,23 +132,39 @@ pub fn key_metadata(m: &KeyMetadata, json: bool) {
                 .join(", "),
             other => other.to_string(),
         };
-        println!("{k:<24} {v}");
+        outln!("{k:<24} {v}");
     }
 }
 
 /// The key's new state, for an operation that answers nothing (printed as text only).
 pub fn key_state(m: &KeyMetadata, json: bool) {
     if !json {
-        println!("{} {:?}", m.key_id, m.key_state);
+        outln!("{} {:?}", m.key_id, m.key_state);
     }
 }
 
-/// ImportKeyMaterial and DeleteImportedKeyMaterial.
-pub fn key_material(m: &KeyMetadata, json: bool) {
+/// ImportKeyMaterial and DeleteImportedKeyMaterial: the key and the material imported or
+/// deleted.
+pub fn key_material(r: &crate::kms::KeyMaterialResult, json: bool) {
+    let m = &r.key_metadata;
     if json {
-        response(&crate::api::kms::KeyMaterialResponse::from(m));
+        response(&crate::api::kms::KeyMaterialResponse {
+            key_id: m.arn.clone(),
+            key_material_id: r.key_material_id.clone(),
+        });
     } else {
-        println!("{} {:?}", m.key_id, m.key_state);
+        outln!("{} {:?} {}", m.key_id, m.key_state, r.key_material_id);
+    }
+}
+
+/// For people reading a key policy at a terminal (on stderr, so the policy on stdout stays
+/// JSON): what a statement naming the account root means in cofre.
+pub fn account_root_note(policy: &str, account: &str) {
+    let root = format!("arn:aws:iam::{account}:root");
+    if policy.contains(&root) || policy.contains(&format!("\"{account}\"")) {
+        eprintln!(
+            "note: a statement naming {root} (or the account id) lets the account's IAM policies decide in AWS; cofre has no IAM, so it lets in every principal of the account that has no identity policy, and one that has (`cofre principal policy put`) only if that policy allows the request"
+        );
     }
 }
 
@@ -131,7 +186,7 @@ pub fn key_table(keys: &[KeyMetadata], aliases: &[AliasEntry], next: Option<&str
             .filter(|a| a.target_key_id == m.key_id)
             .map(|a| a.alias_name.as_str())
             .collect();
-        println!(
+        outln!(
             "{}  {:<9} {:<17} {:<19} {:<24} {}",
             m.key_id,
             format!("{:?}", m.key_state),
@@ -147,7 +202,7 @@ pub fn key_table(keys: &[KeyMetadata], aliases: &[AliasEntry], next: Option<&str
 /// Where a `--max-items` listing stopped.
 fn more(next: Option<&str>) {
     if let Some(t) = next {
-        println!("(more: --starting-token {t})");
+        outln!("(more: --starting-token {t})");
     }
 }
 
@@ -160,13 +215,15 @@ pub fn rotation_status(s: &KeyRotationStatus, answers: bool, json: bool) {
         return;
     }
     match (&s.rotation_period_in_days, &s.next_rotation_date) {
-        (Some(p), Some(next)) if s.key_rotation_enabled => println!(
+        (Some(p), Some(next)) if s.key_rotation_enabled => outln!(
             "{} rotation enabled, every {p} days, next {next}; {} on-demand rotation(s)",
-            s.key_id, s.on_demand_rotations
+            s.key_id,
+            s.on_demand_rotations
         ),
-        _ => println!(
+        _ => outln!(
             "{} rotation disabled; {} on-demand rotation(s)",
-            s.key_id, s.on_demand_rotations
+            s.key_id,
+            s.on_demand_rotations
         ),
     }
 }
@@ -183,11 +240,20 @@ pub fn key_versions(versions: &[KeyVersion], json: bool) {
                 .as_str()
                 .unwrap_or_default()
                 .to_owned(),
+            None if v.key_material_state == "PENDING_ROTATION" => "-".to_owned(),
             None => "ORIGINAL".to_owned(),
         };
-        println!(
-            "{}  {}  {how:<9}  {}",
-            v.key_material_id, v.rotation_date, v.key_material_state
+        // Imported material: whether it is held, and until when.
+        let imported = match (v.import_state, &v.valid_to) {
+            (Some(s), Some(t)) => format!("  {s} until {t}"),
+            (Some(s), None) => format!("  {s}"),
+            _ => String::new(),
+        };
+        outln!(
+            "{}  {:<20}  {how:<9}  {}{imported}",
+            v.key_material_id,
+            v.rotation_date.as_deref().unwrap_or("-"),
+            v.key_material_state
         );
     }
 }
@@ -249,7 +315,7 @@ pub fn usage_report(
         return;
     }
     for u in per_version {
-        println!(
+        outln!(
             "{}  {:<11}  {} volume(s)  {} snapshot(s)  {} file(s)",
             u.version.key_material_id,
             u.version.key_material_state,
@@ -258,10 +324,10 @@ pub fn usage_report(
             u.files.len()
         );
         for id in u.volumes.iter().chain(&u.snapshots) {
-            println!("    {id}");
+            outln!("    {id}");
         }
         for p in u.files {
-            println!("    {}", p.display());
+            outln!("    {}", p.display());
         }
     }
 }
@@ -270,7 +336,7 @@ pub fn deletion(m: &KeyMetadata, json: bool) {
     if json {
         response(&crate::api::kms::ScheduleKeyDeletionResponse::from(m));
     } else {
-        println!(
+        outln!(
             "{} PendingDeletion; destroyed on {}",
             m.key_id,
             m.deletion_date.as_deref().unwrap_or("?")
@@ -281,7 +347,7 @@ pub fn deletion(m: &KeyMetadata, json: bool) {
 /// CreateAlias and UpdateAlias answer nothing; the text says where the alias points.
 pub fn alias(a: &AliasEntry, json: bool) {
     if !json {
-        println!("{} -> {}", a.alias_name, a.target_key_id);
+        outln!("{} -> {}", a.alias_name, a.target_key_id);
     }
 }
 
@@ -291,7 +357,7 @@ pub fn alias_list(aliases: &[AliasEntry], next: Option<&str>, json: bool) {
         return;
     }
     for a in aliases {
-        println!("{:<32} {}", a.alias_name, a.target_key_id);
+        outln!("{:<32} {}", a.alias_name, a.target_key_id);
     }
     more(next);
 }
@@ -317,7 +383,7 @@ pub fn public_key(info: &crate::kms::PublicKeyInfo, json: bool) {
         }
         print_json(&v);
     } else {
-        println!(
+        outln!(
             "public key of {} ({} {}), sha256:{}",
             info.key_id,
             info.key_spec,
@@ -367,18 +433,18 @@ pub fn inspection(i: &Inspection, json: bool) {
         }));
         return;
     }
-    println!(
+    outln!(
         "format        cofre v{} (AES-256-GCM chunks, HKDF-SHA256, committed key)",
         crate::envelope::VERSION
     );
-    println!("chunk size    {} bytes", h.chunk_size());
-    println!("message id    {}", hex::encode(h.message_id));
+    outln!("chunk size    {} bytes", h.chunk_size());
+    outln!("message id    {}", hex::encode(h.message_id));
     let ctx: Vec<String> = h
         .context
         .iter()
         .map(|(k, v)| format!("{}={}", printable(k), printable(v)))
         .collect();
-    println!(
+    outln!(
         "context       {}",
         if ctx.is_empty() {
             "(none)".into()
@@ -387,26 +453,26 @@ pub fn inspection(i: &Inspection, json: bool) {
         }
     );
     for w in h.wrapped_keys() {
-        println!(
+        outln!(
             "wrapped key   {} (material {})",
             printable(&w.key_arn),
             hex::encode(w.material_id)
         );
     }
     for p in h.public_key_recipients() {
-        println!(
+        outln!(
             "public key    sha256:{} ({})",
             hex::encode(p.fingerprint),
             public_scheme(p.scheme)
         );
     }
     if unknown > 0 {
-        println!("other         {unknown} recipient(s) of types this build does not know");
+        outln!("other         {unknown} recipient(s) of types this build does not know");
     }
-    println!("header        {} bytes", i.header_len);
+    outln!("header        {} bytes", i.header_len);
     match (i.payload_len, i.chunk_count) {
-        (Some(p), Some(c)) => println!("payload       {p} bytes in {c} chunk(s)"),
-        _ => println!("payload       unknown (input is a stream)"),
+        (Some(p), Some(c)) => outln!("payload       {p} bytes in {c} chunk(s)"),
+        _ => outln!("payload       unknown (input is a stream)"),
     }
 }
 
@@ -427,7 +493,7 @@ fn fields(v: &impl serde::Serialize, wrapper: Option<&str>, json: bool) {
                 serde_json::Value::String(s) => s,
                 other => other.to_string(),
             };
-            println!("{k:width$}  {v}");
+            outln!("{k:width$}  {v}");
         }
     }
 }
@@ -436,7 +502,7 @@ pub fn volume_created(v: &Volume, json: bool) {
     if json {
         response(&Ec2Volume::from(v));
     } else {
-        println!("{}", v.volume_id);
+        outln!("{}", v.volume_id);
     }
 }
 
@@ -457,7 +523,7 @@ pub fn volume_list(vs: &[Volume], json: bool) {
         return;
     }
     for v in vs {
-        println!(
+        outln!(
             "{}  {:>6} GiB  {:<9}  {}  {}",
             v.volume_id,
             v.size,
@@ -476,7 +542,7 @@ pub fn snapshot_created(s: &Snapshot, json: bool) {
     if json {
         response(&Ec2Snapshot::from(s));
     } else {
-        println!("{}", s.snapshot_id);
+        outln!("{}", s.snapshot_id);
     }
 }
 
@@ -496,7 +562,7 @@ pub fn snapshot_list(ss: &[Snapshot], json: bool) {
         return;
     }
     for s in ss {
-        println!(
+        outln!(
             "{}  {}  {:>6} GiB  {}  {}  {}",
             s.snapshot_id,
             s.volume_id,
@@ -526,7 +592,7 @@ pub fn changed_blocks(c: &ChangedBlocks, json: bool) {
         }));
     } else {
         for i in &c.changed_blocks {
-            println!("{i}");
+            outln!("{i}");
         }
     }
 }
@@ -537,7 +603,7 @@ pub fn copy(r: &CopyReport, json: bool, quiet: bool) {
             snapshot_id: r.snapshot.snapshot_id.clone(),
         });
     } else {
-        println!("{}", r.snapshot.snapshot_id);
+        outln!("{}", r.snapshot.snapshot_id);
     }
     // How the blocks arrived: what EC2 does not say, on stderr.
     if !quiet {
@@ -561,8 +627,8 @@ pub fn setting(name: &str, value: serde_json::Value, json: bool) {
         print_json(&json!({ name: value }));
     } else {
         match value {
-            serde_json::Value::String(s) => println!("{s}"),
-            other => println!("{other}"),
+            serde_json::Value::String(s) => outln!("{s}"),
+            other => outln!("{other}"),
         }
     }
 }
@@ -576,7 +642,7 @@ pub fn regions(rows: &[(String, std::path::PathBuf)], json: bool) {
         print_json(&json!({ "Regions": v }));
     } else {
         for (r, p) in rows {
-            println!("{r}  {}", p.display());
+            outln!("{r}  {}", p.display());
         }
     }
 }
@@ -587,12 +653,12 @@ pub fn verify(r: &VerifyReport, json: bool) {
         return;
     }
     for p in &r.problems {
-        println!("PROBLEM  {p}");
+        outln!("PROBLEM  {p}");
     }
     for u in &r.unauthenticated {
-        println!("HASH ONLY  {u}");
+        outln!("HASH ONLY  {u}");
     }
-    println!(
+    outln!(
         "{}: {} volumes, {} snapshots, {} blocks checked, {} problems, {} orphans, {} temporary files{}",
         r.region,
         r.volumes,
@@ -613,9 +679,12 @@ pub fn gc(r: &GcReport, json: bool) {
     if json {
         fields(r, None, true);
     } else {
-        println!(
+        outln!(
             "{}: removed {} blocks, {} maps, {} temporary files",
-            r.region, r.blocks_removed, r.maps_removed, r.temporary_files_removed
+            r.region,
+            r.blocks_removed,
+            r.maps_removed,
+            r.temporary_files_removed
         );
     }
 }
@@ -623,7 +692,7 @@ pub fn gc(r: &GcReport, json: bool) {
 pub fn audit_log(events: &[crate::audit::Event], json: bool) {
     if json {
         for e in events {
-            println!("{}", serde_json::to_string(e).expect("serializable"));
+            outln!("{}", serde_json::to_string(e).expect("serializable"));
         }
         return;
     }
@@ -640,7 +709,7 @@ pub fn audit_log(events: &[crate::audit::Event], json: bool) {
             .map(|r| r.arn.as_str())
             .or(e.request_parameters["keyId"].as_str())
             .unwrap_or("-");
-        println!(
+        outln!(
             "{:>6}  {}  {:<32}  {:<40}  {}  {}",
             e.cofre_sequence,
             e.event_time,
@@ -658,10 +727,10 @@ pub fn audit_verify(problems: &[crate::audit::TrailProblem], region: &crate::Reg
         return;
     }
     for p in problems {
-        println!("PROBLEM  {}", p.message);
+        outln!("PROBLEM  {}", p.message);
     }
     if problems.is_empty() {
-        println!("{region}: the audit trail is intact");
+        outln!("{region}: the audit trail is intact");
     }
 }
 
@@ -670,10 +739,10 @@ pub fn usage(r: &crate::audit::usage::UsageReport, all_regions: bool, json: bool
         print_json(&serde_json::to_value(r).expect("serializable"));
         return;
     }
-    println!("{}: {} hours", r.month, r.hours_in_month);
+    outln!("{}: {} hours", r.month, r.hours_in_month);
     for k in &r.keys {
         let reqs: u64 = k.requests.values().sum();
-        println!(
+        outln!(
             "{:<14} {:<38} {:<8} {:>4} h  ${:>9.6}  rotations {:>4} h  ${:>9.6}  {reqs} requests",
             k.region,
             k.key_id,
@@ -686,17 +755,35 @@ pub fn usage(r: &crate::audit::usage::UsageReport, all_regions: bool, json: bool
     }
     for (region, apis) in &r.requests {
         let list: Vec<String> = apis.iter().map(|(a, n)| format!("{a} {n}")).collect();
-        println!("{region} requests: {}", list.join(", "));
+        outln!("{region} requests: {}", list.join(", "));
     }
-    println!(
+    for l in &r.request_lines {
+        let kind = serde_json::to_value(l.kind).expect("serializable");
+        outln!(
+            "{:<17} requests {:>8} ({} free, {} billable at ${:.2} per 10,000): ${:.6}",
+            kind.as_str().unwrap_or_default(),
+            l.requests,
+            l.free,
+            l.billable,
+            l.price_per_10k,
+            l.cost
+        );
+    }
+    outln!(
         "requests {} ({} free, {} billable): ${:.6}",
-        r.total_requests, r.free_requests, r.billable_requests, r.request_cost
+        r.total_requests,
+        r.free_requests,
+        r.billable_requests,
+        r.request_cost
     );
-    println!(
+    outln!(
         "keys ${:.6} + rotations ${:.6} + requests ${:.6} = ${:.2}",
-        r.key_cost, r.rotation_cost, r.request_cost, r.total
+        r.key_cost,
+        r.rotation_cost,
+        r.request_cost,
+        r.total
     );
     if !all_regions {
-        println!("(this region only, its requests against the free 20,000; --all-regions gives the account's bill)");
+        outln!("(this region only, its requests against the free 20,000; --all-regions gives the account's bill)");
     }
 }

@@ -236,18 +236,46 @@ pub struct Tag {
 }
 
 /// One version of a key's material, sealed under the domain key.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Imported material (origin EXTERNAL) can be deleted or expire while its version stays
+/// associated with the key: then `sealed` is empty (KMS ImportState `PENDING_IMPORT`) until the
+/// same material is imported again.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct MaterialVersion {
     /// KMS `KeyMaterialId`: 64 lowercase hex characters.
     pub key_material_id: String,
-    /// When this version was made.
+    /// When this version was made (imported material: when it was first imported; on a
+    /// rotation, when it became current).
     pub creation_date: String,
-    /// Automatic or on-demand rotation; none for the key's original material.
+    /// Automatic or on-demand rotation; none for the key's original material and for imported
+    /// material still pending rotation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rotation_type: Option<RotationType>,
-    /// Hex of nonce ‖ sealed material ‖ tag; see [`super::Home::seal_material`].
+    /// Hex of nonce ‖ sealed material ‖ tag; see [`super::Home::seal_material`]. Empty while
+    /// imported material is deleted or expired.
     pub sealed: String,
+    /// Imported material: KEY_MATERIAL_EXPIRES or KEY_MATERIAL_DOES_NOT_EXPIRE (none in
+    /// records of earlier versions, whose key metadata says it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiration_model: Option<String>,
+    /// Imported material: when it expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_to: Option<String>,
+    /// Imported material: the caller's description of it (KMS `KeyMaterialDescription`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Imported with ImportType NEW_KEY_MATERIAL and not yet made current by
+    /// RotateKeyOnDemand (KMS `PENDING_ROTATION`): not associated with the key for good.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pending_rotation: bool,
+}
+
+impl MaterialVersion {
+    /// Whether the material itself is held (imported material may be deleted or expired).
+    pub fn is_imported(&self) -> bool {
+        !self.sealed.is_empty()
+    }
 }
 
 impl std::fmt::Debug for MaterialVersion {
@@ -332,6 +360,10 @@ pub struct DeletedKey {
     pub creation_date: String,
     #[serde(default = "customer")]
     pub key_manager: KeyManager,
+    /// The key's spec (for pricing its requests after deletion); none in tombstones of
+    /// earlier versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_spec: Option<KeySpec>,
 }
 
 fn customer() -> KeyManager {
@@ -361,13 +393,30 @@ impl KeyRecord {
             (self.rotation.enabled && m.key_state == KeyState::Enabled && !self.is_replica())
                 .then(|| parse(&self.rotation.next_rotation_date))
                 .flatten();
-        let expiry = (m.origin == Origin::External && !self.materials.is_empty())
-            .then(|| parse(&m.valid_to))
-            .flatten();
+        let expiry = self
+            .materials
+            .iter()
+            .filter_map(|v| self.material_valid_to(v))
+            .min();
         [deletion, waiting, rotation, expiry]
             .into_iter()
             .flatten()
             .min()
+    }
+
+    /// When the imported material of version `v` expires, if it is held and expires. Records
+    /// of earlier versions keep the expiry of their one version in the key metadata.
+    pub fn material_valid_to(&self, v: &MaterialVersion) -> Option<std::time::SystemTime> {
+        let m = &self.key_metadata;
+        if m.origin != Origin::External || !v.is_imported() {
+            return None;
+        }
+        let own = if v.expiration_model.is_some() {
+            v.valid_to.as_deref()
+        } else {
+            m.valid_to.as_deref()
+        };
+        own.and_then(|t| crate::store::parse_time(t).ok())
     }
 
     /// A replica of a multi-Region key.

@@ -55,6 +55,14 @@ impl Call {
         }
     }
 
+    /// An IAM API call by the caller (identity policies): CloudTrail's `iam.amazonaws.com`.
+    pub(crate) fn iam(name: &'static str, read_only: bool) -> Self {
+        Call {
+            source: "iam.amazonaws.com",
+            ..Call::new(name, read_only)
+        }
+    }
+
     /// An event cofre's KMS carries out on its own (rotation, deletion, expiry).
     pub(crate) fn service(name: &'static str) -> Self {
         Call {
@@ -95,6 +103,11 @@ impl Call {
         self.operation.unwrap_or(self.name)
     }
 
+    /// The API operation the request is (ReEncrypt for both of its parts).
+    pub(crate) fn api_name(&self) -> &'static str {
+        self.name
+    }
+
     /// An event cofre's KMS carries out on its own, for no caller.
     pub(crate) fn is_service_event(&self) -> bool {
         self.service_event
@@ -110,6 +123,7 @@ impl Call {
         let service = match self.source {
             "ec2.amazonaws.com" => "ec2",
             "ebs.amazonaws.com" => "ebs",
+            "iam.amazonaws.com" => "iam",
             _ => "kms",
         };
         format!("{service}:{}", self.name())
@@ -341,7 +355,10 @@ impl Kms {
         if !call.read_only {
             self.trail().reserve()?;
         }
-        let result = self.own_account_only(&call).and_then(|()| f(&call));
+        let result = self
+            .own_account_only(&call)
+            .and_then(|()| self.check_grant_tokens(&call))
+            .and_then(|()| f(&call));
         let acted_on = match &result {
             Ok(t) => t.key_arns(),
             Err(_) => Vec::new(),

@@ -1,5 +1,8 @@
-//! Authorization: every request that names a key is checked against that key's policy before
-//! it touches the key ([`Kms::authorize`], called when a key is resolved); GetKeyPolicy and
+//! Authorization: every request that names a key is checked against that key's policy, the
+//! caller's identity policy if it has one (`identity.rs`) and the key's grants before it
+//! touches the key ([`Kms::authorize`], called when a key is resolved); before any of that,
+//! a principal of another account is refused every operation KMS does not allow across
+//! accounts ([`CROSS_ACCOUNT_OPERATIONS`], [`Kms::own_account_only`]). GetKeyPolicy and
 //! PutKeyPolicy with the lockout safety check.
 
 use super::audited::Call;
@@ -9,9 +12,38 @@ use crate::error::{Error, KmsCode, Result};
 use crate::keyring::{KeyManager, KeyRecord};
 use std::collections::BTreeMap;
 
-/// Requests that name no key: in AWS they are IAM's business, so cofre lets the account's own
-/// principals make them and refuses other accounts'.
-const ACCOUNT_ACTIONS: &[&str] = &["CreateKey", "ListKeys", "ListAliases"];
+/// The KMS operations a principal of another account may make on a key of this account
+/// ("Cross-account use: Yes" in each operation's documentation in AWS's service model, and in
+/// the AWS KMS permissions reference), given the key's ARN and a key policy (or grant) that
+/// lets it. Every other operation — key management, aliases, policies, rotation, imported
+/// material, multi-Region keys, and the requests that name no key (CreateKey, ListKeys,
+/// ListAliases) — is refused to another account's principal whatever the key policy says, with
+/// AccessDeniedException. GenerateRandom names no key and no account ("Not applicable"): any
+/// caller may make it.
+pub const CROSS_ACCOUNT_OPERATIONS: &[&str] = &[
+    "CreateGrant",
+    "Decrypt",
+    "DeriveSharedSecret",
+    "DescribeKey",
+    "Encrypt",
+    "GenerateDataKey",
+    "GenerateDataKeyPair",
+    "GenerateDataKeyPairWithoutPlaintext",
+    "GenerateDataKeyWithoutPlaintext",
+    "GenerateMac",
+    "GetKeyRotationStatus",
+    "GetPublicKey",
+    "ListGrants",
+    "ReEncrypt",
+    "RetireGrant",
+    "RevokeGrant",
+    "Sign",
+    "Verify",
+    "VerifyMac",
+];
+
+/// Operations that involve no account's resources at all.
+const ANY_ACCOUNT: &[&str] = &["GenerateRandom"];
 
 impl Kms {
     /// The policy in force on a key, as its text (the default key policy if none was set).
@@ -103,8 +135,24 @@ impl Kms {
         ]
         .iter()
         .any(|a| ctx.action.starts_with(a));
-        let decision = match policy::evaluate(&self.policy_of(record), &ctx) {
-            // Grants add to the policy; an explicit Deny still wins.
+        // The key policy, and the caller's identity policy if it has one (identity.rs): an
+        // explicit Deny in either wins; a statement naming only the caller's account allows
+        // a caller with an identity policy only if that policy allows too.
+        let key_policy = policy::evaluate_key_policy(&self.policy_of(record), &ctx);
+        let identity = self.identity_decision(&ctx)?;
+        let denied_by = match (key_policy.decision, identity) {
+            (Decision::ExplicitDeny, _) => Some("its key policy"),
+            (_, Some(Decision::ExplicitDeny)) => Some("the caller's identity policy"),
+            _ => None,
+        };
+        let decision = match (key_policy.decision, identity) {
+            _ if denied_by.is_some() => Decision::ExplicitDeny,
+            (Decision::Allow, _) if !key_policy.by_account_only => Decision::Allow,
+            (Decision::Allow, None | Some(Decision::Allow)) => Decision::Allow,
+            _ => Decision::ImplicitDeny,
+        };
+        let decision = match decision {
+            // Grants add to the policies; an explicit Deny still wins.
             Decision::ImplicitDeny
                 if record.grants.iter().any(|g| {
                     super::grants::grant_allows(
@@ -131,35 +179,50 @@ impl Kms {
                     self.principal().arn(),
                     ctx.action,
                     if d == Decision::ExplicitDeny {
-                        "of an explicit deny in its key policy"
+                        format!(
+                            "of an explicit deny in {}",
+                            denied_by.unwrap_or("its key policy")
+                        )
                     } else if record.key_metadata.key_manager == KeyManager::Aws {
-                        "it is an AWS managed key, usable only through its own service; use a customer managed key (`cofre key create`)"
+                        "it is an AWS managed key, usable only through its own service; use a customer managed key (`cofre key create`)".to_owned()
+                    } else if key_policy.decision == Decision::Allow {
+                        "its key policy lets the account's identity policies decide, and the caller's identity policy does not allow it; `cofre principal policy get` shows it".to_owned()
                     } else {
-                        "no statement of its key policy allows it; `cofre key policy get` shows the policy"
+                        "no statement of its key policy allows it; `cofre key policy get` shows the policy".to_owned()
                     }
                 ),
             )),
         }
     }
 
-    /// Refuses another account's principal the requests that name no key, and every EBS
-    /// request (EBS resources belong to the account).
+    /// Refuses another account's principal every operation KMS does not allow across accounts
+    /// ([`CROSS_ACCOUNT_OPERATIONS`]), whatever the key policy says, and every EBS request (EBS
+    /// resources belong to the account). Requests a cofre service makes for its caller (EBS's
+    /// KMS calls) are judged by the service's own request.
     pub(crate) fn own_account_only(&self, call: &Call) -> Result<()> {
         let foreign = self.principal().account() != self.home.account_id();
-        let account_level =
-            ACCOUNT_ACTIONS.contains(&call.name()) || !call.action().starts_with("kms:");
-        if foreign && account_level && call.invoked_by().is_none() {
-            return Err(Error::kms(
-                KmsCode::AccessDeniedException,
-                format!(
-                    "User: {} is not authorized to perform: {} in account {}; only that account's principals may",
-                    self.principal().arn(),
-                    call.action(),
-                    self.home.account_id()
-                ),
-            ));
+        if !foreign || call.invoked_by().is_some() || call.is_service_event() {
+            return Ok(());
         }
-        Ok(())
+        let kms = call.action().starts_with("kms:");
+        let api = call.api_name();
+        if kms && (CROSS_ACCOUNT_OPERATIONS.contains(&api) || ANY_ACCOUNT.contains(&api)) {
+            return Ok(());
+        }
+        Err(Error::kms(
+            KmsCode::AccessDeniedException,
+            format!(
+                "User: {} is not authorized to perform: {} in account {}: {}",
+                self.principal().arn(),
+                call.action(),
+                self.home.account_id(),
+                if kms {
+                    "KMS does not allow this operation across accounts, whatever the key policy says; only that account's principals may make it"
+                } else {
+                    "only that account's principals may"
+                }
+            ),
+        ))
     }
 
     /// The lockout safety check: refuses a policy that would stop the caller from changing it.

@@ -659,12 +659,28 @@ impl Kms {
         )
     }
 
-    /// GenerateDataKey(WithoutPlaintext): `bytes` random bytes (1–1024), encrypted under a
-    /// symmetric key with `context`.
+    /// GenerateDataKey(WithoutPlaintext) of `bytes` random bytes (1–1024; KMS's
+    /// `NumberOfBytes`), encrypted under a symmetric key with `context`. The same as
+    /// [`Kms::generate_data_key_with`] with only `NumberOfBytes` given.
     pub fn generate_data_key(
         &self,
         key: &KeyRef,
         bytes: usize,
+        context: &EncryptionContext,
+        with_plaintext: bool,
+    ) -> Result<DataKey> {
+        self.generate_data_key_with(key, None, Some(bytes), context, with_plaintext)
+    }
+
+    /// GenerateDataKey(WithoutPlaintext) as KMS takes it: the length as exactly one of
+    /// `key_spec` (AES_256, AES_128) and `number_of_bytes` (1–1024); neither or both is a
+    /// ValidationException. (KMS has no default: a front end that wants one supplies it, as
+    /// the CLI supplies AES_256.)
+    pub fn generate_data_key_with(
+        &self,
+        key: &KeyRef,
+        key_spec: Option<specs::DataKeySpec>,
+        number_of_bytes: Option<usize>,
         context: &EncryptionContext,
         with_plaintext: bool,
     ) -> Result<DataKey> {
@@ -676,9 +692,23 @@ impl Kms {
         self.audited(
             Call::new(name, true)
                 .key(key)
-                .param("numberOfBytes", bytes)
+                .param("keySpec", key_spec.map(|s| specs::value_name(&s)))
+                .param("numberOfBytes", number_of_bytes)
                 .context(context),
             |call| {
+                let bytes = match (key_spec, number_of_bytes) {
+                    (Some(s), None) => s.byte_len(),
+                    (None, Some(n)) => n,
+                    (given, _) => {
+                        return Err(Error::kms(
+                            KmsCode::ValidationException,
+                            format!(
+                                "{name} takes exactly one of KeySpec (AES_256, AES_128) and NumberOfBytes (1 to 1024); {} given",
+                                if given.is_some() { "both were" } else { "neither was" }
+                            ),
+                        ))
+                    }
+                };
                 if !(1..=1024).contains(&bytes) {
                     return Err(Error::kms(
                         KmsCode::ValidationException,

@@ -1,6 +1,15 @@
 //! Grants: CreateGrant, ListGrants, RetireGrant, RevokeGrant. A grant lets its grantee make
-//! exactly the operations it names on one key, under its encryption-context constraints; it
-//! adds to the key policy, and an explicit Deny there still wins.
+//! exactly the operations it names on one key, under its encryption-context constraints
+//! (context keys compared case-insensitively, values exactly, as KMS does); it adds to the key
+//! policy, and an explicit Deny there still wins.
+//!
+//! Grant tokens: CreateGrant returns one per grant. A token is base64 of
+//! `grant id ‖ "\n" ‖ key ARN ‖ "\n" ‖ hex(keyed BLAKE3(grant id ‖ 0 ‖ key ARN))` under an AWS owned
+//! key, so it names one grant of one key of this home and cannot be made up. Requests take
+//! them through [`crate::RequestContext::with_grant_tokens`] (KMS's `GrantTokens`, at most 10,
+//! each 1–8192 characters): the operations whose model lists `InvalidGrantTokenException`
+//! refuse a token that does not verify; DescribeKey checks their shape only. RetireGrant takes
+//! one token in place of the key and grant id ([`Kms::retire_grant_with_token`]).
 
 use super::audited::Call;
 use super::{invalid_state, KeyRef, Kms};
@@ -72,6 +81,38 @@ pub struct CreateGrantRequest {
     pub constraints: GrantConstraints,
 }
 
+/// Most grant tokens one request takes (KMS `GrantTokenList`).
+pub const MAX_GRANT_TOKENS: usize = 10;
+/// Longest grant token (KMS `GrantTokenType`).
+pub const MAX_GRANT_TOKEN_LEN: usize = 8192;
+
+/// The cross-account operations whose requests take `GrantTokens` but whose model lists no
+/// InvalidGrantTokenException (DescribeKey: tokens checked for shape only) or that take none.
+/// Every other cross-account operation takes them and refuses a token that does not verify;
+/// no other operation takes them.
+const NO_GRANT_TOKEN_CHECK: &[&str] = &[
+    "DescribeKey",
+    "GetKeyRotationStatus",
+    "ListGrants",
+    "RetireGrant",
+    "RevokeGrant",
+];
+
+/// Whether `api`'s requests take `GrantTokens` and refuse one that does not verify.
+fn verifies_grant_tokens(api: &str) -> bool {
+    super::CROSS_ACCOUNT_OPERATIONS.contains(&api) && !NO_GRANT_TOKEN_CHECK.contains(&api)
+}
+
+/// True if every pair of `constraint` is in `context`: keys compared case-insensitively,
+/// values exactly (KMS's EncryptionContextSubset).
+fn context_covers(context: &[(String, String)], constraint: &BTreeMap<String, String>) -> bool {
+    constraint.iter().all(|(k, v)| {
+        context
+            .iter()
+            .any(|(ck, cv)| cv == v && ck.to_lowercase() == k.to_lowercase())
+    })
+}
+
 /// True if `grant` lets `principal` make `operation` with `context`.
 pub(super) fn grant_allows(
     grant: &Grant,
@@ -85,23 +126,17 @@ pub(super) fn grant_allows(
     if !who || !grant.operations.iter().any(|o| o == operation) {
         return false;
     }
-    let ctx: BTreeMap<&str, &str> = context
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
     if let Some(sub) = &grant.constraints.encryption_context_subset {
-        if !sub
-            .iter()
-            .all(|(k, v)| ctx.get(k.as_str()) == Some(&v.as_str()))
-        {
+        if !context_covers(context, sub) {
             return false;
         }
     }
     if let Some(eq) = &grant.constraints.encryption_context_equals {
-        let same = eq.len() == ctx.len()
-            && eq
-                .iter()
-                .all(|(k, v)| ctx.get(k.as_str()) == Some(&v.as_str()));
+        // The same pairs both ways: every constraint pair in the context, and every context
+        // pair in the constraint.
+        let pairs: Vec<(String, String)> = eq.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let asked: BTreeMap<String, String> = context.iter().cloned().collect();
+        let same = context_covers(context, eq) && context_covers(&pairs, &asked);
         if !same {
             return false;
         }
@@ -215,21 +250,94 @@ impl Kms {
                 });
                 store.save_key(&record)?;
                 Ok(crate::api::kms::CreateGrantResponse {
-                    grant_token: self.grant_token(&id),
+                    grant_token: self.grant_token(&record.key_metadata.arn, &id),
                     grant_id: id,
                 })
             },
         )
     }
 
-    /// The grant token of a grant: its id and a MAC of it under an AWS owned key, so a token
-    /// names one grant of this home and cannot be made up. (KMS needs tokens to use a grant
-    /// before it is visible everywhere; cofre's grants take effect at once, so requests need
-    /// none.)
-    pub(crate) fn grant_token(&self, grant_id: &str) -> String {
+    /// The grant token of grant `grant_id` of the key `key_arn` (see the module docs).
+    pub(crate) fn grant_token(&self, key_arn: &str, grant_id: &str) -> String {
+        let mac = self.grant_token_mac(key_arn, grant_id);
+        super::base64_encode(format!("{grant_id}\n{key_arn}\n{}", mac.to_hex()).as_bytes())
+    }
+
+    fn grant_token_mac(&self, key_arn: &str, grant_id: &str) -> blake3::Hash {
         let key = self.home.aws_owned_key("grant tokens");
-        let mac = blake3::keyed_hash(key.expose(), grant_id.as_bytes());
-        super::base64_encode(format!("{grant_id}.{}", mac.to_hex()).as_bytes())
+        let mut h = blake3::Hasher::new_keyed(key.expose());
+        h.update(grant_id.as_bytes());
+        h.update(&[0]);
+        h.update(key_arn.as_bytes());
+        h.finalize()
+    }
+
+    /// The key ARN and grant id a grant token names, if this home issued it.
+    fn open_grant_token(&self, token: &str) -> Result<(String, String)> {
+        use base64::Engine;
+        let invalid = || {
+            Error::kms(
+                KmsCode::InvalidGrantTokenException,
+                "a grant token is not one this home's CreateGrant issued (damaged, made up, or from another home); use the GrantToken CreateGrant returned",
+            )
+        };
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(token)
+            .map_err(|_| invalid())?;
+        let text = String::from_utf8(raw).map_err(|_| invalid())?;
+        let mut parts = text.split('\n');
+        let (Some(id), Some(arn), Some(mac), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(invalid());
+        };
+        let mac = blake3::Hash::from_hex(mac).map_err(|_| invalid())?;
+        // blake3::Hash compares in constant time.
+        if mac != self.grant_token_mac(arn, id) {
+            return Err(invalid());
+        }
+        Ok((arn.to_owned(), id.to_owned()))
+    }
+
+    /// Checks the request's grant tokens: at most 10, each 1–8192 characters, and, for the
+    /// operations that refuse bad ones, each issued by this home.
+    pub(crate) fn check_grant_tokens(&self, call: &Call) -> Result<()> {
+        let tokens = self.ctx.grant_tokens();
+        if tokens.is_empty() || call.invoked_by().is_some() {
+            return Ok(());
+        }
+        let api = call.api_name();
+        let verified = verifies_grant_tokens(api);
+        if !verified && api != "DescribeKey" {
+            return Err(Error::kms(
+                KmsCode::ValidationException,
+                format!("{api} takes no grant tokens; drop --grant-tokens"),
+            ));
+        }
+        if tokens.len() > MAX_GRANT_TOKENS {
+            return Err(Error::kms(
+                KmsCode::ValidationException,
+                format!(
+                    "{} grant tokens given; a request takes at most {MAX_GRANT_TOKENS}",
+                    tokens.len()
+                ),
+            ));
+        }
+        for t in tokens {
+            if t.is_empty() || t.len() > MAX_GRANT_TOKEN_LEN {
+                return Err(Error::kms(
+                    KmsCode::ValidationException,
+                    format!(
+                        "a grant token is 1 to {MAX_GRANT_TOKEN_LEN} characters, not {}",
+                        t.len()
+                    ),
+                ));
+            }
+            if verified {
+                self.open_grant_token(t)?;
+            }
+        }
+        Ok(())
     }
 
     /// ListGrants.
@@ -239,9 +347,21 @@ impl Kms {
         })
     }
 
-    /// RetireGrant: by the grant's retiring principal, or its grantee if it grants RetireGrant.
+    /// RetireGrant: by the grant's retiring principal, its grantee if it grants RetireGrant,
+    /// or the account that created it (its root).
     pub fn retire_grant(&self, key: &KeyRef, grant_id: &str) -> Result<()> {
         self.remove_grant(Call::new("RetireGrant", false), key, grant_id, true)
+    }
+
+    /// RetireGrant by the grant's token instead of its key and id (KMS's `GrantToken`).
+    pub fn retire_grant_with_token(&self, token: &str) -> Result<()> {
+        let call = Call::new("RetireGrant", false);
+        let (arn, id) = match self.open_grant_token(token) {
+            Ok(named) => named,
+            // Recorded like any refused request.
+            Err(e) => return self.audited(call, |_| Err::<(), _>(e)),
+        };
+        self.remove_grant(call, &arn.parse()?, &id, true)
     }
 
     /// RevokeGrant: needs kms:RevokeGrant in the key policy.
@@ -271,11 +391,12 @@ impl Kms {
                 let g = &record.grants[at];
                 let me = self.principal().arn();
                 let may = g.retiring_principal.as_deref() == Some(me)
-                    || (g.grantee_principal == me && g.operations.iter().any(|o| o == "RetireGrant"));
+                    || (g.grantee_principal == me && g.operations.iter().any(|o| o == "RetireGrant"))
+                    || g.issuing_account == me;
                 if !may {
                     return Err(Error::kms(
                         KmsCode::AccessDeniedException,
-                        format!("User: {me} may not retire grant {grant_id}: only its retiring principal, or its grantee if the grant includes RetireGrant ({name})"),
+                        format!("User: {me} may not retire grant {grant_id}: only its retiring principal, its grantee if the grant includes RetireGrant, or the root of the account that created it, {} ({name})", g.issuing_account),
                     ));
                 }
             }

@@ -9,6 +9,14 @@
 //! Imported material gets a deterministic KeyMaterialId — a keyed BLAKE3 of the key ARN and
 //! the material under an AWS owned key — so the same material imported again after it expired
 //! gets the same id and files wrapped under it open again, and different material is refused.
+//!
+//! Rotation of imported keys, as KMS does it: ImportKeyMaterial with ImportType
+//! `NEW_KEY_MATERIAL` (the default for a key's first material) adds material; on a key that
+//! already has material it waits, `PENDING_ROTATION`, until RotateKeyOnDemand makes it current
+//! (see `lifecycle.rs`). `EXISTING_KEY_MATERIAL` (the default after the first import) imports
+//! again material the key had — after it expired or was deleted, or to change its expiry.
+//! Every material version keeps decrypting what it encrypted; each has its own expiry, and the
+//! key is usable only while every version associated with it is imported (else PendingImport).
 
 use super::Call;
 use super::{aws_managed, invalid_state, KeyRef, Kms};
@@ -67,6 +75,65 @@ impl WrappingKeySpec {
     }
 }
 
+/// KMS `ImportType`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+pub enum ImportType {
+    /// Material the key never had: its first, or the next to rotate to.
+    #[serde(rename = "NEW_KEY_MATERIAL")]
+    #[value(name = "NEW_KEY_MATERIAL")]
+    NewKeyMaterial,
+    /// Material the key had before (expired, deleted, or to change its expiry).
+    #[serde(rename = "EXISTING_KEY_MATERIAL")]
+    #[value(name = "EXISTING_KEY_MATERIAL")]
+    ExistingKeyMaterial,
+}
+
+/// What ImportKeyMaterial takes besides the key, the import token and the wrapped material.
+#[derive(Debug, Clone, Default)]
+pub struct ImportOptions {
+    /// When the material expires (KEY_MATERIAL_EXPIRES, at most 365 days ahead); none: it does
+    /// not expire (KEY_MATERIAL_DOES_NOT_EXPIRE).
+    pub valid_to: Option<SystemTime>,
+    /// None: NEW_KEY_MATERIAL for the key's first material, EXISTING_KEY_MATERIAL after.
+    pub import_type: Option<ImportType>,
+    /// With EXISTING_KEY_MATERIAL: the id the material must have (KMS `KeyMaterialId`).
+    pub key_material_id: Option<String>,
+    /// KMS `KeyMaterialDescription` (1–256 of letters, digits, spaces and `:/_.-`); none keeps
+    /// what the material had.
+    pub description: Option<String>,
+}
+
+/// What ImportKeyMaterial and DeleteImportedKeyMaterial return: the key after the request, and
+/// the material imported or deleted.
+#[derive(Debug, Clone)]
+pub struct KeyMaterialResult {
+    pub key_metadata: KeyMetadata,
+    pub key_material_id: String,
+}
+
+impl super::audited::Audited for KeyMaterialResult {
+    fn key_arn(&self) -> Option<String> {
+        Some(self.key_metadata.arn.clone())
+    }
+}
+
+const EXPIRES: &str = "KEY_MATERIAL_EXPIRES";
+const DOES_NOT_EXPIRE: &str = "KEY_MATERIAL_DOES_NOT_EXPIRE";
+
+/// Checks a KeyMaterialDescription (`^[a-zA-Z0-9:/_\s.-]+$`, at most 256 characters).
+fn check_description(d: &str) -> Result<()> {
+    let ok = (1..=256).contains(&d.chars().count())
+        && d.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c.is_whitespace() || ":/_.-".contains(c));
+    if !ok {
+        return Err(Error::kms(
+            KmsCode::ValidationException,
+            "a key material description is 1 to 256 letters, digits, spaces and : / _ . -",
+        ));
+    }
+    Ok(())
+}
+
 /// What GetParametersForImport returns.
 #[derive(Debug, Clone)]
 pub struct ImportParameters {
@@ -110,6 +177,20 @@ impl Kms {
             ));
         }
         Ok(())
+    }
+
+    /// The imported-material key `key` names, authorized for `call`, its record brought up
+    /// to date ([`upgrade_record`]).
+    fn imported_key(
+        &self,
+        store: &crate::keyring::RegionStore<'_>,
+        key: &KeyRef,
+        call: &Call,
+    ) -> Result<KeyRecord> {
+        let mut record = self.resolve(store, key, false, call)?;
+        self.external(&record)?;
+        upgrade_record(&mut record);
+        Ok(record)
     }
 
     /// GetParametersForImport: a fresh wrapping key pair and an import token valid 24 hours.
@@ -208,7 +289,9 @@ impl Kms {
     }
 
     /// ImportKeyMaterial: unwraps the material with the token's private key, inside cofre,
-    /// and enables the key. `valid_to` None means the material does not expire.
+    /// and enables the key. `valid_to` None means the material does not expire. The import
+    /// type is the default: NEW_KEY_MATERIAL for the key's first material, else
+    /// EXISTING_KEY_MATERIAL ([`Kms::import_key_material_with`] takes the rest).
     pub fn import_key_material(
         &self,
         key: &KeyRef,
@@ -216,58 +299,139 @@ impl Kms {
         encrypted_material: &[u8],
         valid_to: Option<SystemTime>,
     ) -> Result<KeyMetadata> {
-        self.audited(Call::new("ImportKeyMaterial", false).key(key).param("expirationModel", if valid_to.is_some() { "KEY_MATERIAL_EXPIRES" } else { "KEY_MATERIAL_DOES_NOT_EXPIRE" }), |call| {
-        let now = self.home.now();
-        if let Some(t) = valid_to {
-            if t <= now || t > now + MAX_VALID_TO {
+        let options = ImportOptions {
+            valid_to,
+            ..Default::default()
+        };
+        self.import_key_material_with(key, import_token, encrypted_material, &options)
+            .map(|r| r.key_metadata)
+    }
+
+    /// ImportKeyMaterial with every option KMS takes ([`ImportOptions`]).
+    pub fn import_key_material_with(
+        &self,
+        key: &KeyRef,
+        import_token: &[u8],
+        encrypted_material: &[u8],
+        options: &ImportOptions,
+    ) -> Result<KeyMaterialResult> {
+        let valid_to = options.valid_to;
+        let call = Call::new("ImportKeyMaterial", false)
+            .key(key)
+            .param(
+                "expirationModel",
+                if valid_to.is_some() {
+                    EXPIRES
+                } else {
+                    DOES_NOT_EXPIRE
+                },
+            )
+            .param("validTo", valid_to.map(store::format_time))
+            .param("importType", options.import_type)
+            .param("keyMaterialId", &options.key_material_id)
+            .param("keyMaterialDescription", &options.description);
+        self.audited(call, |call| {
+            let now = self.home.now();
+            if let Some(t) = valid_to {
+                if t <= now || t > now + MAX_VALID_TO {
+                    return Err(Error::kms(
+                        KmsCode::ValidationException,
+                        "--valid-to must be in the future and at most 365 days ahead; or use --no-expiry",
+                    ));
+                }
+            }
+            if let Some(d) = &options.description {
+                check_description(d)?;
+            }
+            let store = self.store()?;
+            let _lock = store.lock()?;
+            let mut record = self.imported_key(&store, key, call)?;
+            let arn = record.key_metadata.arn.clone();
+            if record.key_metadata.key_state == KeyState::PendingDeletion {
+                return Err(invalid_state(&arn, KeyState::PendingDeletion));
+            }
+            let first = record.materials.is_empty();
+            let import_type = options.import_type.unwrap_or(if first {
+                ImportType::NewKeyMaterial
+            } else {
+                ImportType::ExistingKeyMaterial
+            });
+            if options.key_material_id.is_some() && import_type == ImportType::NewKeyMaterial {
                 return Err(Error::kms(
                     KmsCode::ValidationException,
-                    "--valid-to must be in the future and at most 365 days ahead; or use --no-expiry",
+                    "a key material id names material the key had: give it only with --import-type EXISTING_KEY_MATERIAL",
                 ));
             }
-        }
-        let store = self.store()?;
-        let _lock = store.lock()?;
-        let mut record = self.resolve(&store, key, false, call)?;
-        self.external(&record)?;
-        let arn = record.key_metadata.arn.clone();
-        if record.key_metadata.key_state == KeyState::PendingDeletion {
-            return Err(invalid_state(&arn, KeyState::PendingDeletion));
-        }
-        let token = self.open_token(import_token, &arn)?;
-        let material = self.unwrap_material(&token, encrypted_material)?;
-        let id = self.imported_material_id(&arn, &material);
-        let m = &mut record.key_metadata;
-        if !m.current_key_material_id.is_empty() && m.current_key_material_id != id {
-            return Err(Error::kms(
-                KmsCode::IncorrectKeyMaterialException,
-                format!("{arn} already has other key material; import the same material it had (a new key plus `cofre alias update` is how imported keys rotate)"),
-            ));
-        }
-        m.current_key_material_id = id.clone();
-        m.expiration_model = Some(
-            if valid_to.is_some() {
-                "KEY_MATERIAL_EXPIRES"
-            } else {
-                "KEY_MATERIAL_DOES_NOT_EXPIRE"
+            let token = self.open_token(import_token, &arn)?;
+            let material = self.unwrap_material(&token, encrypted_material)?;
+            let id = self.imported_material_id(&arn, &material);
+            let incorrect = |why: String| Error::kms(KmsCode::IncorrectKeyMaterialException, why);
+            let sealed = self.home.seal_material(&arn, &id, &material);
+            let expiration_model = Some(if valid_to.is_some() { EXPIRES } else { DOES_NOT_EXPIRE }.to_owned());
+            let valid_to = valid_to.map(store::format_time);
+            match import_type {
+                ImportType::NewKeyMaterial => {
+                    if record.material(&id).is_some() {
+                        return Err(incorrect(format!(
+                            "this material is already key material {id} of {arn}; import it again with --import-type EXISTING_KEY_MATERIAL"
+                        )));
+                    }
+                    if let Some(p) = record.materials.iter().find(|v| v.pending_rotation) {
+                        return Err(invalid_state_msg(&arn, format!(
+                            "already has key material {} pending rotation; rotate to it (`cofre key rotate`) or delete it (`cofre key delete-material --key-material-id`) first",
+                            p.key_material_id
+                        )));
+                    }
+                    record.materials.push(MaterialVersion {
+                        key_material_id: id.clone(),
+                        creation_date: store::format_time(now),
+                        rotation_type: None,
+                        sealed,
+                        expiration_model,
+                        valid_to,
+                        description: options.description.clone(),
+                        // Later material waits for RotateKeyOnDemand; the first is current.
+                        pending_rotation: !first,
+                    });
+                    if first {
+                        record.key_metadata.current_key_material_id = id.clone();
+                    }
+                }
+                ImportType::ExistingKeyMaterial => {
+                    if first {
+                        return Err(incorrect(format!(
+                            "{arn} has no key material yet; import its first material with --import-type NEW_KEY_MATERIAL (the default for a first import)"
+                        )));
+                    }
+                    if let Some(want) = options.key_material_id.as_deref().filter(|w| *w != id) {
+                        return Err(incorrect(format!(
+                            "this material is key material {id}, not {want}; import the material {want} names"
+                        )));
+                    }
+                    let Some(v) = record.materials.iter_mut().find(|v| v.key_material_id == id)
+                    else {
+                        return Err(incorrect(format!(
+                            "this is not key material {arn} had; import the same material it had (`cofre key rotations {arn} --include-key-material ALL_KEY_MATERIAL` lists them), or new material with --import-type NEW_KEY_MATERIAL and then `cofre key rotate`"
+                        )));
+                    };
+                    v.sealed = sealed;
+                    v.expiration_model = expiration_model;
+                    v.valid_to = valid_to;
+                    if options.description.is_some() {
+                        v.description = options.description.clone();
+                    }
+                }
             }
-            .to_owned(),
-        );
-        m.valid_to = valid_to.map(store::format_time);
-        if record.materials.is_empty() {
-            record.materials.push(MaterialVersion {
-                sealed: self.home.seal_material(&arn, &id, &material),
+            refresh_key_expiry(&mut record);
+            if record.key_metadata.key_state == KeyState::PendingImport && all_imported(&record) {
+                record.set_state(KeyState::Enabled);
+            }
+            store.save_key(&record)?;
+            Ok(KeyMaterialResult {
+                key_metadata: record.key_metadata,
                 key_material_id: id,
-                creation_date: store::format_time(now),
-                rotation_type: None,
-            });
-        }
-        if record.key_metadata.key_state == KeyState::PendingImport {
-            record.set_state(KeyState::Enabled);
-        }
-        store.save_key(&record)?;
-        Ok(record.key_metadata)
             })
+        })
     }
 
     fn unwrap_material(&self, token: &Token, wrapped: &[u8]) -> Result<SecretKey> {
@@ -327,39 +491,153 @@ impl Kms {
         h.finalize().to_hex().to_string()
     }
 
-    /// DeleteImportedKeyMaterial: the material is gone at once; the key waits in PendingImport
-    /// (a key pending deletion keeps its state) until the same material is imported again.
+    /// DeleteImportedKeyMaterial of the key's current material: the material is gone at once;
+    /// the key waits in PendingImport (a key pending deletion keeps its state) until the same
+    /// material is imported again.
     pub fn delete_imported_key_material(&self, key: &KeyRef) -> Result<KeyMetadata> {
+        self.delete_imported_key_material_version(key, None)
+            .map(|r| r.key_metadata)
+    }
+
+    /// DeleteImportedKeyMaterial of the material `key_material_id` (the current material if
+    /// none). Material pending rotation is not yet associated with the key: it goes entirely
+    /// and the key's state stays; any other material leaves the key in PendingImport until it
+    /// is imported again.
+    pub fn delete_imported_key_material_version(
+        &self,
+        key: &KeyRef,
+        key_material_id: Option<&str>,
+    ) -> Result<KeyMaterialResult> {
         self.audited(
-            Call::new("DeleteImportedKeyMaterial", false).key(key),
+            Call::new("DeleteImportedKeyMaterial", false)
+                .key(key)
+                .param("keyMaterialId", key_material_id),
             |call| {
                 let store = self.store()?;
                 let _lock = store.lock()?;
-                let mut record = self.resolve(&store, key, false, call)?;
-                self.external(&record)?;
-                drop_material(&mut record);
+                let mut record = self.imported_key(&store, key, call)?;
+                let arn = record.key_metadata.arn.clone();
+                let id = key_material_id
+                    .unwrap_or(&record.key_metadata.current_key_material_id)
+                    .to_owned();
+                let Some(at) = record.materials.iter().position(|v| v.key_material_id == id)
+                else {
+                    return Err(Error::kms(
+                        KmsCode::NotFoundException,
+                        format!("{arn} has no key material {id:?}; `cofre key rotations {arn} --include-key-material ALL_KEY_MATERIAL` lists its material"),
+                    ));
+                };
+                if !record.materials[at].is_imported() {
+                    return Err(invalid_state_msg(
+                        &arn,
+                        format!("has key material {id} deleted already (PENDING_IMPORT); import it again with `cofre key import`"),
+                    ));
+                }
+                if record.materials[at].pending_rotation {
+                    record.materials.remove(at);
+                } else {
+                    record.materials[at].sealed.clear();
+                    if record.key_metadata.key_state != KeyState::PendingDeletion {
+                        record.set_state(KeyState::PendingImport);
+                    }
+                }
                 store.save_key(&record)?;
-                Ok(record.key_metadata)
+                Ok(KeyMaterialResult {
+                    key_metadata: record.key_metadata,
+                    key_material_id: id,
+                })
             },
         )
     }
 }
 
-/// Removes an imported key's material and puts it in PendingImport (unless pending deletion).
-pub(super) fn drop_material(record: &mut KeyRecord) {
-    record.materials.clear();
-    if record.key_metadata.key_state != KeyState::PendingDeletion {
-        record.set_state(KeyState::PendingImport);
+/// The KMSInvalidStateException for `arn` and why.
+fn invalid_state_msg(arn: &str, why: String) -> Error {
+    Error::kms(KmsCode::KMSInvalidStateException, format!("{arn} {why}"))
+}
+
+/// Brings an imported key's record of an earlier version up to date: one whose material was
+/// deleted kept only the id of it in the metadata; it becomes a version awaiting import.
+pub(super) fn upgrade_record(record: &mut KeyRecord) {
+    let m = &record.key_metadata;
+    if m.origin == Origin::External
+        && record.materials.is_empty()
+        && !m.current_key_material_id.is_empty()
+    {
+        let v = MaterialVersion {
+            key_material_id: m.current_key_material_id.clone(),
+            creation_date: m.creation_date.clone(),
+            expiration_model: m.expiration_model.clone(),
+            valid_to: m.valid_to.clone(),
+            ..Default::default()
+        };
+        record.materials.push(v);
     }
 }
 
-/// True if an imported key's material has passed its ValidTo.
-pub(super) fn material_expired(record: &KeyRecord, now: SystemTime) -> bool {
-    let m = &record.key_metadata;
-    m.origin == Origin::External
-        && !record.materials.is_empty()
-        && m.valid_to
-            .as_deref()
-            .and_then(|t| store::parse_time(t).ok())
-            .is_some_and(|t| t <= now)
+/// True if every material version associated with the key (not pending rotation) is held:
+/// only then can an imported key be used.
+pub(super) fn all_imported(record: &KeyRecord) -> bool {
+    !record.materials.is_empty()
+        && record
+            .materials
+            .iter()
+            .all(|v| v.pending_rotation || v.is_imported())
+}
+
+/// Sets the key's ExpirationModel and ValidTo from its associated material that is held: the
+/// earliest time any of it expires (KMS `KeyMetadata.ValidTo`). Left as they were while none
+/// is held.
+pub(super) fn refresh_key_expiry(record: &mut KeyRecord) {
+    let held: Vec<&MaterialVersion> = record
+        .materials
+        .iter()
+        .filter(|v| !v.pending_rotation && v.is_imported())
+        .collect();
+    if held.is_empty() {
+        return;
+    }
+    let earliest = held
+        .iter()
+        .filter_map(|v| record.material_valid_to(v))
+        .min();
+    let m = &mut record.key_metadata;
+    m.valid_to = earliest.map(store::format_time);
+    m.expiration_model = Some(
+        if earliest.is_some() {
+            EXPIRES
+        } else {
+            DOES_NOT_EXPIRE
+        }
+        .to_owned(),
+    );
+}
+
+/// Deletes the imported material whose ValidTo has passed by `now`: material pending rotation
+/// goes entirely; other material leaves the key in PendingImport (unless pending deletion)
+/// until it is imported again. Returns whether any expired.
+pub(super) fn expire_material(record: &mut KeyRecord, now: SystemTime) -> bool {
+    let expired: Vec<String> = record
+        .materials
+        .iter()
+        .filter(|v| record.material_valid_to(v).is_some_and(|t| t <= now))
+        .map(|v| v.key_material_id.clone())
+        .collect();
+    if expired.is_empty() {
+        return false;
+    }
+    record
+        .materials
+        .retain(|v| !(v.pending_rotation && expired.contains(&v.key_material_id)));
+    let mut associated = false;
+    for v in &mut record.materials {
+        if expired.contains(&v.key_material_id) {
+            v.sealed.clear();
+            associated = true;
+        }
+    }
+    if associated && record.key_metadata.key_state != KeyState::PendingDeletion {
+        record.set_state(KeyState::PendingImport);
+    }
+    true
 }

@@ -37,18 +37,34 @@ pub struct KeyRotationStatus {
     pub on_demand_rotations: u32,
 }
 
-/// One material version as `key rotations` lists it.
+/// One material version as ListKeyRotations lists it (KMS `RotationsListEntry`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct KeyVersion {
     pub key_id: String,
     pub key_material_id: String,
-    pub rotation_date: String,
+    /// When a rotation made it current; none for the original material and for imported
+    /// material pending rotation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rotation_date: Option<String>,
     /// AUTOMATIC or ON_DEMAND; none for the original material.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rotation_type: Option<RotationType>,
-    /// CURRENT or NON_CURRENT.
+    /// CURRENT, NON_CURRENT or (imported material) PENDING_ROTATION.
     pub key_material_state: &'static str,
+    /// Imported material (origin EXTERNAL): IMPORTED, or PENDING_IMPORT while deleted or
+    /// expired.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub import_state: Option<&'static str>,
+    /// Imported material: the description given at import.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_material_description: Option<String>,
+    /// Imported material: KEY_MATERIAL_EXPIRES or KEY_MATERIAL_DOES_NOT_EXPIRE.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expiration_model: Option<String>,
+    /// Imported material: when it expires.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub valid_to: Option<String>,
 }
 
 fn days(n: u32) -> Duration {
@@ -71,9 +87,10 @@ fn days_within((lo, hi, default): (u32, u32, u32), given: Option<u32>, what: &st
     Ok(n)
 }
 
-/// Only symmetric customer managed keys with KMS-made material rotate, and a multi-Region key
-/// only through its primary.
-fn check_rotatable(m: &KeyMetadata) -> Result<()> {
+/// Only symmetric customer managed keys rotate, and a multi-Region key only through its
+/// primary; automatically only with KMS-made material, on demand also with imported material
+/// (`imported_ok`).
+fn check_rotatable(m: &KeyMetadata, imported_ok: bool) -> Result<()> {
     if let Some(c) = &m.multi_region_configuration {
         if c.multi_region_key_type == MultiRegionKeyType::Replica {
             return Err(Error::kms(
@@ -85,13 +102,19 @@ fn check_rotatable(m: &KeyMetadata) -> Result<()> {
             ));
         }
     }
-    if m.key_manager != KeyManager::Customer
-        || m.key_spec != KeySpec::SymmetricDefault
-        || m.origin != Origin::AwsKms
-    {
+    if m.key_manager != KeyManager::Customer || m.key_spec != KeySpec::SymmetricDefault {
         return Err(Error::kms(
             KmsCode::UnsupportedOperationException,
-            format!("{} cannot be rotated by cofre: only symmetric customer managed keys with KMS-made material rotate", m.arn),
+            format!(
+                "{} cannot be rotated: only symmetric customer managed keys rotate",
+                m.arn
+            ),
+        ));
+    }
+    if m.origin != Origin::AwsKms && !imported_ok {
+        return Err(Error::kms(
+            KmsCode::UnsupportedOperationException,
+            format!("{} has imported key material, which does not rotate automatically; import new material (`cofre key import --import-type NEW_KEY_MATERIAL`) and rotate on demand (`cofre key rotate`)", m.arn),
         ));
     }
     Ok(())
@@ -122,6 +145,7 @@ impl Kms {
             key_material_id: id,
             creation_date: date.to_owned(),
             rotation_type,
+            ..Default::default()
         }
     }
 
@@ -200,17 +224,23 @@ impl Kms {
                     destroy(store, &record)?;
                     events.push(("DeleteKey", record.key_metadata.arn.clone()));
                 } else if record.key_metadata.key_state == KeyState::PendingReplicaDeletion {
-                    // The last replica gone: the primary's own waiting period starts now.
-                    if self.prune_replicas(&mut record)? && !record.has_replicas() {
+                    // The last replica gone: the primary's own waiting period starts when it
+                    // went (its deletion date), however much later cofre runs.
+                    let gone = self.prune_replicas(&mut record, now)?;
+                    if let (Some(gone), false) = (gone, record.has_replicas()) {
                         let window = record.key_metadata.pending_deletion_window_in_days;
-                        record.key_metadata.deletion_date = Some(store::format_time(
-                            now + days(window.unwrap_or(DELETION_WINDOW_DAYS.2)),
-                        ));
+                        let date = gone + days(window.unwrap_or(DELETION_WINDOW_DAYS.2));
+                        record.key_metadata.deletion_date = Some(store::format_time(date));
                         record.set_state(KeyState::PendingDeletion);
+                        if date <= now {
+                            destroy(store, &record)?;
+                            events.push(("DeleteKey", record.key_metadata.arn.clone()));
+                            continue;
+                        }
                     }
                     store.save_key(&record)?;
-                } else if super::import::material_expired(&record, now) {
-                    super::import::drop_material(&mut record);
+                } else if super::import::expire_material(&mut record, now) {
+                    super::import::refresh_key_expiry(&mut record);
                     events.push(("DeleteExpiredKeyMaterial", record.key_metadata.arn.clone()));
                     store.save_key(&record)?;
                 } else {
@@ -297,7 +327,7 @@ impl Kms {
         let record = {
             let _lock = store.lock()?;
             let mut record = self.resolve(&store, key, false, call)?;
-            check_rotatable(&record.key_metadata)?;
+            check_rotatable(&record.key_metadata, false)?;
             check_usable(&record.key_metadata)?;
             change(&mut record, self.home.now());
             store.save_key(&record)?;
@@ -316,14 +346,15 @@ impl Kms {
     }
 
     /// RotateKeyOnDemand: a new current version now, at most 25 times per key. The automatic
-    /// schedule is unchanged.
+    /// schedule is unchanged. A key with imported material rotates to the material imported
+    /// with NEW_KEY_MATERIAL (PENDING_ROTATION), which must be there.
     pub fn rotate_key_on_demand(&self, key: &KeyRef) -> Result<KeyVersion> {
         self.audited(Call::new("RotateKeyOnDemand", false).key(key), |call| {
         let store = self.store()?;
         let record = {
             let _lock = store.lock()?;
             let mut record = self.resolve(&store, key, false, call)?;
-            check_rotatable(&record.key_metadata)?;
+            check_rotatable(&record.key_metadata, true)?;
             check_usable(&record.key_metadata)?;
             if record.rotation.on_demand_rotations >= MAX_ON_DEMAND_ROTATIONS {
                 return Err(Error::kms(
@@ -334,13 +365,33 @@ impl Kms {
                     ),
                 ));
             }
-            self.add_version(&mut record, self.home.now(), RotationType::OnDemand);
+            let now = self.home.now();
+            if record.key_metadata.origin == Origin::External {
+                let arn = record.key_metadata.arn.clone();
+                let Some(v) = record.materials.iter_mut().find(|v| v.pending_rotation) else {
+                    return Err(Error::kms(
+                        KmsCode::KMSInvalidStateException,
+                        format!("{arn} has no imported key material pending rotation; import new material first (`cofre key import {arn} --import-type NEW_KEY_MATERIAL …`)"),
+                    ));
+                };
+                v.pending_rotation = false;
+                v.rotation_type = Some(RotationType::OnDemand);
+                v.creation_date = store::format_time(now);
+                record.key_metadata.current_key_material_id = v.key_material_id.clone();
+                super::import::refresh_key_expiry(&mut record);
+            } else {
+                self.add_version(&mut record, now, RotationType::OnDemand);
+            }
             record.rotation.on_demand_rotations += 1;
             store.save_key(&record)?;
             record
         };
         self.sync_replicas(&record)?;
-        Ok(versions(&record).pop().expect("a version was added"))
+        let current = record.key_metadata.current_key_material_id.clone();
+        Ok(versions(&record)
+            .into_iter()
+            .find(|v| v.key_material_id == current)
+            .expect("the current version is listed"))
             })
     }
 
@@ -362,7 +413,9 @@ impl Kms {
                 .param("includeKeyMaterial", include),
             |call| {
                 let store = self.store()?;
-                let mut all = versions(&self.resolve(&store, key, false, call)?);
+                let mut record = self.resolve(&store, key, false, call)?;
+                super::import::upgrade_record(&mut record);
+                let mut all = versions(&record);
                 if !all_key_material {
                     all.retain(|v| v.rotation_type.is_some());
                 }
@@ -403,7 +456,7 @@ impl Kms {
                     return Err(invalid_state(&m.arn, m.key_state));
                 }
                 m.pending_deletion_window_in_days = Some(window);
-                self.prune_replicas(&mut record)?;
+                self.prune_replicas(&mut record, self.home.now())?;
                 if record.has_replicas() {
                     // A primary waits, with no date, until its last replica is deleted; then its own
                     // waiting period starts.
@@ -438,8 +491,9 @@ impl Kms {
             }
             m.deletion_date = None;
             m.pending_deletion_window_in_days = None;
-            // Back to Disabled; an imported key without its material waits for it again.
-            record.set_state(if record.materials.is_empty() {
+            // Back to Disabled; an imported key without all its material waits for it again.
+            let imported = record.key_metadata.origin == Origin::External;
+            record.set_state(if imported && !super::import::all_imported(&record) {
                 KeyState::PendingImport
             } else {
                 KeyState::Disabled
@@ -463,20 +517,38 @@ fn status(record: &KeyRecord) -> KeyRotationStatus {
 }
 
 fn versions(record: &KeyRecord) -> Vec<KeyVersion> {
-    let current = &record.key_metadata.current_key_material_id;
+    let m = &record.key_metadata;
+    let imported = m.origin == Origin::External;
     record
         .materials
         .iter()
         .map(|v| KeyVersion {
-            key_id: record.key_metadata.key_id.clone(),
+            key_id: m.key_id.clone(),
             key_material_id: v.key_material_id.clone(),
-            rotation_date: v.creation_date.clone(),
+            rotation_date: v.rotation_type.map(|_| v.creation_date.clone()),
             rotation_type: v.rotation_type,
-            key_material_state: if &v.key_material_id == current {
+            key_material_state: if v.pending_rotation {
+                "PENDING_ROTATION"
+            } else if v.key_material_id == m.current_key_material_id {
                 "CURRENT"
             } else {
                 "NON_CURRENT"
             },
+            import_state: imported.then_some(if v.is_imported() {
+                "IMPORTED"
+            } else {
+                "PENDING_IMPORT"
+            }),
+            key_material_description: v.description.clone().filter(|_| imported),
+            expiration_model: v
+                .expiration_model
+                .clone()
+                .or_else(|| m.expiration_model.clone())
+                .filter(|_| imported),
+            valid_to: record
+                .material_valid_to(v)
+                .map(store::format_time)
+                .or_else(|| v.valid_to.clone().filter(|_| imported)),
         })
         .collect()
 }
@@ -503,6 +575,7 @@ fn destroy(store: &RegionStore<'_>, record: &KeyRecord) -> Result<()> {
         deletion_date: m.deletion_date.clone().unwrap_or_default(),
         creation_date: m.creation_date.clone(),
         key_manager: m.key_manager,
+        key_spec: Some(m.key_spec),
     })?;
     remove_key_and_aliases(store, &m.key_id)
 }

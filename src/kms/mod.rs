@@ -1,9 +1,19 @@
 //! The KMS verbs, run against one region of a keyring.
 //!
 //! A [`Kms`] serves one caller (its [`RequestContext`]) in one region. Every request runs the
-//! same path once, in [`Kms::audited`]: resolve the key reference ([`KeyRef`]), check the key's
-//! state as KMS does (errors carry the KMS exception name), authorize the request against the
-//! key policy and grants, act, and record one event. No opened master key leaves this module:
+//! same path once, in [`Kms::audited`]: refuse another account's principal what KMS does not
+//! allow across accounts, check the request's grant tokens, resolve the key reference
+//! ([`KeyRef`]), check the key's state as KMS does (errors carry the KMS exception name),
+//! authorize the request against the key policy, the caller's identity policy and the grants,
+//! act, and record one event.
+//!
+//! Front ends call one method per operation. Parameters KMS added later come as additive
+//! variants, the older method keeping its meaning: [`Kms::generate_data_key_with`] (KeySpec or
+//! NumberOfBytes), [`Kms::import_key_material_with`] ([`ImportOptions`]: ImportType,
+//! KeyMaterialId, description), [`Kms::delete_imported_key_material_version`],
+//! [`Kms::retire_grant_with_token`]. A request's `GrantTokens` travel in its context
+//! ([`RequestContext::with_grant_tokens`], or [`Kms::with_grant_tokens`]), so no method takes
+//! them. No opened master key leaves this module:
 //! files and EBS volumes get their data keys through GenerateDataKey, Encrypt and Decrypt
 //! requests ([`Kms::generate_envelope_key`] and its siblings).
 
@@ -14,6 +24,7 @@ mod data;
 mod data_keys;
 mod grant_lookup;
 mod grants;
+mod identity;
 mod import;
 mod keyref;
 mod lifecycle;
@@ -23,16 +34,21 @@ pub mod specs;
 mod tags;
 
 pub(crate) use audited::Call;
+pub use authorize::CROSS_ACCOUNT_OPERATIONS;
 pub use data::{
     DataKey, DataKeyPair, Decrypted, Encrypted, Mac, PublicKeyInfo, Signed, Verified,
     MAX_CIPHERTEXT, MAX_MESSAGE,
 };
-pub use grants::{CreateGrantRequest, GRANT_OPERATIONS};
-pub use import::{ImportParameters, WrappingAlgorithm, WrappingKeySpec};
+pub use grants::{CreateGrantRequest, GRANT_OPERATIONS, MAX_GRANT_TOKENS, MAX_GRANT_TOKEN_LEN};
+pub use identity::IdentityPolicy;
+pub use import::{
+    ImportOptions, ImportParameters, ImportType, KeyMaterialResult, WrappingAlgorithm,
+    WrappingKeySpec,
+};
 pub use keyref::{alias_arn, is_key_id, key_arn, KeyRef};
 pub use lifecycle::{KeyRotationStatus, KeyVersion};
 pub use specs::{
-    DataKeyPairSpec, EncryptionAlgorithm, MacAlgorithm, MessageType, SigningAlgorithm,
+    DataKeyPairSpec, DataKeySpec, EncryptionAlgorithm, MacAlgorithm, MessageType, SigningAlgorithm,
 };
 pub use tags::{validate_description, MAX_TAGS_PER_KEY};
 
@@ -205,6 +221,13 @@ impl Kms {
     /// The region requests go to.
     pub fn region(&self) -> &Region {
         &self.region
+    }
+
+    /// The same endpoint, its requests carrying `tokens` as their `GrantTokens` (see
+    /// [`RequestContext::with_grant_tokens`]).
+    pub fn with_grant_tokens(mut self, tokens: Vec<String>) -> Self {
+        self.ctx = self.ctx.with_grant_tokens(tokens);
+        self
     }
 
     /// The same home and caller, another region.
@@ -805,10 +828,8 @@ impl Kms {
                         ),
                     ));
                 };
-                // kms:DeleteAlias is checked against the key the alias points at.
-                if self.principal().account() != self.home.account_id() {
-                    return Err(self.not_found(&entry.target_key_id));
-                }
+                // kms:DeleteAlias is checked against the key the alias points at (another
+                // account's principal was refused before: DeleteAlias is not cross-account).
                 if let Some(target) = store.load_key(&entry.target_key_id)? {
                     self.authorize(&target, call)?;
                 }

@@ -124,7 +124,16 @@ impl Kms {
                                     arn: m.arn.clone(),
                                     region: self.region.to_string(),
                                 },
-                                replica_keys: Vec::new(),
+                                // Every replica of the set, this one included.
+                                replica_keys: m
+                                    .multi_region_configuration
+                                    .iter()
+                                    .flat_map(|c| c.replica_keys.iter().cloned())
+                                    .chain(std::iter::once(RegionalKey {
+                                        arn: replica_arn.clone(),
+                                        region: to.to_string(),
+                                    }))
+                                    .collect(),
                             }),
                             ..m.clone()
                         },
@@ -266,16 +275,23 @@ impl Kms {
         record.key_metadata.multi_region_configuration = Some(MultiRegionConfiguration {
             multi_region_key_type: MultiRegionKeyType::Replica,
             primary_key: pc.primary_key.clone(),
-            replica_keys: Vec::new(),
+            replica_keys: pc.replica_keys.clone(),
         });
         record.primary_epoch = primary.primary_epoch;
         Ok(true)
     }
 
-    /// Drops from a primary's replica list the replicas that have been deleted (their region
-    /// no longer holds the key). Returns whether any were dropped. Reads other regions without
-    /// their locks: a replica's existence is all it looks at.
-    pub(super) fn prune_replicas(&self, primary: &mut KeyRecord) -> Result<bool> {
+    /// Drops from a primary's replica list the replicas that have been deleted: their region
+    /// no longer holds the key, or holds it pending deletion with its deletion date passed (it
+    /// is destroyed when its region is next opened; it was deleted, as KMS counts, then).
+    /// Returns when the last of the dropped replicas was deleted (its tombstone's or record's
+    /// deletion date; `now` if neither says), or None if none was dropped. Reads other regions
+    /// without their locks: a replica's existence and deletion date are all it looks at.
+    pub(super) fn prune_replicas(
+        &self,
+        primary: &mut KeyRecord,
+        now: std::time::SystemTime,
+    ) -> Result<Option<std::time::SystemTime>> {
         let id = primary.key_metadata.key_id.clone();
         let Some(c) = primary
             .key_metadata
@@ -283,18 +299,30 @@ impl Kms {
             .as_mut()
             .filter(|c| c.multi_region_key_type == MultiRegionKeyType::Primary)
         else {
-            return Ok(false);
+            return Ok(None);
         };
-        let before = c.replica_keys.len();
+        let date = |d: Option<&str>| d.and_then(|d| crate::store::parse_time(d).ok());
         let mut kept = Vec::new();
+        let mut last_gone: Option<std::time::SystemTime> = None;
         for r in c.replica_keys.drain(..) {
             let s = self.home.region(&Region::new(&r.region)?)?;
-            if s.load_key(&id)?.is_some() {
-                kept.push(r);
+            let gone_at = match s.load_key(&id)? {
+                Some(rec) if rec.key_metadata.key_state == KeyState::PendingDeletion => {
+                    date(rec.key_metadata.deletion_date.as_deref()).filter(|d| *d <= now)
+                }
+                Some(_) => None,
+                None => Some(
+                    date(s.tombstone(&id).as_ref().map(|t| t.deletion_date.as_str()))
+                        .unwrap_or(now),
+                ),
+            };
+            match gone_at {
+                Some(t) => last_gone = Some(last_gone.map_or(t, |l| l.max(t))),
+                None => kept.push(r),
             }
         }
         c.replica_keys = kept;
-        Ok(c.replica_keys.len() != before)
+        Ok(last_gone)
     }
 
     /// Pushes a primary's versions and rotation settings to every replica, one region lock at
@@ -371,11 +399,9 @@ impl Kms {
                             MultiRegionKeyType::Replica
                         },
                         primary_key: new_primary.clone(),
-                        replica_keys: if is_primary {
-                            replicas.clone()
-                        } else {
-                            Vec::new()
-                        },
+                        // A replica lists every replica of the set, itself included, as
+                        // the primary does.
+                        replica_keys: replicas.clone(),
                     });
                     rec.primary_epoch = epoch;
                     s.save_key(&rec)?;

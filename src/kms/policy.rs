@@ -2,8 +2,15 @@
 //! Principal, Action, Resource and every Condition match, and anything else is an implicit deny.
 //!
 //! Principals: `"*"`, `{"AWS": …}` with a user or role ARN (exact), or an account — its id or
-//! `arn:aws:iam::ACCOUNT:root` — which matches every principal of that account (in AWS the root
-//! delegates to IAM policies; cofre has no IAM, so the account is the unit). Actions and
+//! `arn:aws:iam::ACCOUNT:root` — which matches every principal of that account. In AWS such a
+//! statement delegates to the account's IAM policies; cofre has no IAM, so it lets in every
+//! principal of the account — except one with an identity policy attached
+//! (`cofre principal policy put`, see `identity.rs`), which is then let in only if its
+//! identity policy allows the request ([`Outcome::by_account_only`]).
+//!
+//! Identity policies are the same documents without `Principal` (the principal is the one
+//! they are attached to), checked by [`validate_identity`] and evaluated by
+//! [`evaluate_identity`]. Actions and
 //! resources take `*` and `?` wildcards, actions case-insensitively. Conditions: StringEquals,
 //! StringNotEquals, StringEqualsIgnoreCase, StringLike, StringNotLike, Null and Bool, with the
 //! `ForAnyValue:` / `ForAllValues:` set operators and the `IfExists` suffix; keys
@@ -40,6 +47,19 @@ pub enum Decision {
     ExplicitDeny,
     ImplicitDeny,
 }
+
+/// A key policy's decision, and how an Allow came about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    pub decision: Decision,
+    /// The Allow came only from statements naming the caller's account (its id or root),
+    /// which in AWS delegate to the account's IAM policies; none named the caller itself (or
+    /// `*`).
+    pub by_account_only: bool,
+}
+
+/// The largest identity policy (IAM's limit for a role's inline policies).
+pub const MAX_IDENTITY_POLICY_BYTES: usize = 10_240;
 
 /// The default key policy KMS gives a key created without one: the account root gets `kms:*`.
 pub fn default_policy(account: &str) -> Value {
@@ -87,7 +107,7 @@ pub fn aws_managed_policy(account: &str, service: &str, region: &str) -> Value {
 fn malformed(why: impl std::fmt::Display) -> Error {
     Error::kms(
         KmsCode::MalformedPolicyDocumentException,
-        format!("the key policy is malformed: {why}"),
+        format!("the policy is malformed: {why}"),
     )
 }
 
@@ -120,14 +140,29 @@ const OPERATORS: &[&str] = &[
     "Bool",
 ];
 
-/// Checks a policy document's shape and size; the error names the field.
+/// Checks a key policy's shape and size (at most 32 KiB); the error names the field.
 pub fn validate(text: &str) -> Result<Value> {
-    if text.len() > MAX_POLICY_BYTES {
+    validate_document(text, false)
+}
+
+/// Checks an identity policy: a policy document without `Principal`, at most 10,240 bytes.
+pub fn validate_identity(text: &str) -> Result<Value> {
+    validate_document(text, true)
+}
+
+fn validate_document(text: &str, identity: bool) -> Result<Value> {
+    let (what, limit) = if identity {
+        ("identity", MAX_IDENTITY_POLICY_BYTES)
+    } else {
+        ("key", MAX_POLICY_BYTES)
+    };
+    if text.len() > limit {
         return Err(Error::kms(
             KmsCode::LimitExceededException,
             format!(
-                "the key policy is {} bytes; the limit is 32 KiB",
-                text.len()
+                "the {what} policy is {} bytes; the limit is {} KiB",
+                text.len(),
+                limit as f64 / 1024.0
             ),
         ));
     }
@@ -184,6 +219,13 @@ pub fn validate(text: &str) -> Result<Value> {
             }
         }
         match s.get("Principal") {
+            Some(_) if identity => {
+                return Err(malformed(format!(
+                    "{}: an identity policy names no principal (it is the one it is attached to)",
+                    at("Principal")
+                )))
+            }
+            None if identity => {}
             Some(Value::String(p)) if p == "*" => {}
             Some(Value::Object(p)) if !p.is_empty() => {
                 for (k, v) in p {
@@ -271,18 +313,36 @@ fn like(pattern: &str, s: &str) -> bool {
     p[pi..].iter().all(|&c| c == '*')
 }
 
-fn principal_matches(spec: &Value, who: &Principal) -> bool {
+/// How a statement's Principal names the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Named {
+    /// Through its account (id or root ARN), the caller not being the root itself.
+    ByAccount,
+    /// By its own ARN, or `*`.
+    Directly,
+}
+
+fn principal_matches(spec: &Value, who: &Principal) -> Option<Named> {
+    let root = format!("arn:aws:iam::{}:root", who.account());
+    let named = |p: &str| {
+        if p == "*" || p == who.arn() {
+            Some(Named::Directly)
+        } else if p == who.account() || p == root {
+            Some(Named::ByAccount)
+        } else {
+            None
+        }
+    };
     match spec {
-        Value::String(s) => s == "*",
-        Value::Object(o) => o.get("AWS").is_some_and(|v| {
-            strings(v, "Principal").unwrap_or_default().iter().any(|p| {
-                p == "*"
-                    || p == who.arn()
-                    || p == who.account()
-                    || *p == format!("arn:aws:iam::{}:root", who.account())
-            })
+        Value::String(s) if s == "*" => Some(Named::Directly),
+        Value::Object(o) => o.get("AWS").and_then(|v| {
+            strings(v, "Principal")
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|p| named(p))
+                .max()
         }),
-        _ => false,
+        _ => None,
     }
 }
 
@@ -324,21 +384,40 @@ fn condition_holds(op: &str, key: &str, want: &[String], ctx: &PolicyRequest) ->
     }
 }
 
-/// Evaluates `policy` for `ctx`.
+/// Evaluates the key policy `policy` for `ctx`.
 pub fn evaluate(policy: &Value, ctx: &PolicyRequest) -> Decision {
+    evaluate_key_policy(policy, ctx).decision
+}
+
+/// Evaluates the key policy `policy` for `ctx`, saying how an Allow came about.
+pub fn evaluate_key_policy(policy: &Value, ctx: &PolicyRequest) -> Outcome {
+    evaluate_document(policy, ctx, false)
+}
+
+/// Evaluates an identity policy (attached to `ctx.principal`) for `ctx`.
+pub fn evaluate_identity(policy: &Value, ctx: &PolicyRequest) -> Decision {
+    evaluate_document(policy, ctx, true).decision
+}
+
+fn evaluate_document(policy: &Value, ctx: &PolicyRequest, identity: bool) -> Outcome {
     let stmts: Vec<&Value> = match policy.get("Statement") {
         Some(Value::Array(a)) => a.iter().collect(),
         Some(o) => vec![o],
         None => Vec::new(),
     };
-    let mut allowed = false;
+    let mut allowed: Option<Named> = None;
     for s in stmts {
-        let Some(p) = s.get("Principal") else {
-            continue;
+        let named = if identity {
+            Named::Directly
+        } else {
+            let Some(p) = s.get("Principal") else {
+                continue;
+            };
+            let Some(named) = principal_matches(p, ctx.principal) else {
+                continue;
+            };
+            named
         };
-        if !principal_matches(p, ctx.principal) {
-            continue;
-        }
         let action_listed = |f: &str| {
             s.get(f).is_some_and(|a| {
                 strings(a, f)
@@ -380,15 +459,23 @@ pub fn evaluate(policy: &Value, ctx: &PolicyRequest) -> Decision {
             continue;
         }
         match s.get("Effect").and_then(Value::as_str) {
-            Some("Deny") => return Decision::ExplicitDeny,
-            Some("Allow") => allowed = true,
+            Some("Deny") => {
+                return Outcome {
+                    decision: Decision::ExplicitDeny,
+                    by_account_only: false,
+                }
+            }
+            Some("Allow") => allowed = allowed.max(Some(named)),
             _ => {}
         }
     }
-    if allowed {
-        Decision::Allow
-    } else {
-        Decision::ImplicitDeny
+    Outcome {
+        decision: if allowed.is_some() {
+            Decision::Allow
+        } else {
+            Decision::ImplicitDeny
+        },
+        by_account_only: allowed == Some(Named::ByAccount),
     }
 }
 

@@ -62,6 +62,25 @@ pub enum MessageType {
     Digest,
 }
 
+/// KMS `DataKeySpec`: the length of a GenerateDataKey data key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DataKeySpec {
+    #[value(name = "AES_256")]
+    Aes256,
+    #[value(name = "AES_128")]
+    Aes128,
+}
+
+impl DataKeySpec {
+    /// The data key's length in bytes.
+    pub fn byte_len(self) -> usize {
+        match self {
+            DataKeySpec::Aes256 => 32,
+            DataKeySpec::Aes128 => 16,
+        }
+    }
+}
+
 /// KMS `DataKeyPairSpec` (the specs cofre can make).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum DataKeyPairSpec {

@@ -48,6 +48,22 @@ const TIMESTAMPS: &[&str] = &[
     "ValidTo",
 ];
 
+/// The `GrantTokens` of a request body, if it has them as a list of strings (a body that is
+/// not JSON of its shape is refused by [`handle`] anyway). They travel in the request's
+/// context, where the service checks them.
+pub fn grant_tokens(body: &[u8]) -> Vec<String> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Tokens {
+        #[serde(default)]
+        grant_tokens: Option<Vec<String>>,
+    }
+    serde_json::from_slice::<Tokens>(body)
+        .ok()
+        .and_then(|t| t.grant_tokens)
+        .unwrap_or_default()
+}
+
 /// Runs `operation` with the JSON `body` for the caller of `kms`.
 pub fn handle(kms: &Kms, operation: &str, body: &[u8]) -> Result<Body> {
     if UNSUPPORTED.contains(&operation) {
@@ -61,7 +77,6 @@ pub fn handle(kms: &Kms, operation: &str, body: &[u8]) -> Result<Body> {
         "CreateKey" => to_body(create_key(kms, parse(body)?)?),
         "DescribeKey" => {
             let r: rq::KeyIdRequest = parse(body)?;
-            refuse_unsupported(None, None, r.grant_tokens.as_ref())?;
             to_body(json!({ "KeyMetadata": kms.describe_key(&key_ref(&r.key_id)?)? }))
         }
         "ListKeys" => {
@@ -284,13 +299,9 @@ fn algorithm(member: &str, v: Option<&str>) -> Result<EncryptionAlgorithm> {
     Ok(opt_enum(member, v)?.unwrap_or(EncryptionAlgorithm::SymmetricDefault))
 }
 
-/// Refuses what cofre does not do rather than ignore it: `DryRun`, `Recipient` (Nitro
-/// enclaves) and more grant tokens than KMS takes.
-fn refuse_unsupported(
-    dry_run: Option<bool>,
-    recipient: Option<&Value>,
-    grant_tokens: Option<&Vec<String>>,
-) -> Result<()> {
+/// Refuses what cofre does not do rather than ignore it: `DryRun` and `Recipient` (Nitro
+/// enclaves). (A request's grant tokens travel in its context: [`grant_tokens`].)
+fn refuse_unsupported(dry_run: Option<bool>, recipient: Option<&Value>) -> Result<()> {
     if dry_run == Some(true) {
         return Err(Error::kms(
             KmsCode::UnsupportedOperationException,
@@ -301,12 +312,6 @@ fn refuse_unsupported(
         return Err(Error::kms(
             KmsCode::UnsupportedOperationException,
             "cofre has no Nitro Enclaves attestation; send the request without Recipient",
-        ));
-    }
-    if grant_tokens.is_some_and(|t| t.len() > rq::MAX_GRANT_TOKENS) {
-        return Err(Error::kms(
-            KmsCode::ValidationException,
-            format!("1 validation error detected: Value at 'grantTokens' failed to satisfy constraint: Member must have length less than or equal to {}", rq::MAX_GRANT_TOKENS),
         ));
     }
     Ok(())
@@ -462,7 +467,7 @@ fn list_key_rotations(kms: &Kms, r: rq::ListKeyRotationsRequest) -> Result<Value
 }
 
 fn create_grant(kms: &Kms, r: rq::CreateGrantRequest) -> Result<Value> {
-    refuse_unsupported(r.dry_run, None, r.grant_tokens.as_ref())?;
+    refuse_unsupported(r.dry_run, None)?;
     if r.grantee_service_principal.is_some() || r.retiring_service_principal.is_some() {
         return Err(Error::kms(
             KmsCode::UnsupportedOperationException,
@@ -508,10 +513,10 @@ fn list_retirable_grants(kms: &Kms, r: rq::ListRetirableGrantsRequest) -> Result
 }
 
 fn end_grant(kms: &Kms, op: &str, r: rq::GrantIdRequest) -> Result<Value> {
-    refuse_unsupported(r.dry_run, None, None)?;
+    refuse_unsupported(r.dry_run, None)?;
     if op == "RetireGrant" {
         if let Some(token) = &r.grant_token {
-            kms.retire_grant_by_token(token)?;
+            kms.retire_grant_with_token(token)?;
             return Ok(json!({}));
         }
     }
@@ -544,24 +549,19 @@ fn import_key_material(kms: &Kms, r: rq::ImportKeyMaterialRequest) -> Result<Val
             ))
         }
     };
-    if r.import_type
-        .as_deref()
-        .is_some_and(|t| t != "EXISTING_KEY_MATERIAL")
-        || r.key_material_id.is_some()
-        || r.key_material_description.is_some()
-    {
-        return Err(Error::kms(
-            KmsCode::UnsupportedOperationException,
-            "cofre imports material with ImportType EXISTING_KEY_MATERIAL only, without KeyMaterialId or KeyMaterialDescription",
-        ));
-    }
-    let m = kms.import_key_material(
+    let options = crate::kms::ImportOptions {
+        valid_to,
+        import_type: opt_enum::<crate::kms::ImportType>("importType", r.import_type.as_deref())?,
+        key_material_id: r.key_material_id,
+        description: r.key_material_description,
+    };
+    let m = kms.import_key_material_with(
         &key_ref(&r.key_id)?,
         &r.import_token,
         &r.encrypted_key_material,
-        valid_to,
+        &options,
     )?;
-    Ok(serde_json::to_value(crate::api::kms::KeyMaterialResponse::from(&m)).expect("serializable"))
+    Ok(json!({ "KeyId": m.key_metadata.arn, "KeyMaterialId": m.key_material_id }))
 }
 
 fn replicate_key(kms: &Kms, r: rq::ReplicateKeyRequest) -> Result<Value> {
@@ -603,7 +603,7 @@ fn merge_tags(mut old: Vec<Tag>, new: Vec<Tag>) -> Vec<Tag> {
 }
 
 fn encrypt(kms: &Kms, r: rq::EncryptRequest) -> Result<Value> {
-    refuse_unsupported(r.dry_run, None, r.grant_tokens.as_ref())?;
+    refuse_unsupported(r.dry_run, None)?;
     let e = kms.encrypt(
         &key_ref(&r.key_id)?,
         &r.plaintext,
@@ -667,7 +667,7 @@ enum Field<'a> {
 }
 
 fn decrypt(kms: &Kms, r: rq::DecryptRequest) -> Result<Body> {
-    refuse_unsupported(r.dry_run, r.recipient.as_ref(), r.grant_tokens.as_ref())?;
+    refuse_unsupported(r.dry_run, r.recipient.as_ref())?;
     let key = r.key_id.as_deref().map(key_ref).transpose()?;
     let d = kms.decrypt(
         &r.ciphertext_blob,
@@ -690,7 +690,7 @@ fn decrypt(kms: &Kms, r: rq::DecryptRequest) -> Result<Body> {
 }
 
 fn re_encrypt(kms: &Kms, r: rq::ReEncryptRequest) -> Result<Value> {
-    refuse_unsupported(r.dry_run, None, r.grant_tokens.as_ref())?;
+    refuse_unsupported(r.dry_run, None)?;
     let source_key = r.source_key_id.as_deref().map(key_ref).transpose()?;
     let source_algorithm = algorithm(
         "sourceEncryptionAlgorithm",
@@ -722,7 +722,7 @@ fn generate_data_key(
     with_plaintext: bool,
     r: rq::GenerateDataKeyRequest,
 ) -> Result<Body> {
-    refuse_unsupported(r.dry_run, r.recipient.as_ref(), r.grant_tokens.as_ref())?;
+    refuse_unsupported(r.dry_run, r.recipient.as_ref())?;
     let bytes = match (r.number_of_bytes, r.key_spec.as_deref()) {
         (Some(_), Some(_)) => {
             return Err(Error::kms(
@@ -775,7 +775,7 @@ fn generate_data_key_pair(
     with_plaintext: bool,
     r: rq::GenerateDataKeyPairRequest,
 ) -> Result<Body> {
-    refuse_unsupported(r.dry_run, r.recipient.as_ref(), r.grant_tokens.as_ref())?;
+    refuse_unsupported(r.dry_run, r.recipient.as_ref())?;
     let spec = enum_of::<DataKeyPairSpec>("keyPairSpec", &r.key_pair_spec)?;
     let pair = kms.generate_data_key_pair(
         &key_ref(&r.key_id)?,
@@ -803,7 +803,7 @@ fn generate_data_key_pair(
 }
 
 fn generate_random(kms: &Kms, r: rq::GenerateRandomRequest) -> Result<Body> {
-    refuse_unsupported(None, r.recipient.as_ref(), None)?;
+    refuse_unsupported(None, r.recipient.as_ref())?;
     if r.custom_key_store_id.is_some() {
         return Err(Error::kms(
             KmsCode::UnsupportedOperationException,
@@ -816,7 +816,7 @@ fn generate_random(kms: &Kms, r: rq::GenerateRandomRequest) -> Result<Body> {
 }
 
 fn sign(kms: &Kms, r: rq::SignRequest) -> Result<Value> {
-    refuse_unsupported(r.dry_run, None, r.grant_tokens.as_ref())?;
+    refuse_unsupported(r.dry_run, None)?;
     let s = kms.sign(
         &key_ref(&r.key_id)?,
         &r.message,
@@ -831,7 +831,7 @@ fn sign(kms: &Kms, r: rq::SignRequest) -> Result<Value> {
 }
 
 fn verify(kms: &Kms, r: rq::SignRequest) -> Result<Value> {
-    refuse_unsupported(r.dry_run, None, r.grant_tokens.as_ref())?;
+    refuse_unsupported(r.dry_run, None)?;
     let algorithm = enum_of::<SigningAlgorithm>("signingAlgorithm", &r.signing_algorithm)?;
     let signature: Blob = required(r.signature, "Signature")?;
     let v = kms.verify(
@@ -849,7 +849,7 @@ fn verify(kms: &Kms, r: rq::SignRequest) -> Result<Value> {
 }
 
 fn mac(kms: &Kms, op: &str, r: rq::MacRequest) -> Result<Value> {
-    refuse_unsupported(r.dry_run, None, r.grant_tokens.as_ref())?;
+    refuse_unsupported(r.dry_run, None)?;
     let key = key_ref(&r.key_id)?;
     let algorithm = enum_of::<MacAlgorithm>("macAlgorithm", &r.mac_algorithm)?;
     if op == "GenerateMac" {
@@ -870,7 +870,7 @@ fn mac(kms: &Kms, op: &str, r: rq::MacRequest) -> Result<Value> {
 }
 
 fn derive_shared_secret(kms: &Kms, r: rq::DeriveSharedSecretRequest) -> Result<Body> {
-    refuse_unsupported(r.dry_run, r.recipient.as_ref(), r.grant_tokens.as_ref())?;
+    refuse_unsupported(r.dry_run, r.recipient.as_ref())?;
     if r.key_agreement_algorithm != "ECDH" {
         return Err(Error::kms(
             KmsCode::ValidationException,

@@ -461,7 +461,8 @@ fn handle(
         .with_source_ip(peer.ip().to_string())
         .with_user_agent(user_agent)
         .with_access_key_id(&key.info.access_key_id)
-        .with_request_id(request_id);
+        .with_request_id(request_id)
+        .with_grant_tokens(kms::grant_tokens(body));
     let kms = Kms::new(home.clone(), region, ctx);
     match kms::handle(&kms, operation, body) {
         Ok(b) => respond(200, request_id, b),
