@@ -12,9 +12,10 @@
 #   --shm            also a cofre whose home is on /dev/shm (tmpfs: fsync costs nothing there),
 #                    reported on its own line as cofre-shm; the main figure is the one on disk
 #   --no-moto        cofre only
-#   --profile        after the rounds, per cofre server: one more wrk run under `perf record
-#                    --call-graph dwarf` (its top cofre, hyper and system-call entries by inclusive
-#                    time) and one under `strace -c -f` (system calls per request); not counted
+#   --profile        after the rounds, per cofre server, two more wrk runs (not counted): one
+#                    under `perf record --call-graph dwarf` (the top cofre, hyper and system-call
+#                    entries by inclusive on-CPU time), one under `strace -c -w -f` (system calls
+#                    per request, and the wall time spent in them)
 #   --json           a machine-readable summary on stdout (the table goes to stderr)
 #
 # Environment: COFRE_BENCH_DIR, the folder on a real disk for cofre's home (default: the cargo
@@ -288,7 +289,7 @@ done
 
 # --- profile ---------------------------------------------------------------------------------
 # profile NAME: one more wrk run on NAME (not counted above) under `perf record --call-graph
-# dwarf`, then one under `strace -c -f`; appends to PROFILE_TOP the top cofre/hyper/kernel entry
+# dwarf`, then one under `strace -c -w -f`; appends to PROFILE_TOP the top cofre/hyper/kernel entry
 # points by inclusive time, and the system calls per request (calls / Encrypt records added).
 PROFILE_TOP=
 profile() {
@@ -301,7 +302,7 @@ profile() {
         local prof=$! rps
         rps=$(wrk -t "$THREADS" -c "$CONNECTIONS" -d "${dur}s" -s "$lua" "${ENDPOINT[$name]}/" 2>&1 | awk '/^Requests\/sec:/ {print $2}')
         wait "$prof" || true
-        PROFILE_TOP+="$name, perf (inclusive % of samples in the server process; $rps req/s while sampled):"$'\n'
+        PROFILE_TOP+="$name, perf (on-CPU samples only, inclusive %; $rps req/s while sampled):"$'\n'
         PROFILE_TOP+=$(perf report -i "$WORK/$name.perf" --children --sort symbol --stdio -g none 2> /dev/null |
             grep -E '^ +[0-9.]+%' | grep -E 'cofre::|hyper::proto::h1::dispatch::Dispatcher.*poll_(read|write|flush)|__x64_sys_' |
             head -n 30 | sed -E 's/^ +([0-9.]+%) +[0-9.]+% +\[[a-z.]\] +/  \1  /; s/[ -]+$//' | cut -c1-150 || true)$'\n'
@@ -309,15 +310,15 @@ profile() {
     if command -v strace > /dev/null; then
         local before after
         before=$(trail_encrypts "$name")
-        echo "counting $name's system calls for $dur s with strace -c -f..."
+        echo "counting $name's system calls for $dur s with strace -c -w -f..."
         # Traced from before wrk starts until after its last request, so every request is counted.
-        timeout -s INT $((dur + 2)) strace -c -f -p "$p" -o "$WORK/$name.strace" 2> /dev/null &
+        timeout -s INT $((dur + 2)) strace -c -w -f -p "$p" -o "$WORK/$name.strace" 2> /dev/null &
         local prof=$!
         sleep 0.5
         wrk -t "$THREADS" -c "$CONNECTIONS" -d "${dur}s" -s "$lua" "${ENDPOINT[$name]}/" > /dev/null 2>&1 || true
         wait "$prof" || true
         after=$(trail_encrypts "$name")
-        PROFILE_TOP+="$name, strace -c -f ($((after - before)) requests while traced; calls/request, seconds in call/request):"$'\n'
+        PROFILE_TOP+="$name, strace -c -w -f ($((after - before)) requests while traced; per request: calls, and wall time inside them summed over threads):"$'\n'
         PROFILE_TOP+=$(awk -v n=$((after - before)) '$1 ~ /^[0-9.]+$/ && NF >= 5 && n > 0 {
                 printf "  %-16s %6.2f calls  %8.3f ms\n", $NF, $4 / n, $2 * 1000 / n }' "$WORK/$name.strace" |
             head -n 16)$'\n'
