@@ -4,7 +4,7 @@
 #
 # The usual order in a script:
 #   bench_args "$@"          SIZE, ROUNDS, WARM, BASE from the arguments and COFRE_BENCH_* env
-#   bench_build              REPO, COFRE: `cargo build --release` of the repository
+#   bench_build              REPO, TARGET, COFRE: `cargo build --release` of the repository
 #   bench_need_space N       dies unless BASE has N × SIZE + 64 MiB free
 #   bench_find_gnu_time      GNU_TIME: /usr/bin/time if it is GNU time, else empty
 #   bench_workdir PREFIX     WORK: a fresh folder in BASE, removed on exit
@@ -40,12 +40,15 @@ bench_args() {
     [[ -d $BASE && -w $BASE ]] || die "$BASE is not a writable folder; set COFRE_BENCH_DIR"
 }
 
-# bench_build: `cargo build --release` in the repository holding this file; sets REPO and COFRE.
+# bench_build: `cargo build --release` in the repository holding this file; sets REPO, TARGET
+# (CARGO_TARGET_DIR if set, else REPO/target) and COFRE.
 bench_build() {
     REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+    TARGET=${CARGO_TARGET_DIR:-target}
+    [[ $TARGET == /* ]] || TARGET=$REPO/$TARGET
     echo "building cofre (cargo build --release)..." >&2
     (cd "$REPO" && cargo build --release --quiet) || die "cargo build --release failed"
-    COFRE=$REPO/target/release/cofre
+    COFRE=$TARGET/release/cofre
     [[ -x $COFRE ]] || die "no binary at $COFRE"
 }
 
