@@ -212,7 +212,8 @@ def boto3_scenario():
 
 
 def awscli_scenario():
-    aws = [os.path.join(os.path.dirname(sys.executable), "aws"), "--endpoint-url", ENDPOINT, "--output", "json"]
+    # `python -m awscli`: the venv's `aws` script names the folder the venv was built in.
+    aws = [sys.executable, "-m", "awscli", "--endpoint-url", ENDPOINT, "--output", "json"]
 
     def run(*args, ok=True):
         out = subprocess.run(aws + list(args), capture_output=True, text=True)

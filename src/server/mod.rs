@@ -436,11 +436,12 @@ fn handle(
     let (key, region) = match authenticated {
         Ok(ok) => ok,
         Err((e, scope)) => {
-            // The refusal is recorded (in the region the request named, if it named one),
-            // and nothing else is done.
+            // The refusal is recorded (in the region the request named, if the home has it:
+            // an unauthenticated client makes no new region folders), and nothing else is done.
             let region = scope
                 .as_ref()
                 .and_then(|a| Region::new(&a.region).ok())
+                .filter(|r| home.region_dir(r).exists())
                 .unwrap_or_else(|| Region::new(crate::keyring::DEFAULT_REGION).expect("valid"));
             let mut ctx = RequestContext::unauthenticated(home.account_id())
                 .with_source_ip(peer.ip().to_string())

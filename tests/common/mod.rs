@@ -38,6 +38,9 @@ pub fn venv_python(name: &str, packages: &[&str], probe: &str, env_override: &st
         );
         return p;
     }
+    // The tests of one binary run on threads of one process: one of them makes the venv.
+    static MAKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _making = MAKING.lock().unwrap_or_else(|e| e.into_inner());
     let target = target_dir();
     let venv = target.join(name);
     let python = venv.join("bin").join("python");
