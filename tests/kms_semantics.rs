@@ -152,6 +152,11 @@ fn another_account_makes_only_the_cross_account_operations() {
     own.replicate_key(&mrk, &Region::new("eu-west-1").unwrap())
         .unwrap();
     own.create_alias("alias/shared", &sym).unwrap();
+    let tag = cofre::keyring::Tag {
+        tag_key: "team".into(),
+        tag_value: "red".into(),
+    };
+    own.tag_resource(&sym, &[tag.clone()]).unwrap();
     let params = own
         .get_parameters_for_import(
             &ext_key,
@@ -215,6 +220,27 @@ fn another_account_makes_only_the_cross_account_operations() {
             "UpdatePrimaryRegion",
             code(ext.update_primary_region(&mrk, &Region::new("eu-west-1").unwrap())),
         ),
+        (
+            "UpdateKeyDescription",
+            code(ext.update_key_description(&sym, "theirs")),
+        ),
+        ("TagResource", code(ext.tag_resource(&sym, &[tag.clone()]))),
+        (
+            "UntagResource",
+            code(ext.untag_resource(&sym, &["team".into()])),
+        ),
+        (
+            "ListResourceTags",
+            code(ext.list_resource_tags(&sym, None, None)),
+        ),
+        (
+            "ListKeyPolicies",
+            code(ext.list_key_policies(&sym, None, None)),
+        ),
+        (
+            "ListRetirableGrants",
+            code(ext.list_retirable_grants(&format!("arn:aws:iam::{OTHER}:user/ext"))),
+        ),
     ];
     for (op, (c, message)) in refused.drain(..) {
         assert!(!CROSS_ACCOUNT_OPERATIONS.contains(&op), "{op}");
@@ -227,6 +253,11 @@ fn another_account_makes_only_the_cross_account_operations() {
     // Nothing changed.
     let m = own.describe_key(&sym).unwrap();
     assert_eq!(m.key_state, KeyState::Enabled);
+    assert_eq!(m.description, "");
+    assert_eq!(
+        own.list_resource_tags(&sym, None, None).unwrap().items,
+        vec![tag]
+    );
     assert!(!own.key_rotation_status(&sym).unwrap().key_rotation_enabled);
     assert_eq!(own.list_key_rotations(&sym, true).unwrap().len(), 1);
     assert_eq!(
