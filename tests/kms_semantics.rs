@@ -156,7 +156,7 @@ fn another_account_makes_only_the_cross_account_operations() {
         tag_key: "team".into(),
         tag_value: "red".into(),
     };
-    own.tag_resource(&sym, &[tag.clone()]).unwrap();
+    own.tag_resource(&sym, std::slice::from_ref(&tag)).unwrap();
     let params = own
         .get_parameters_for_import(
             &ext_key,
@@ -224,7 +224,10 @@ fn another_account_makes_only_the_cross_account_operations() {
             "UpdateKeyDescription",
             code(ext.update_key_description(&sym, "theirs")),
         ),
-        ("TagResource", code(ext.tag_resource(&sym, &[tag.clone()]))),
+        (
+            "TagResource",
+            code(ext.tag_resource(&sym, std::slice::from_ref(&tag))),
+        ),
         (
             "UntagResource",
             code(ext.untag_resource(&sym, &["team".into()])),
