@@ -39,7 +39,7 @@ pub(super) fn access_key(home: Option<PathBuf>, cmd: AccessKeyCommand, json: boo
                 v["SecretAccessKey"] = Value::String(k.secret_access_key.to_string());
                 print::print_json(&json!({ "AccessKey": v }));
             } else {
-                println!(
+                outln!(
                     "access key for {} (the secret is shown this once):\nexport AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={}",
                     k.info.principal.arn(),
                     k.info.access_key_id,
@@ -54,7 +54,7 @@ pub(super) fn access_key(home: Option<PathBuf>, cmd: AccessKeyCommand, json: boo
                 print::print_json(&json!({ "AccessKeyMetadata": list, "IsTruncated": false }));
             } else {
                 for k in &keys {
-                    println!(
+                    outln!(
                         "{}  {}  {}  {}",
                         k.access_key_id,
                         k.status,
@@ -67,7 +67,7 @@ pub(super) fn access_key(home: Option<PathBuf>, cmd: AccessKeyCommand, json: boo
         AccessKeyCommand::Delete { access_key_id } => {
             let k = home.delete_access_key(&access_key_id)?;
             if !json {
-                println!(
+                outln!(
                     "deleted access key {} of {}",
                     k.access_key_id,
                     k.principal.arn()
