@@ -36,6 +36,7 @@
 //!   Plaintext, data keys and key material never reach the trail: requests record key ids,
 //!   encryption contexts and sizes only.
 
+mod group;
 mod principal;
 mod trail;
 pub mod usage;
