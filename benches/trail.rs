@@ -40,9 +40,7 @@ fn args() -> Args {
         if flag == "--bench" {
             continue;
         }
-        let value = it
-            .next()
-            .unwrap_or_else(|| panic!("{flag} needs a value"));
+        let value = it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
         match flag.as_str() {
             "--threads" => {
                 a.threads = value

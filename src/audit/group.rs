@@ -132,7 +132,8 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
             };
             st = role.release(outcome.is_ok());
             for t in &tickets {
-                st.done.insert(*t, outcome.as_ref().map_err(Error::duplicate).copied());
+                st.done
+                    .insert(*t, outcome.as_ref().map_err(Error::duplicate).copied());
             }
             if let Err(panic) = written {
                 // The others of the batch have their error; this thread goes on unwinding.
@@ -260,7 +261,11 @@ mod tests {
                 .map(|h| h.join().unwrap())
                 .collect()
         });
-        assert_eq!(writes.load(Ordering::SeqCst), 2, "not one batch for the seven");
+        assert_eq!(
+            writes.load(Ordering::SeqCst),
+            2,
+            "not one batch for the seven"
+        );
         assert!(results[0].1.is_ok());
         for (i, r) in &results[1..] {
             let e = r.as_ref().expect_err("a failed batch's event succeeded");

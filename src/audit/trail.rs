@@ -149,6 +149,25 @@ pub(super) struct Tail {
     mark: Option<FileState>,
     /// The last whole line and its sequence number (none: the trail was empty).
     last: Option<(Vec<u8>, u64)>,
+    /// The newest digest, as last read under the lock (none: not read yet).
+    digest: Option<NewestDigest>,
+}
+
+/// The newest digest as this process last read it, and the state of the digests folder then:
+/// while neither changes, the folder need not be listed again.
+struct NewestDigest {
+    folder: Option<FileState>,
+    /// None: there was no digest.
+    digest: Option<SeenDigest>,
+}
+
+struct SeenDigest {
+    name: String,
+    file: Option<FileState>,
+    /// Its `digestEndTime`.
+    end: SystemTime,
+    /// The BLAKE3 of its bytes, which the next digest names.
+    hash: String,
 }
 
 impl Tail {
@@ -419,6 +438,7 @@ impl Trail {
             trail: FileState::of(f, &path)?,
             mark: FileState::at(&self.mark_file())?,
             last: last.map(|(line, e)| (line, e.cofre_sequence)),
+            digest: None,
         })
     }
 
@@ -427,7 +447,12 @@ impl Trail {
     fn tail(&self, f: &mut File, checked: Option<Tail>) -> Result<Tail> {
         match checked {
             Some(t) if t.unchanged(f, self)? => Ok(t),
-            _ => self.read_tail(f),
+            // The newest digest is checked apart, when it is needed.
+            Some(t) => Ok(Tail {
+                digest: t.digest,
+                ..self.read_tail(f)?
+            }),
+            None => self.read_tail(f),
         }
     }
 
@@ -532,8 +557,13 @@ impl Trail {
             trail: FileState::of(&f, &path)?,
             mark: FileState::at(&self.mark_file())?,
             last: Some((last_line.to_vec(), seq)),
+            digest: None,
         });
-        self.digest_if_due(last_line, seq)
+        let newest = self.digest_if_due(last_line, seq, tail.digest)?;
+        if let Some(t) = checked {
+            t.digest = Some(newest);
+        }
+        Ok(())
     }
 
     /// Replaces the high-water mark with one naming record `seq`, whose link is `link`.
@@ -577,16 +607,52 @@ impl Trail {
         h.finalize().to_hex().to_string()
     }
 
-    fn digest_if_due(&self, last_line: &[u8], last_seq: u64) -> Result<()> {
+    /// The newest digest: `seen` if neither the digests folder nor its file changed since,
+    /// else read again (a listing of the folder).
+    fn newest_digest(&self, seen: Option<NewestDigest>) -> Result<NewestDigest> {
+        let dir = self.dir.join("digests");
+        let folder = FileState::at(&dir)?;
+        if let Some(seen) = seen {
+            if seen.folder == folder
+                && match &seen.digest {
+                    None => true,
+                    Some(d) => d.file == FileState::at(&dir.join(&d.name))?,
+                }
+            {
+                return Ok(seen);
+            }
+        }
+        let digest = match self.latest_digest()? {
+            None => None,
+            Some((name, bytes)) => {
+                let d: Digest = serde_json::from_slice(&bytes).map_err(|_| {
+                    Error::Damaged(format!("the latest audit digest in {}", self.dir.display()))
+                })?;
+                Some(SeenDigest {
+                    file: FileState::at(&dir.join(&name))?,
+                    end: store::parse_time(&d.digest_end_time)?,
+                    hash: hash_hex(&bytes),
+                    name,
+                })
+            }
+        };
+        Ok(NewestDigest { folder, digest })
+    }
+
+    /// Writes a digest after record `last_seq` (whose line is `last_line`) if the newest is
+    /// [`DIGEST_EVERY`] old; returns the newest digest then. `seen`: the newest digest as last
+    /// read, if any.
+    fn digest_if_due(
+        &self,
+        last_line: &[u8],
+        last_seq: u64,
+        seen: Option<NewestDigest>,
+    ) -> Result<NewestDigest> {
         let now = self.clock.now();
-        let previous = self.latest_digest()?;
-        if let Some((_, bytes)) = &previous {
-            let d: Digest = serde_json::from_slice(bytes).map_err(|_| {
-                Error::Damaged(format!("the latest audit digest in {}", self.dir.display()))
-            })?;
-            let end = store::parse_time(&d.digest_end_time)?;
-            if now.duration_since(end).unwrap_or_default() < DIGEST_EVERY {
-                return Ok(());
+        let newest = self.newest_digest(seen)?;
+        if let Some(previous) = &newest.digest {
+            if now.duration_since(previous.end).unwrap_or_default() < DIGEST_EVERY {
+                return Ok(newest);
             }
         }
         let mut d = Digest {
@@ -594,14 +660,24 @@ impl Trail {
             digest_end_time: store::format_time(now),
             last_sequence: last_seq,
             last_record_hash: hash_hex(last_line),
-            previous_digest: previous.as_ref().map(|(n, _)| n.clone()),
-            previous_digest_hash: previous.as_ref().map(|(_, b)| hash_hex(b)),
+            previous_digest: newest.digest.as_ref().map(|p| p.name.clone()),
+            previous_digest_hash: newest.digest.as_ref().map(|p| p.hash.clone()),
             signature: String::new(),
         };
         d.signature = self.sign(&d);
+        let dir = self.dir.join("digests");
         let name = format!("{last_seq:020}.json");
         let json = serde_json::to_vec_pretty(&d).expect("serializable");
-        store::write_atomic(&self.dir.join("digests").join(name), &json, 0o600)
+        store::write_atomic(&dir.join(&name), &json, 0o600)?;
+        Ok(NewestDigest {
+            folder: FileState::at(&dir)?,
+            digest: Some(SeenDigest {
+                file: FileState::at(&dir.join(&name))?,
+                end: store::parse_time(&d.digest_end_time)?,
+                hash: hash_hex(&json),
+                name,
+            }),
+        })
     }
 
     /// Every record, in order (lines that do not parse are skipped; [`verify`] reports them).
@@ -655,7 +731,12 @@ impl Trail {
         if let Some(Ok(m)) = &mark {
             report.marked_through = m.last_sequence;
         }
-        let mut last_lines = |n: usize| Ok(lines[lines.len().saturating_sub(n)..].iter().map(|l| l.to_vec()).collect());
+        let mut last_lines = |n: usize| {
+            Ok(lines[lines.len().saturating_sub(n)..]
+                .iter()
+                .map(|l| l.to_vec())
+                .collect())
+        };
         // A last line that is no record is the chain's problem, reported above.
         if let Err(EndProblem::Mark(why)) = self.check_end(&mut last_lines, mark)? {
             problems.push(TrailProblem {
