@@ -8,7 +8,7 @@
 # --dirs $TMPDIR,/dev/shm). BASE_REV is exported with `git archive` into a temporary folder
 # (the repository is only read), given this tree's benches/trail.rs, and built with its own
 # target dir ($COFRE_BENCH_BASE_TARGET, else $CARGO_TARGET_DIR-base, else target-base here).
-# The two are run one after the other, base first. Installs nothing.
+# Both are built first, then run one after the other, base first. Installs nothing.
 set -euo pipefail
 
 BENCH_NAME=trail.sh
@@ -35,14 +35,23 @@ grep -q '^name = "trail"' "$WORK/base/Cargo.toml" \
     || printf '\n[[bench]]\nname = "trail"\nharness = false\n' >>"$WORK/base/Cargo.toml"
 BASE_TARGET=${COFRE_BENCH_BASE_TARGET:-${CARGO_TARGET_DIR:-$REPO/target}-base}
 
+# build DIR TARGET: builds benches/trail.rs of the tree in DIR.
+build() {
+    echo "building the bench in $1 ..." >&2
+    (cd "$1" && CARGO_TARGET_DIR=$2 cargo bench --quiet --bench trail --no-run) \
+        || die "the bench does not build in $1"
+}
 # bench DIR TARGET OUT: runs benches/trail.rs of the tree in DIR, its table into OUT.
 bench() {
     echo "measuring $1 ..." >&2
     (cd "$1" && CARGO_TARGET_DIR=$2 cargo bench --quiet --bench trail -- "${ARGS[@]}") >"$3" \
         || die "the bench failed in $1"
 }
+AFTER_TARGET=${CARGO_TARGET_DIR:-$REPO/target}
+build "$WORK/base" "$BASE_TARGET"
+build "$REPO" "$AFTER_TARGET"
 bench "$WORK/base" "$BASE_TARGET" "$WORK/before.tsv"
-bench "$REPO" "${CARGO_TARGET_DIR:-$REPO/target}" "$WORK/after.tsv"
+bench "$REPO" "$AFTER_TARGET" "$WORK/after.tsv"
 
 echo "before: $BASE_REV ($(git -C "$REPO" rev-parse --short "$BASE_REV")); after: this tree"
 printf '%-12s %7s %12s %12s %7s\n' dir threads "before/s" "after/s" ratio

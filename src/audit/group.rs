@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 
 /// The most events one batch writes. It bounds how far a crash between a batch's lines and
-/// its mark can leave the mark behind the trail (see `Trail::check_mark`), and how long the
+/// its mark can leave the mark behind the trail (see `Trail::check_end`), and how long the
 /// batch's leader works for the others.
 pub(super) const MAX_BATCH: usize = 256;
 

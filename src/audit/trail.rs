@@ -100,8 +100,8 @@ pub struct Event {
 /// The `cofreChain` of records linked by a keyed BLAKE3 under the trail's chain key.
 pub const KEYED_CHAIN: &str = "keyed-blake3";
 
-/// The high-water mark: the last record appended, sealed, replaced atomically with each append,
-/// so that cutting the trail back (or emptying it) contradicts it.
+/// The high-water mark: the last record appended, sealed, replaced atomically with each batch
+/// of appends, so that cutting the trail back (or emptying it) contradicts it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Mark {
