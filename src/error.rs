@@ -324,6 +324,43 @@ impl Error {
         }
     }
 
+    /// The same error again, for each of several requests that share one failure (the
+    /// events of one audit trail batch). An I/O error keeps its kind and its message.
+    pub(crate) fn duplicate(&self) -> Error {
+        match self {
+            Error::Usage(m) => Error::Usage(m.clone()),
+            Error::Kms { code, message } => Error::Kms {
+                code: *code,
+                message: message.clone(),
+            },
+            Error::Ec2 { code, message } => Error::Ec2 {
+                code: *code,
+                message: message.clone(),
+            },
+            Error::StoreCorrupt(m) => Error::StoreCorrupt(m.clone()),
+            Error::OutputExists(p) => Error::OutputExists(p.clone()),
+            Error::SameFile(p) => Error::SameFile(p.clone()),
+            Error::ContextMismatch(m) => Error::ContextMismatch(m.clone()),
+            Error::NotCofre => Error::NotCofre,
+            Error::Unsupported(m) => Error::Unsupported(m.clone()),
+            Error::HeaderCorrupt(m) => Error::HeaderCorrupt(m.clone()),
+            Error::Corrupted { chunk } => Error::Corrupted { chunk: *chunk },
+            Error::Truncated(m) => Error::Truncated(m.clone()),
+            Error::Mismatch(m) => Error::Mismatch(m.clone()),
+            Error::KeyInUse(m) => Error::KeyInUse(m.clone()),
+            Error::Damaged(m) => Error::Damaged(m.clone()),
+            Error::HomeIncomplete { path, meaning } => Error::HomeIncomplete {
+                path: path.clone(),
+                meaning: meaning.clone(),
+            },
+            Error::Crypto(m) => Error::Crypto(m.clone()),
+            Error::Io { what, source } => Error::Io {
+                what: what.clone(),
+                source: io::Error::new(source.kind(), source.to_string()),
+            },
+        }
+    }
+
     /// True if this is a broken pipe on output (the reader went away: not a failure).
     pub fn is_broken_pipe(&self) -> bool {
         matches!(self, Error::Io { source, .. } if source.kind() == io::ErrorKind::BrokenPipe)

@@ -1118,6 +1118,73 @@ fn a_record_cut_short_by_a_crash_is_dropped_by_the_next_append() {
 }
 
 #[test]
+fn a_batch_whose_mark_a_crash_lost_still_verifies_and_the_trail_goes_on() {
+    let h = Home::new();
+    // A trail's first batch marks record 0 before its lines. That mark, as a crash after the
+    // first lines would leave it, from a copy of the home whose trail takes no line.
+    let first = h.copy();
+    std::fs::create_dir_all(first.trail().parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink("/dev/full", first.trail()).unwrap();
+    first.fails(T0, &["key", "create"], 1, &["trail.jsonl"]);
+    let mark0 = std::fs::read(first.mark()).unwrap();
+
+    let key = h.ok(T0, &["key", "create"]);
+    for _ in 0..4 {
+        h.ok(T0, &["key", "describe", &key]);
+    }
+    let mark5 = std::fs::read(h.mark()).unwrap();
+    for _ in 0..3 {
+        h.ok(T0, &["key", "describe", &key]);
+    }
+    let lines = h.lines();
+    assert_eq!(lines.len(), 8);
+    let marked = |h: &Home| -> (Value, Value) {
+        let json: Value =
+            serde_json::from_str(&h.ok(T0, &["audit", "verify", "--output", "json"])).unwrap();
+        (json["MarkedThrough"].clone(), json["Records"].clone())
+    };
+
+    // Records 6–8 reached the disk, their mark did not: the mark names record 5, to which
+    // they are chained.
+    let c = h.copy();
+    std::fs::write(c.mark(), &mark5).unwrap();
+    c.verify_ok();
+    assert_eq!(marked(&c), (5.into(), 8.into()));
+    // One of them edited: the chain from the mark breaks, and requests stop.
+    let e = c.copy();
+    let mut l = lines.clone();
+    l[6] = replace(&l[6], "127.0.0.1", "10.9.8.7");
+    e.write_lines(&l);
+    e.verify_fails(&["record 7 ", "edited"]);
+    e.fails(
+        T0,
+        &["key", "describe", &key],
+        INTEGRITY,
+        &["trail.jsonl", "past its high-water mark"],
+    );
+    assert_eq!(e.lines(), l);
+    // Untouched, the trail goes on from record 8 and the mark moves to the new end.
+    c.ok(T0, &["key", "describe", &key]);
+    assert_eq!(c.lines()[..8], lines[..]);
+    assert_chain(&c.lines());
+    c.verify_ok();
+    assert_eq!(marked(&c), (9.into(), 9.into()));
+
+    // The crash in the trail's first batch: every record chained to the mark of record 0.
+    let z = h.copy();
+    std::fs::write(z.mark(), &mark0).unwrap();
+    z.verify_ok();
+    assert_eq!(marked(&z), (0.into(), 8.into()));
+    // Emptied, with that mark and no digest: a trail that never took its first batch.
+    z.write_lines(&[]);
+    std::fs::remove_dir_all(z.path("home/regions/us-east-1/audit/digests")).unwrap();
+    z.verify_ok();
+    z.ok(T0, &["key", "describe", &key]);
+    z.verify_ok();
+    assert_eq!(marked(&z), (1.into(), 1.into()));
+}
+
+#[test]
 fn audit_log_filters_by_event_key_errors_time_and_caller() {
     let h = Home::new();
     let t1 = "2026-01-02T00:00:00Z";

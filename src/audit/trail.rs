@@ -1,5 +1,6 @@
 //! The trail file, its chain and its digests.
 
+use super::group::{Group, Registry, MAX_BATCH};
 use crate::crypto::SecretKey;
 use crate::error::{Error, Result};
 use crate::store;
@@ -9,6 +10,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 /// A digest is written once the trail has run this long since the last one.
@@ -98,8 +100,8 @@ pub struct Event {
 /// The `cofreChain` of records linked by a keyed BLAKE3 under the trail's chain key.
 pub const KEYED_CHAIN: &str = "keyed-blake3";
 
-/// The high-water mark: the last record appended, sealed, replaced atomically with each append,
-/// so that cutting the trail back (or emptying it) contradicts it.
+/// The high-water mark: the last record appended, sealed, replaced atomically with each batch
+/// of appends, so that cutting the trail back (or emptying it) contradicts it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Mark {
@@ -128,6 +130,93 @@ struct Digest {
 
 /// The last whole line of a trail, and its record.
 type LastRecord = (Vec<u8>, Event);
+
+/// What is wrong with the end of a trail.
+enum EndProblem {
+    /// Its last whole line is not a record.
+    NotARecord,
+    /// It contradicts the high-water mark; the message says how.
+    Mark(String),
+}
+
+/// The groups of appends of this process, by trail folder.
+static GROUPS: OnceLock<Registry<Event, Tail>> = OnceLock::new();
+
+/// The end of a trail as this process checked it (or wrote it) under the trail's lock.
+pub(super) struct Tail {
+    trail: FileState,
+    /// None: there was no mark.
+    mark: Option<FileState>,
+    /// The last whole line and its sequence number (none: the trail was empty).
+    last: Option<(Vec<u8>, u64)>,
+    /// The newest digest, as last read under the lock (none: not read yet).
+    digest: Option<NewestDigest>,
+}
+
+/// The newest digest as this process last read it, and the state of the digests folder then:
+/// while neither changes, the folder need not be listed again.
+struct NewestDigest {
+    folder: Option<FileState>,
+    /// None: there was no digest.
+    digest: Option<SeenDigest>,
+}
+
+struct SeenDigest {
+    name: String,
+    file: Option<FileState>,
+    /// Its `digestEndTime`.
+    end: SystemTime,
+    /// The BLAKE3 of its bytes, which the next digest names.
+    hash: String,
+}
+
+impl Tail {
+    /// True if the open trail `f` and the mark of `trail` are as they were checked.
+    fn unchanged(&self, f: &File, trail: &Trail) -> Result<bool> {
+        Ok(self.trail == FileState::of(f, &trail.file())?
+            && self.mark == FileState::at(&trail.mark_file())?)
+    }
+}
+
+/// What tells a file changed without reading it: its inode, size, and modification and
+/// change times (the change time moves with every write, and no one can set it back).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileState {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    modified: (i64, i64),
+    changed: (i64, i64),
+}
+
+impl FileState {
+    fn from(m: &fs::Metadata) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        FileState {
+            dev: m.dev(),
+            ino: m.ino(),
+            len: m.size(),
+            modified: (m.mtime(), m.mtime_nsec()),
+            changed: (m.ctime(), m.ctime_nsec()),
+        }
+    }
+
+    /// The state of the open file `f` (at `path`).
+    fn of(f: &File, path: &Path) -> Result<Self> {
+        f.metadata()
+            .map(|m| Self::from(&m))
+            .map_err(|e| Error::io("reading", path, e))
+    }
+
+    /// The state of the file at `path`; none if there is none.
+    fn at(path: &Path) -> Result<Option<Self>> {
+        match fs::metadata(path) {
+            Ok(m) => Ok(Some(Self::from(&m))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io("reading", path, e)),
+        }
+    }
+}
 
 /// One region's trail.
 pub struct Trail {
@@ -215,102 +304,183 @@ impl Trail {
         }))
     }
 
-    /// Checks the last whole record (its line and sequence) against the high-water mark: the
-    /// mark names it, or (an append interrupted between its line and its mark) the record
-    /// before it. `Err` says what is wrong.
-    fn check_mark(
+    /// Reads the end of a trail through `last_lines(n)` (its last `n` whole lines, oldest
+    /// first; fewer if it has fewer) and checks it against the high-water mark `mark`: the
+    /// mark names the last record or, when a crash came between a batch's lines and its mark,
+    /// a record at most [`MAX_BATCH`] before it, to which the records after it are chained.
+    /// Returns the last record, or what is wrong.
+    fn check_end(
         &self,
-        last: Option<(&[u8], &Event)>,
+        last_lines: &mut dyn FnMut(usize) -> Result<Vec<Vec<u8>>>,
         mark: Option<std::result::Result<Mark, String>>,
-    ) -> std::result::Result<(), String> {
+    ) -> Result<std::result::Result<Option<LastRecord>, EndProblem>> {
+        let bad = |why: String| Ok(Err(EndProblem::Mark(why)));
+        let last = match last_lines(1)?.pop() {
+            None => None,
+            Some(line) => match serde_json::from_slice::<Event>(&line) {
+                Ok(e) => Some((line, e)),
+                Err(_) => return Ok(Err(EndProblem::NotARecord)),
+            },
+        };
         let mark = match mark {
             None => {
-                return match last {
-                    Some((_, e)) if e.cofre_chain.is_some() => Err(format!(
+                return match &last {
+                    Some((_, e)) if e.cofre_chain.is_some() => bad(format!(
                         "its high-water mark {} is missing (deleted, or the audit folder was replaced)",
                         self.mark_file().display()
                     )),
                     // Empty, or written by a version before the mark: nothing to check.
-                    _ => Ok(()),
+                    _ => Ok(Ok(last)),
                 };
             }
-            Some(m) => m?,
+            Some(m) => match m {
+                Ok(m) => m,
+                Err(why) => return bad(why),
+            },
         };
         let m = mark.last_sequence;
-        match last {
-            None => Err(format!(
-                "it is empty, but its high-water mark names record {m}: every record was removed"
-            )),
-            Some((line, e)) if e.cofre_sequence == m => {
-                if self.link(line) == mark.last_record_mac {
-                    Ok(())
-                } else {
-                    Err(format!(
-                        "record {m} no longer matches the high-water mark: it was edited, or the trail was rewritten"
-                    ))
-                }
-            }
-            Some((_, e))
-                if e.cofre_sequence == m + 1
-                    && e.cofre_chain.as_deref() == Some(KEYED_CHAIN)
-                    && e.cofre_previous == mark.last_record_mac =>
-            {
-                Ok(())
-            }
-            Some((_, e)) if e.cofre_sequence < m => Err(format!(
-                "it ends at record {}, but its high-water mark names record {m}: {} removed",
-                e.cofre_sequence,
-                if e.cofre_sequence + 1 == m {
+        let Some((line, e)) = &last else {
+            // A mark of record 0 is written before a trail's first batch.
+            return if m == 0 {
+                Ok(Ok(None))
+            } else {
+                bad(format!(
+                    "it is empty, but its high-water mark names record {m}: every record was removed"
+                ))
+            };
+        };
+        let end = e.cofre_sequence;
+        if end == m {
+            return if self.link(line) == mark.last_record_mac {
+                Ok(Ok(last))
+            } else {
+                bad(format!(
+                    "record {m} no longer matches the high-water mark: it was edited, or the trail was rewritten"
+                ))
+            };
+        }
+        if end < m {
+            return bad(format!(
+                "it ends at record {end}, but its high-water mark names record {m}: {} removed",
+                if end + 1 == m {
                     format!("record {m} was")
                 } else {
-                    format!("records {}–{m} were", e.cofre_sequence + 1)
+                    format!("records {}–{m} were", end + 1)
                 }
-            )),
-            Some((_, e)) => Err(format!(
-                "it ends at record {}, past its high-water mark at record {m}: the mark was replaced by an older one, or an older cofre wrote to the trail",
-                e.cofre_sequence
-            )),
+            ));
         }
+        let past = format!(
+            "it ends at record {end}, past its high-water mark at record {m}: the mark was replaced by an older one, or an older cofre wrote to the trail"
+        );
+        let ahead = end - m;
+        if ahead > MAX_BATCH as u64 {
+            return bad(past);
+        }
+        // The records of a batch whose mark was lost: each chained to the one before, the
+        // first to the record the mark names.
+        let after = if ahead == 1 {
+            vec![line.clone()]
+        } else {
+            last_lines(ahead as usize)?
+        };
+        if after.len() as u64 != ahead {
+            return bad(past);
+        }
+        let mut link = mark.last_record_mac;
+        for (seq, l) in (m + 1..).zip(&after) {
+            let chained = serde_json::from_slice::<Event>(l).is_ok_and(|r| {
+                r.cofre_sequence == seq
+                    && r.cofre_chain.as_deref() == Some(KEYED_CHAIN)
+                    && r.cofre_previous == link
+            });
+            if !chained {
+                return bad(past);
+            }
+            link = self.link(l);
+        }
+        Ok(Ok(last))
     }
 
-    /// Opens the trail for appending (the lock held) and reads its end: the last whole record
-    /// (a line cut short by a kill or a full disk is dropped), checked against the mark.
-    fn open_tail(&self) -> Result<(File, Option<LastRecord>)> {
+    /// Opens the trail for appending (the lock held).
+    fn open(&self) -> Result<File> {
         let path = self.file();
-        let mut f = OpenOptions::new()
+        OpenOptions::new()
             .mode(0o600)
             .create(true)
             .read(true)
             .append(true)
             .open(&path)
-            .map_err(|e| Error::io("opening", &path, e))?;
-        let damaged = |why: String| {
+            .map_err(|e| Error::io("opening", &path, e))
+    }
+
+    /// Reads the end of the open trail `f` (the lock held): its last whole record (a line cut
+    /// short by a kill or a full disk is dropped), checked against the mark; and what the two
+    /// files look like now, so that an unchanged end need not be read again.
+    fn read_tail(&self, f: &mut File) -> Result<Tail> {
+        let path = self.file();
+        let damaged = |why: &str| {
             Error::Damaged(format!(
                 "the audit trail {} ({why}; `cofre audit verify` tells more, and moving its audit folder aside starts a new trail)",
                 path.display()
             ))
         };
-        let last = match last_line(&mut f, &path)? {
-            Some(line) => {
-                let e: Event = serde_json::from_slice(&line).map_err(|_| {
-                    damaged("its last record is a whole line that is not a valid record".into())
-                })?;
-                Some((line, e))
-            }
-            None => None,
-        };
         let mark = self.read_mark()?;
-        self.check_mark(last.as_ref().map(|(l, e)| (l.as_slice(), e)), mark)
-            .map_err(damaged)?;
-        Ok((f, last))
+        let last = match self.check_end(&mut |n| last_lines(f, &path, n), mark)? {
+            Ok(last) => last,
+            Err(EndProblem::NotARecord) => {
+                return Err(damaged(
+                    "its last record is a whole line that is not a valid record",
+                ))
+            }
+            Err(EndProblem::Mark(why)) => return Err(damaged(&why)),
+        };
+        Ok(Tail {
+            trail: FileState::of(f, &path)?,
+            mark: FileState::at(&self.mark_file())?,
+            last: last.map(|(line, e)| (line, e.cofre_sequence)),
+            digest: None,
+        })
+    }
+
+    /// The end of the open trail `f` (the lock held): `checked` if neither the trail nor the
+    /// mark changed since, else read again.
+    fn tail(&self, f: &mut File, checked: Option<Tail>) -> Result<Tail> {
+        match checked {
+            Some(t) if t.unchanged(f, self)? => Ok(t),
+            // The newest digest is checked apart, when it is needed.
+            Some(t) => Ok(Tail {
+                digest: t.digest,
+                ..self.read_tail(f)?
+            }),
+            None => self.read_tail(f),
+        }
+    }
+
+    /// This trail's group of appends in this process.
+    fn group(&self) -> Arc<Group<Event, Tail>> {
+        Group::of(&GROUPS, &self.dir)
     }
 
     /// Checks, before a request changes anything, that its record can be appended: the trail
-    /// opens for appending, its last record parses and agrees with the high-water mark.
+    /// opens for appending, its last record parses and agrees with the high-water mark. When
+    /// neither file changed since this process last checked them or wrote to them (their
+    /// size, inode and change times), that check stands and nothing is read again.
     pub fn reserve(&self) -> Result<()> {
-        store::create_dir(&self.dir.join("digests"))?;
-        let _lock = store::lock(&self.dir.join(".lock"))?;
-        self.open_tail().map(drop)
+        self.group().exclusive(|checked| {
+            if let Some(t) = checked {
+                if Some(t.trail) == FileState::at(&self.file())?
+                    && t.mark == FileState::at(&self.mark_file())?
+                {
+                    return Ok(());
+                }
+            }
+            let seen = checked.take();
+            store::create_dir(&self.dir.join("digests"))?;
+            let _lock = store::lock(&self.dir.join(".lock"))?;
+            let mut f = self.open()?;
+            *checked = Some(self.tail(&mut f, seen)?);
+            Ok(())
+        })
     }
 
     fn file(&self) -> PathBuf {
@@ -318,51 +488,95 @@ impl Trail {
     }
 
     /// Appends `event`, chaining it to the last record with the keyed chain, moves the
-    /// high-water mark to it, and writes a digest when one is due. If the line or the mark
-    /// cannot be written, the trail is cut back to where it was and the error returned.
-    pub fn append(&self, mut event: Event) -> Result<()> {
+    /// high-water mark to it, and writes a digest when one is due. Returns once the record is
+    /// synced and marked. If the line or the mark cannot be written, the trail is cut back to
+    /// where it was and the error returned.
+    ///
+    /// Appends that meet in this process share a batch (group commit): one write of all their
+    /// lines, one sync, one mark, one look for a digest; each returns that batch's outcome.
+    pub fn append(&self, event: Event) -> Result<()> {
+        self.group()
+            .append(event, |checked, events| self.commit(checked, events))
+    }
+
+    /// Batches this process has written to this trail (each one write, one sync and one mark,
+    /// for one or more appends).
+    pub fn batches_committed(&self) -> u64 {
+        self.group().batches()
+    }
+
+    /// Writes one batch: `events` chained after the last record, one write, one sync, then
+    /// the mark. `checked` is the end as this process last saw it, and holds the new end
+    /// after (none after a failure).
+    fn commit(&self, checked: &mut Option<Tail>, events: Vec<Event>) -> Result<()> {
+        let seen = checked.take();
         store::create_dir(&self.dir.join("digests"))?;
         let _lock = store::lock(&self.dir.join(".lock"))?;
         let path = self.file();
-        let (f, last) = self.open_tail()?;
-        let (seq, prev) = match &last {
-            Some((line, e)) => (e.cofre_sequence, self.link(line)),
+        let mut f = self.open()?;
+        let tail = self.tail(&mut f, seen)?;
+        let (mut seq, mut link) = match &tail.last {
+            Some((line, seq)) => (*seq, self.link(line)),
             None => (0, GENESIS.to_owned()),
         };
-        event.cofre_sequence = seq + 1;
-        event.cofre_previous = prev;
-        event.cofre_chain = Some(KEYED_CHAIN.to_owned());
-        let mut line = serde_json::to_vec(&event).expect("serializable");
-        line.push(b'\n');
-        let before = f
-            .metadata()
-            .map_err(|e| Error::io("reading", &path, e))?
-            .len();
-        let mut mark = Mark {
-            aws_region: self.region.clone(),
-            last_sequence: event.cofre_sequence,
-            last_record_mac: self.link(&line[..line.len() - 1]),
-            signature: String::new(),
-        };
-        mark.signature = self.sign_mark(&mark);
+        if tail.mark.is_none() {
+            // The first batch of a trail (or the first after records of a version without
+            // the mark): mark where it starts, so that a crash before its own mark leaves
+            // the batch chained to a mark.
+            self.write_mark(seq, &link)?;
+        }
+        let mut lines = Vec::new();
+        let mut last_start = 0;
+        for mut event in events {
+            seq += 1;
+            event.cofre_sequence = seq;
+            event.cofre_previous = link;
+            event.cofre_chain = Some(KEYED_CHAIN.to_owned());
+            last_start = lines.len();
+            serde_json::to_writer(&mut lines, &event).expect("serializable");
+            link = self.link(&lines[last_start..]);
+            lines.push(b'\n');
+        }
+        let before = tail.trail.len;
         let written = (&f)
-            .write_all(&line)
+            .write_all(&lines)
             .and_then(|()| f.sync_data())
             .map_err(|e| Error::io("appending to", &path, e))
-            .and_then(|()| {
-                let json = serde_json::to_vec_pretty(&mark).expect("serializable");
-                store::write_atomic(&self.mark_file(), &json, 0o600)
-            });
+            .and_then(|()| self.write_mark(seq, &link));
         if let Err(e) = written {
-            // Nothing half done is left: the record goes with its mark, or neither is there
-            // (a mark renamed into place before a later step failed keeps its record).
-            let marked = matches!(self.read_mark(), Ok(Some(Ok(m))) if m == mark);
+            // Nothing half done is left: the records go with their mark, or none is there
+            // (a mark renamed into place before a later step failed keeps its records).
+            let marked = matches!(self.read_mark(), Ok(Some(Ok(m))) if m.last_sequence == seq && m.last_record_mac == link);
             if !marked {
                 let _ = f.set_len(before);
             }
             return Err(e);
         }
-        self.digest_if_due(&line[..line.len() - 1], event.cofre_sequence)
+        let last_line = &lines[last_start..lines.len() - 1];
+        *checked = Some(Tail {
+            trail: FileState::of(&f, &path)?,
+            mark: FileState::at(&self.mark_file())?,
+            last: Some((last_line.to_vec(), seq)),
+            digest: None,
+        });
+        let newest = self.digest_if_due(last_line, seq, tail.digest)?;
+        if let Some(t) = checked {
+            t.digest = Some(newest);
+        }
+        Ok(())
+    }
+
+    /// Replaces the high-water mark with one naming record `seq`, whose link is `link`.
+    fn write_mark(&self, seq: u64, link: &str) -> Result<()> {
+        let mut mark = Mark {
+            aws_region: self.region.clone(),
+            last_sequence: seq,
+            last_record_mac: link.to_owned(),
+            signature: String::new(),
+        };
+        mark.signature = self.sign_mark(&mark);
+        let json = serde_json::to_vec_pretty(&mark).expect("serializable");
+        store::write_atomic(&self.mark_file(), &json, 0o600)
     }
 
     fn latest_digest(&self) -> Result<Option<(String, Vec<u8>)>> {
@@ -393,16 +607,52 @@ impl Trail {
         h.finalize().to_hex().to_string()
     }
 
-    fn digest_if_due(&self, last_line: &[u8], last_seq: u64) -> Result<()> {
+    /// The newest digest: `seen` if neither the digests folder nor its file changed since,
+    /// else read again (a listing of the folder).
+    fn newest_digest(&self, seen: Option<NewestDigest>) -> Result<NewestDigest> {
+        let dir = self.dir.join("digests");
+        let folder = FileState::at(&dir)?;
+        if let Some(seen) = seen {
+            if seen.folder == folder
+                && match &seen.digest {
+                    None => true,
+                    Some(d) => d.file == FileState::at(&dir.join(&d.name))?,
+                }
+            {
+                return Ok(seen);
+            }
+        }
+        let digest = match self.latest_digest()? {
+            None => None,
+            Some((name, bytes)) => {
+                let d: Digest = serde_json::from_slice(&bytes).map_err(|_| {
+                    Error::Damaged(format!("the latest audit digest in {}", self.dir.display()))
+                })?;
+                Some(SeenDigest {
+                    file: FileState::at(&dir.join(&name))?,
+                    end: store::parse_time(&d.digest_end_time)?,
+                    hash: hash_hex(&bytes),
+                    name,
+                })
+            }
+        };
+        Ok(NewestDigest { folder, digest })
+    }
+
+    /// Writes a digest after record `last_seq` (whose line is `last_line`) if the newest is
+    /// [`DIGEST_EVERY`] old; returns the newest digest then. `seen`: the newest digest as last
+    /// read, if any.
+    fn digest_if_due(
+        &self,
+        last_line: &[u8],
+        last_seq: u64,
+        seen: Option<NewestDigest>,
+    ) -> Result<NewestDigest> {
         let now = self.clock.now();
-        let previous = self.latest_digest()?;
-        if let Some((_, bytes)) = &previous {
-            let d: Digest = serde_json::from_slice(bytes).map_err(|_| {
-                Error::Damaged(format!("the latest audit digest in {}", self.dir.display()))
-            })?;
-            let end = store::parse_time(&d.digest_end_time)?;
-            if now.duration_since(end).unwrap_or_default() < DIGEST_EVERY {
-                return Ok(());
+        let newest = self.newest_digest(seen)?;
+        if let Some(previous) = &newest.digest {
+            if now.duration_since(previous.end).unwrap_or_default() < DIGEST_EVERY {
+                return Ok(newest);
             }
         }
         let mut d = Digest {
@@ -410,14 +660,24 @@ impl Trail {
             digest_end_time: store::format_time(now),
             last_sequence: last_seq,
             last_record_hash: hash_hex(last_line),
-            previous_digest: previous.as_ref().map(|(n, _)| n.clone()),
-            previous_digest_hash: previous.as_ref().map(|(_, b)| hash_hex(b)),
+            previous_digest: newest.digest.as_ref().map(|p| p.name.clone()),
+            previous_digest_hash: newest.digest.as_ref().map(|p| p.hash.clone()),
             signature: String::new(),
         };
         d.signature = self.sign(&d);
+        let dir = self.dir.join("digests");
         let name = format!("{last_seq:020}.json");
         let json = serde_json::to_vec_pretty(&d).expect("serializable");
-        store::write_atomic(&self.dir.join("digests").join(name), &json, 0o600)
+        store::write_atomic(&dir.join(&name), &json, 0o600)?;
+        Ok(NewestDigest {
+            folder: FileState::at(&dir)?,
+            digest: Some(SeenDigest {
+                file: FileState::at(&dir.join(&name))?,
+                end: store::parse_time(&d.digest_end_time)?,
+                hash: hash_hex(&json),
+                name,
+            }),
+        })
     }
 
     /// Every record, in order (lines that do not parse are skipped; [`verify`] reports them).
@@ -471,16 +731,18 @@ impl Trail {
         if let Some(Ok(m)) = &mark {
             report.marked_through = m.last_sequence;
         }
-        let last = lines
-            .last()
-            .and_then(|l| Some((*l, serde_json::from_slice::<Event>(l).ok()?)));
-        if lines.is_empty() || last.is_some() {
-            if let Err(why) = self.check_mark(last.as_ref().map(|(l, e)| (*l, e)), mark) {
-                problems.push(TrailProblem {
-                    record: None,
-                    message: format!("the end of the trail: {why}"),
-                });
-            }
+        let mut last_lines = |n: usize| {
+            Ok(lines[lines.len().saturating_sub(n)..]
+                .iter()
+                .map(|l| l.to_vec())
+                .collect())
+        };
+        // A last line that is no record is the chain's problem, reported above.
+        if let Err(EndProblem::Mark(why)) = self.check_end(&mut last_lines, mark)? {
+            problems.push(TrailProblem {
+                record: None,
+                message: format!("the end of the trail: {why}"),
+            });
         }
         // Digests: each signed, each chained to the one before, each matching the line it names.
         let dir = self.dir.join("digests");
@@ -699,17 +961,18 @@ pub fn verify(raw: &[u8]) -> Vec<TrailProblem> {
     check_chain(&lines, None).problems
 }
 
-/// The last complete line of the trail, dropping a line a crash cut short.
-fn last_line(f: &mut File, path: &Path) -> Result<Option<Vec<u8>>> {
+/// The last `n` whole lines of the trail (fewer if it has fewer), oldest first, without their
+/// newlines; a last line a crash cut short (no newline) is dropped from the file first.
+fn last_lines(f: &mut File, path: &Path, n: usize) -> Result<Vec<Vec<u8>>> {
     let mut len = f
         .seek(SeekFrom::End(0))
         .map_err(|e| Error::io("reading", path, e))?;
-    if len == 0 {
-        return Ok(None);
-    }
-    // Read backwards in growing windows until the window holds a whole last line.
+    // Read backwards in growing windows until the window holds n whole lines.
     let mut window = 64 * 1024u64;
     loop {
+        if len == 0 {
+            return Ok(Vec::new());
+        }
         let start = len.saturating_sub(window);
         let mut buf = vec![0u8; (len - start) as usize];
         f.seek(SeekFrom::Start(start))
@@ -729,23 +992,23 @@ fn last_line(f: &mut File, path: &Path) -> Result<Option<Vec<u8>>> {
             len = start + complete as u64;
             f.set_len(len)
                 .map_err(|e| Error::io("repairing", path, e))?;
-            if len == 0 {
-                return Ok(None);
-            }
             continue;
         }
-        let body = &buf[..complete.saturating_sub(1)];
-        match body.iter().rposition(|&b| b == b'\n') {
-            Some(p) => return Ok(Some(body[p + 1..].to_vec())),
-            None if start == 0 => {
-                return Ok(if body.is_empty() {
-                    None
-                } else {
-                    Some(body.to_vec())
-                })
-            }
-            None => window *= 4,
+        let body = &buf[..complete - 1];
+        let mut lines: Vec<&[u8]> = body.split(|&b| b == b'\n').collect();
+        if start > 0 {
+            // The first piece may begin before the window.
+            lines.remove(0);
+        } else if body.is_empty() {
+            return Ok(Vec::new());
         }
+        if lines.len() >= n || start == 0 {
+            return Ok(lines[lines.len().saturating_sub(n)..]
+                .iter()
+                .map(|l| l.to_vec())
+                .collect());
+        }
+        window *= 4;
     }
 }
 
