@@ -140,6 +140,7 @@ impl Ebs<'_> {
             Call::ec2("DeleteSnapshot", false).param("snapshotId", id),
             |_| {
                 super::check_id(id, "snap-", "snapshot")?;
+                let _attached = self.region.not_attached(id)?;
                 let _removing = self.region.removing()?;
                 self.region.update(|h| {
                     h.snapshots

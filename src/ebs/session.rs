@@ -1,0 +1,701 @@
+//! Volume sessions: a volume attached as a disk (or a snapshot, read-only), for block front
+//! ends such as the NBD server ([`crate::nbd`]).
+//!
+//! [`Ebs::attach_volume`] is one request: an `AttachVolume` event in the trail, and one Decrypt
+//! of the lineage's data key (made through KMS like every other, recorded as EBS's), as EC2
+//! decrypts a volume's key when it attaches the volume. The [`VolumeSession`] then serves
+//! [`read_at`](VolumeSession::read_at), [`write_at`](VolumeSession::write_at),
+//! [`write_zeroes`](VolumeSession::write_zeroes), [`trim`](VolumeSession::trim),
+//! [`flush`](VolumeSession::flush) and [`block_status`](VolumeSession::block_status) from memory
+//! and the block store, with no further KMS request, until [`close`](VolumeSession::close)
+//! (a `DetachVolume` event).
+//!
+//! Writes behave like a disk with a write-back cache:
+//!
+//! - A write changes the plaintext of its blocks in a bounded cache of dirty blocks
+//!   ([`DIRTY_LIMIT`] blocks). A partial block is read, changed and kept whole.
+//! - When the cache grows past its limit the dirty blocks are sealed into new blocks
+//!   (copy-on-write: a stored block is never changed) and the session's own copy of the block
+//!   map names them; the volume record does not, yet.
+//! - [`flush`](VolumeSession::flush) (NBD FLUSH, or a write with FUA) seals what is left, stores
+//!   the new block map, syncs the filesystem and switches the volume's record to the new map
+//!   once, in one atomic replacement of the region's head. A crash or `kill -9` at any moment
+//!   leaves the volume at its last flush; what was written since is unreferenced, and `cofre gc`
+//!   removes it.
+//! - The session may also flush on its own, as a disk writes its cache back when it likes:
+//!   [`flush_if_idle`](VolumeSession::flush_if_idle) flushes changes older than a few seconds
+//!   (the NBD server calls it), so that an attached volume never holds back `cofre gc` for long.
+//! - Writes of zeros, WRITE_ZEROES and TRIM store nothing: an all-zero block is a hole in the
+//!   map. WRITE_ZEROES with NO_HOLE stores sealed zero blocks instead.
+//!
+//! Memory stays bounded whatever the volume size: the dirty cache ([`DIRTY_LIMIT`] blocks of
+//! 512 KiB), a small cache of opened blocks ([`CLEAN_LIMIT`]), and the block map (40 bytes per
+//! stored block, as every EBS request that touches data reads it).
+//!
+//! Locks, all advisory (`flock`), all released by the kernel when a process dies:
+//!
+//! - `ebs/attach/<id>.lock`: exclusive for a read-write session, shared for a read-only one.
+//!   Another session, `volume write` and `volume delete` try it and fail with `VolumeInUse`
+//!   (`snapshot delete` with `InvalidSnapshot.InUse`) instead of waiting.
+//! - `ebs/.gc.lock`, shared, while the session has written blocks that the head does not name
+//!   yet (from the first write-back after a flush until the next flush), so `gc` cannot take
+//!   them. After a flush, the blocks of an encrypted volume that the session itself wrote and the
+//!   flush replaced are removed at once if `.gc.lock` is free and no other record names them
+//!   (they carry a random salt, so no other volume can hold the same block); the rest is left to
+//!   `cofre gc`, which [`close`](VolumeSession::close) runs.
+//! - `snapshot create` of an attached volume takes the head as it is: the last flush.
+
+use super::block::{is_zero, BlockHash, SALT_LEN};
+use super::{not_found, BlockMap, Ebs, OpenLineage, RegionEbs, BLOCK_SIZE};
+use crate::error::{Ec2Code, Error, Result};
+use crate::kms::{Call, Kms};
+use crate::store::LockGuard;
+use rayon::prelude::*;
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// Dirty blocks kept in memory before they are sealed and written back (32 MiB).
+pub const DIRTY_LIMIT: usize = 64;
+/// Opened blocks kept for the next read of the same block (8 MiB).
+pub const CLEAN_LIMIT: usize = 16;
+const BLOCK: u64 = BLOCK_SIZE as u64;
+
+/// How a session attaches its volume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionMode {
+    /// Reads and writes; no other session, `volume write` or `volume delete` meanwhile.
+    ReadWrite,
+    /// Reads only; other read-only sessions may attach too, writers may not.
+    ReadOnly,
+}
+
+/// A run of bytes of the same allocation status ([`VolumeSession::block_status`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Extent {
+    pub offset: u64,
+    pub length: u64,
+    /// Stored data (or a dirty block); false: a hole, which reads as zeros.
+    pub allocated: bool,
+}
+
+/// A volume or snapshot attached as a disk. `Sync`: many threads may serve one session.
+pub struct VolumeSession<'k> {
+    kms: &'k Kms,
+    store: RegionEbs,
+    id: String,
+    size: u64,
+    mode: SessionMode,
+    open: OpenLineage,
+    state: Mutex<State>,
+    closed: AtomicBool,
+    _attached: LockGuard,
+}
+
+impl std::fmt::Debug for VolumeSession<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VolumeSession")
+            .field("id", &self.id)
+            .field("size", &self.size)
+            .field("mode", &self.mode)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A block being changed, in the clear; dropped (and zeroed) when sealed.
+struct Dirty {
+    plain: zeroize::Zeroizing<Vec<u8>>,
+    /// Store it even if it is all zeros (WRITE_ZEROES with NO_HOLE).
+    keep: bool,
+}
+
+#[derive(Default)]
+struct State {
+    /// The block map as the session sees it: the last flush, and the blocks written back since.
+    map: BlockMap,
+    /// The hash of the map the volume record names (the last flush).
+    published: String,
+    /// For each index changed since the last flush, its entry in the published map.
+    changed: BTreeMap<u64, Option<BlockHash>>,
+    dirty: BTreeMap<u64, Dirty>,
+    /// Opened blocks, most recent last: (index, hash, plaintext).
+    clean: VecDeque<(u64, BlockHash, Arc<zeroize::Zeroizing<Vec<u8>>>)>,
+    /// Encrypted blocks written since the last flush: no record names them yet.
+    unpublished: HashSet<BlockHash>,
+    /// Encrypted blocks this session wrote and published, that no other record is known to name.
+    owned: HashSet<BlockHash>,
+    /// Owned blocks a flush replaced, to remove once it is known nothing else names them.
+    garbage: Vec<BlockHash>,
+    /// Maps of other records already searched for owned blocks (maps never change).
+    seen_maps: HashSet<String>,
+    /// Shared `.gc.lock`, held while unpublished blocks exist.
+    writing: Option<LockGuard>,
+    /// When the oldest change not yet flushed was made.
+    since: Option<Instant>,
+}
+
+impl<'k> Ebs<'k> {
+    /// AttachVolume: opens a session on volume `id` (one Decrypt of its data key). Fails with
+    /// `VolumeInUse` if a session has it read-write (or, for `ReadWrite`, read-only).
+    pub fn attach_volume(&self, id: &str, mode: SessionMode) -> Result<VolumeSession<'k>> {
+        let mut session = None;
+        self.kms.audited(
+            Call::ec2("AttachVolume", false)
+                .param("volumeId", id)
+                .param("readOnly", mode == SessionMode::ReadOnly),
+            |_| {
+                super::check_id(id, "vol-", "volume")?;
+                let lock = self.region.try_attach(id, mode == SessionMode::ReadWrite)?;
+                let lock = lock.ok_or_else(|| {
+                    Error::ec2(
+                        Ec2Code::VolumeInUse,
+                        format!(
+                            "{id} is attached{}; detach it first (stop the `cofre volume attach` \
+                             serving it)",
+                            if mode == SessionMode::ReadWrite {
+                                ""
+                            } else {
+                                " read-write"
+                            }
+                        ),
+                    )
+                })?;
+                let r = self.volume_record(id)?;
+                session = Some(self.session(id, r.size_bytes, &r.lineage, &r.map, mode, lock)?);
+                Ok(())
+            },
+        )?;
+        Ok(session.expect("set by the request"))
+    }
+
+    /// Attaches snapshot `id`, read-only (cofre's own `AttachSnapshot`); `snapshot delete`
+    /// fails with `InvalidSnapshot.InUse` until it is detached.
+    pub fn attach_snapshot(&self, id: &str) -> Result<VolumeSession<'k>> {
+        let mut session = None;
+        self.kms.audited(
+            Call::ec2("AttachSnapshot", false).param("snapshotId", id),
+            |_| {
+                super::check_id(id, "snap-", "snapshot")?;
+                let lock = self.region.try_attach(id, false)?.ok_or_else(|| {
+                    Error::ec2(
+                        Ec2Code::InvalidSnapshotInUse,
+                        format!("{id} is being deleted; try again"),
+                    )
+                })?;
+                let r = self.snapshot_record(id)?;
+                session = Some(self.session(
+                    id,
+                    r.volume_size_bytes,
+                    &r.lineage,
+                    &r.map,
+                    SessionMode::ReadOnly,
+                    lock,
+                )?);
+                Ok(())
+            },
+        )?;
+        Ok(session.expect("set by the request"))
+    }
+
+    fn session(
+        &self,
+        id: &str,
+        size: u64,
+        lineage: &super::Lineage,
+        map_hash: &str,
+        mode: SessionMode,
+        lock: LockGuard,
+    ) -> Result<VolumeSession<'k>> {
+        let map = self.region.load_map(map_hash)?;
+        let open = self.open_lineage(lineage)?;
+        Ok(VolumeSession {
+            kms: self.kms,
+            store: RegionEbs::open(self.kms)?,
+            id: id.to_owned(),
+            size,
+            mode,
+            open,
+            state: Mutex::new(State {
+                map,
+                published: map_hash.to_owned(),
+                ..State::default()
+            }),
+            closed: AtomicBool::new(false),
+            _attached: lock,
+        })
+    }
+}
+
+impl VolumeSession<'_> {
+    /// The volume (or snapshot) id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Bytes.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// True for a read-only session.
+    pub fn read_only(&self) -> bool {
+        self.mode == SessionMode::ReadOnly
+    }
+
+    /// True if the volume is encrypted.
+    pub fn encrypted(&self) -> bool {
+        self.open.cipher.is_some()
+    }
+
+    fn state(&self) -> Result<MutexGuard<'_, State>> {
+        self.state.lock().map_err(|_| Error::Io {
+            what: format!("the session of {}", self.id),
+            source: std::io::Error::other("a request failed mid-way; detach and attach again"),
+        })
+    }
+
+    fn check_range(&self, offset: u64, len: u64) -> Result<()> {
+        if offset.checked_add(len).is_none_or(|end| end > self.size) {
+            return Err(Error::usage(format!(
+                "bytes {offset}..{} are past the end of {} ({} bytes)",
+                offset.saturating_add(len),
+                self.id,
+                self.size
+            )));
+        }
+        Ok(())
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        if self.read_only() {
+            return Err(Error::ec2(
+                Ec2Code::IncorrectState,
+                format!("{} is attached read-only", self.id),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Reads `buf.len()` bytes at `offset`.
+    pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        self.check_range(offset, buf.len() as u64)?;
+        for (i, start, range) in pieces(offset, buf.len()) {
+            self.read_piece(i, start, &mut buf[range])?;
+        }
+        Ok(())
+    }
+
+    fn read_piece(&self, i: u64, start: usize, out: &mut [u8]) -> Result<()> {
+        let h = {
+            let mut st = self.state()?;
+            if let Some(d) = st.dirty.get(&i) {
+                out.copy_from_slice(&d.plain[start..start + out.len()]);
+                return Ok(());
+            }
+            let Some(&h) = st.map.blocks.get(&i) else {
+                out.fill(0);
+                return Ok(());
+            };
+            if let Some(p) = st.cached(i, &h) {
+                drop(st);
+                out.copy_from_slice(&p[start..start + out.len()]);
+                return Ok(());
+            }
+            h
+        };
+        let plain = Arc::new(self.open_block(i, &h)?);
+        out.copy_from_slice(&plain[start..start + out.len()]);
+        self.state()?.cache(i, h, plain);
+        Ok(())
+    }
+
+    /// Reads and opens stored block `h` at index `i`.
+    fn open_block(&self, i: u64, h: &BlockHash) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+        let mut plain = zeroize::Zeroizing::new(vec![0u8; BLOCK_SIZE]);
+        let mut stored = Vec::with_capacity(super::block::SEALED_BLOCK_LEN);
+        super::volume::read_block(
+            &self.store.blocks,
+            &self.open,
+            i,
+            Some(h),
+            &mut stored,
+            &mut plain,
+        )?;
+        Ok(plain)
+    }
+
+    /// Writes `data` at `offset`; with `fua`, flushes before returning.
+    pub fn write_at(&self, offset: u64, data: &[u8], fua: bool) -> Result<()> {
+        self.check_writable()?;
+        self.check_range(offset, data.len() as u64)?;
+        for (i, start, range) in pieces(offset, data.len()) {
+            self.change(i, |block| {
+                block[start..start + range.len()].copy_from_slice(&data[range])
+            })?;
+        }
+        if fua {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Makes `len` bytes at `offset` read as zeros. Whole blocks become holes, unless
+    /// `no_hole`: then they are stored, as sealed zeros.
+    pub fn write_zeroes(&self, offset: u64, len: u64, no_hole: bool, fua: bool) -> Result<()> {
+        self.check_writable()?;
+        self.check_range(offset, len)?;
+        let mut pos = offset;
+        let end = offset + len;
+        while pos < end {
+            let i = pos / BLOCK;
+            let start = (pos % BLOCK) as usize;
+            let take = (end - pos).min(BLOCK - start as u64) as usize;
+            if take == BLOCK_SIZE && !no_hole {
+                let mut st = self.state()?;
+                st.dirty.remove(&i);
+                self.set_entry(&mut st, i, None);
+            } else if no_hole || self.holds_data(i)? {
+                self.change_keep(i, no_hole, |b| b[start..start + take].fill(0))?;
+            }
+            pos += take as u64;
+        }
+        if fua {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// TRIM: the range is no longer needed. Whole blocks become holes and parts of blocks read
+    /// as zeros afterwards.
+    pub fn trim(&self, offset: u64, len: u64, fua: bool) -> Result<()> {
+        self.write_zeroes(offset, len, false, fua)
+    }
+
+    fn holds_data(&self, i: u64) -> Result<bool> {
+        let st = self.state()?;
+        Ok(st.dirty.contains_key(&i) || st.map.blocks.contains_key(&i))
+    }
+
+    fn change(&self, i: u64, f: impl FnOnce(&mut [u8])) -> Result<()> {
+        self.change_keep(i, false, f)
+    }
+
+    /// Changes block `i` in the dirty cache with `f`, reading it first if it is not there.
+    fn change_keep(&self, i: u64, keep: bool, f: impl FnOnce(&mut [u8])) -> Result<()> {
+        let mut f = Some(f);
+        loop {
+            let mut st = self.state()?;
+            if let Some(d) = st.dirty.get_mut(&i) {
+                (f.take().expect("once"))(&mut d.plain);
+                d.keep |= keep;
+                return Ok(());
+            }
+            let entry = st.map.blocks.get(&i).copied();
+            let plain = match entry {
+                None => Some(zeroize::Zeroizing::new(vec![0u8; BLOCK_SIZE])),
+                Some(h) => st
+                    .cached(i, &h)
+                    .map(|p| zeroize::Zeroizing::new(p.to_vec())),
+            };
+            let plain = match plain {
+                Some(p) => p,
+                None => {
+                    // Open the block without holding the lock, then start again: another
+                    // request may have changed the block meanwhile.
+                    drop(st);
+                    let h = entry.expect("a stored block");
+                    let p = Arc::new(self.open_block(i, &h)?);
+                    self.state()?.cache(i, h, p);
+                    continue;
+                }
+            };
+            let mut d = Dirty { plain, keep };
+            (f.take().expect("once"))(&mut d.plain);
+            st.dirty.insert(i, d);
+            st.since.get_or_insert_with(Instant::now);
+            if st.dirty.len() > DIRTY_LIMIT {
+                self.write_back(&mut st)?;
+            }
+            return Ok(());
+        }
+    }
+
+    /// Seals every dirty block into a new stored block and points the session's map at it.
+    /// On an error the dirty blocks stay in memory, and nothing changes.
+    fn write_back(&self, st: &mut State) -> Result<()> {
+        if st.dirty.is_empty() {
+            return Ok(());
+        }
+        if st.writing.is_none() {
+            st.writing = Some(self.store.writing()?);
+        }
+        st.since.get_or_insert_with(Instant::now);
+        let blocks = &self.store.blocks;
+        let cipher = self.open.cipher.as_ref();
+        let sealed = st
+            .dirty
+            .par_iter()
+            .map_init(
+                || zeroize::Zeroizing::new(Vec::with_capacity(super::block::SEALED_BLOCK_LEN)),
+                |buf, (&i, d)| -> Result<(u64, Option<BlockHash>)> {
+                    if !d.keep && is_zero(&d.plain) {
+                        return Ok((i, None));
+                    }
+                    let h = match cipher {
+                        Some(c) => {
+                            buf.clear();
+                            buf.resize(SALT_LEN, 0);
+                            buf.extend_from_slice(&d.plain);
+                            c.seal_stored(i, buf);
+                            blocks.put(buf)?.0
+                        }
+                        None => blocks.put(&d.plain)?.0,
+                    };
+                    Ok((i, Some(h)))
+                },
+            )
+            .collect::<Result<Vec<_>>>()?;
+        st.dirty.clear();
+        for (i, h) in sealed {
+            self.set_entry(st, i, h);
+        }
+        Ok(())
+    }
+
+    /// Points index `i` of the session's map at `new` (None: a hole).
+    fn set_entry(&self, st: &mut State, i: u64, new: Option<BlockHash>) {
+        let old = match new {
+            Some(h) => st.map.blocks.insert(i, h),
+            None => st.map.blocks.remove(&i),
+        };
+        st.clean.retain(|(j, _, _)| *j != i);
+        if old == new {
+            return;
+        }
+        st.changed.entry(i).or_insert(old);
+        st.since.get_or_insert_with(Instant::now);
+        if let Some(o) = old {
+            // A block written since the last flush and replaced before the next: nothing
+            // names it, and (sealed under a random salt) nothing else can hold it.
+            if st.unpublished.remove(&o) {
+                let _ = self.store.blocks.remove(&o);
+            }
+        }
+        if let (Some(h), Some(_)) = (new, &self.open.cipher) {
+            st.unpublished.insert(h);
+        }
+    }
+
+    /// Makes every completed write durable and switches the volume to it: the dirty blocks
+    /// are sealed, the new map stored, the filesystem synced and the volume record switched, in
+    /// one replacement of the head. Nothing to do for a read-only session or with no change.
+    pub fn flush(&self) -> Result<()> {
+        if self.read_only() {
+            return Ok(());
+        }
+        let mut st = self.state()?;
+        self.flush_locked(&mut st)
+    }
+
+    /// Flushes if the oldest change not yet flushed is older than `after`; true if it did.
+    pub fn flush_if_idle(&self, after: Duration) -> Result<bool> {
+        if self.read_only() {
+            return Ok(false);
+        }
+        let mut st = self.state()?;
+        if st.since.is_none_or(|t| t.elapsed() < after) {
+            return Ok(false);
+        }
+        self.flush_locked(&mut st).map(|()| true)
+    }
+
+    fn flush_locked(&self, st: &mut State) -> Result<()> {
+        self.write_back(st)?;
+        if !st.changed.is_empty() {
+            let hash = self.store.save_map(&st.map)?;
+            let (id, published) = (&self.id, &st.published);
+            self.store.update(|head| {
+                let v = head
+                    .volumes
+                    .get_mut(id)
+                    .ok_or_else(|| not_found("volume", id, self.kms.region()))?;
+                if &v.map != published {
+                    return Err(Error::StoreCorrupt(format!(
+                        "{id} was changed by another writer while attached"
+                    )));
+                }
+                v.map = hash.clone();
+                Ok(())
+            })?;
+            st.published = hash;
+            let replaced: Vec<BlockHash> = std::mem::take(&mut st.changed)
+                .into_iter()
+                .filter_map(|(i, old)| old.filter(|o| st.map.blocks.get(&i) != Some(o)))
+                .filter(|o| st.owned.contains(o))
+                .collect();
+            st.garbage.extend(replaced);
+            let written = std::mem::take(&mut st.unpublished);
+            st.owned.extend(written);
+        }
+        st.since = None;
+        st.writing = None;
+        self.reclaim(st);
+        Ok(())
+    }
+
+    /// Removes the blocks this session wrote that a flush replaced, when `.gc.lock` is free and
+    /// no other record names them. Best effort: what stays is `cofre gc`'s.
+    fn reclaim(&self, st: &mut State) {
+        if st.garbage.is_empty() {
+            return;
+        }
+        let Ok(Some(_removing)) = crate::store::try_lock(&self.store.dir.join(".gc.lock")) else {
+            return;
+        };
+        let Ok(head) = self.store.load_head() else {
+            return;
+        };
+        let others = head
+            .volumes
+            .values()
+            .filter(|v| v.volume_id != self.id)
+            .map(|v| &v.map)
+            .chain(head.snapshots.values().map(|s| &s.map));
+        for m in others {
+            if st.seen_maps.contains(m) {
+                continue;
+            }
+            let Ok(map) = self.store.load_map(m) else {
+                return;
+            };
+            for h in map.blocks.values() {
+                // Named by another record: never this session's to remove.
+                st.owned.remove(h);
+            }
+            st.seen_maps.insert(m.clone());
+        }
+        for g in std::mem::take(&mut st.garbage) {
+            if st.owned.remove(&g) {
+                let _ = self.store.blocks.remove(&g);
+            }
+        }
+    }
+
+    /// Which parts of `len` bytes at `offset` hold data and which are holes, in runs (at most
+    /// the volume's end; consecutive runs differ).
+    pub fn block_status(&self, offset: u64, len: u64) -> Result<Vec<Extent>> {
+        self.check_range(offset, len)?;
+        let st = self.state()?;
+        let end = offset + len;
+        let mut out: Vec<Extent> = Vec::new();
+        let mut pos = offset;
+        while pos < end {
+            let i = pos / BLOCK;
+            let next = ((i + 1) * BLOCK).min(end);
+            let allocated = st.dirty.contains_key(&i) || st.map.blocks.contains_key(&i);
+            match out.last_mut() {
+                Some(e) if e.allocated == allocated => e.length += next - pos,
+                _ => out.push(Extent {
+                    offset: pos,
+                    length: next - pos,
+                    allocated,
+                }),
+            }
+            pos = next;
+        }
+        Ok(out)
+    }
+
+    /// Flushes, collects the garbage of a read-write session (`cofre gc`), and records the
+    /// detach (`DetachVolume`; cofre's `DetachSnapshot` for a snapshot).
+    pub fn close(self) -> Result<()> {
+        self.closed.store(true, Ordering::SeqCst);
+        self.detach()
+    }
+
+    fn detach(&self) -> Result<()> {
+        let call = if self.id.starts_with("snap-") {
+            Call::ec2("DetachSnapshot", false).param("snapshotId", &self.id)
+        } else {
+            Call::ec2("DetachVolume", false).param("volumeId", &self.id)
+        };
+        self.kms.audited(call, |_| {
+            if self.read_only() {
+                return Ok(());
+            }
+            self.flush()?;
+            let ebs = Ebs::new(self.kms)?;
+            let _removing = self.store.removing()?;
+            ebs.collect_garbage().map(drop)
+        })
+    }
+}
+
+impl Drop for VolumeSession<'_> {
+    /// A session dropped without [`VolumeSession::close`] (an error path) still flushes and
+    /// records its detach, as best it can.
+    fn drop(&mut self) {
+        if !self.closed.swap(true, Ordering::SeqCst) {
+            let _ = self.detach();
+        }
+    }
+}
+
+impl State {
+    fn cached(&mut self, i: u64, h: &BlockHash) -> Option<Arc<zeroize::Zeroizing<Vec<u8>>>> {
+        let at = self.clean.iter().position(|(j, k, _)| *j == i && k == h)?;
+        let e = self.clean.remove(at).expect("present");
+        let p = e.2.clone();
+        self.clean.push_back(e);
+        Some(p)
+    }
+
+    fn cache(&mut self, i: u64, h: BlockHash, plain: Arc<zeroize::Zeroizing<Vec<u8>>>) {
+        // Only if the map still names that block (a write may have replaced it meanwhile).
+        if self.map.blocks.get(&i) != Some(&h) || self.dirty.contains_key(&i) {
+            return;
+        }
+        self.clean.retain(|(j, _, _)| *j != i);
+        if self.clean.len() >= CLEAN_LIMIT {
+            self.clean.pop_front();
+        }
+        self.clean.push_back((i, h, plain));
+    }
+}
+
+/// The blocks `len` bytes at `offset` touch: (block index, start in the block, range of the
+/// caller's buffer).
+fn pieces(offset: u64, len: usize) -> impl Iterator<Item = (u64, usize, std::ops::Range<usize>)> {
+    let mut done = 0usize;
+    std::iter::from_fn(move || {
+        if done >= len {
+            return None;
+        }
+        let pos = offset + done as u64;
+        let start = (pos % BLOCK) as usize;
+        let take = (len - done).min(BLOCK_SIZE - start);
+        let item = (pos / BLOCK, start, done..done + take);
+        done += take;
+        Some(item)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pieces_split_at_block_boundaries() {
+        let p: Vec<_> = pieces(BLOCK - 10, 20 + BLOCK_SIZE).collect();
+        assert_eq!(
+            p,
+            vec![
+                (0, BLOCK_SIZE - 10, 0..10),
+                (1, 0, 10..10 + BLOCK_SIZE),
+                (2, 0, 10 + BLOCK_SIZE..20 + BLOCK_SIZE)
+            ]
+        );
+        assert_eq!(pieces(5, 0).count(), 0);
+    }
+}
