@@ -43,6 +43,9 @@ pub mod api;
 // ── EBS: volumes and snapshots as blocks under each region ───────────────────────────────
 pub mod ebs;
 
+// ── Front ends over the service: NBD (volumes as disks) ──────────────────────────────────
+pub mod nbd;
+
 // ── Data commands, the demo and the command line ─────────────────────────────────────────
 pub mod bench;
 pub mod cli;
