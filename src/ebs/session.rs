@@ -103,6 +103,9 @@ impl std::fmt::Debug for VolumeSession<'_> {
     }
 }
 
+/// An opened block, shared by the cache and the reads copying from it; zeroed when dropped.
+type Opened = Arc<zeroize::Zeroizing<Vec<u8>>>;
+
 /// A block being changed, in the clear; dropped (and zeroed) when sealed.
 struct Dirty {
     plain: zeroize::Zeroizing<Vec<u8>>,
@@ -120,7 +123,7 @@ struct State {
     changed: BTreeMap<u64, Option<BlockHash>>,
     dirty: BTreeMap<u64, Dirty>,
     /// Opened blocks, most recent last: (index, hash, plaintext).
-    clean: VecDeque<(u64, BlockHash, Arc<zeroize::Zeroizing<Vec<u8>>>)>,
+    clean: VecDeque<(u64, BlockHash, Opened)>,
     /// Encrypted blocks written since the last flush: no record names them yet.
     unpublished: HashSet<BlockHash>,
     /// Encrypted blocks this session wrote and published, that no other record is known to name.
@@ -643,7 +646,7 @@ impl Drop for VolumeSession<'_> {
 }
 
 impl State {
-    fn cached(&mut self, i: u64, h: &BlockHash) -> Option<Arc<zeroize::Zeroizing<Vec<u8>>>> {
+    fn cached(&mut self, i: u64, h: &BlockHash) -> Option<Opened> {
         let at = self.clean.iter().position(|(j, k, _)| *j == i && k == h)?;
         let e = self.clean.remove(at).expect("present");
         let p = e.2.clone();
@@ -651,7 +654,7 @@ impl State {
         Some(p)
     }
 
-    fn cache(&mut self, i: u64, h: BlockHash, plain: Arc<zeroize::Zeroizing<Vec<u8>>>) {
+    fn cache(&mut self, i: u64, h: BlockHash, plain: Opened) {
         // Only if the map still names that block (a write may have replaced it meanwhile).
         if self.map.blocks.get(&i) != Some(&h) || self.dirty.contains_key(&i) {
             return;

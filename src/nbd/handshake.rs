@@ -41,7 +41,7 @@ pub fn transmission_flags(export: &dyn Export, structured: bool) -> u16 {
 
 /// The minimum block size advertised: 512, unless the export's size is not a multiple of it.
 pub fn min_block(export: &dyn Export) -> u32 {
-    if export.size() % 512 == 0 {
+    if export.size().is_multiple_of(512) {
         512
     } else {
         1
