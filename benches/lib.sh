@@ -40,12 +40,15 @@ bench_args() {
     [[ -d $BASE && -w $BASE ]] || die "$BASE is not a writable folder; set COFRE_BENCH_DIR"
 }
 
-# bench_build: `cargo build --release` in the repository holding this file; sets REPO and COFRE.
+# bench_build: `cargo build --release` in the repository holding this file; sets REPO and COFRE
+# (in CARGO_TARGET_DIR when that is set).
 bench_build() {
     REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
     echo "building cofre (cargo build --release)..." >&2
     (cd "$REPO" && cargo build --release --quiet) || die "cargo build --release failed"
-    COFRE=$REPO/target/release/cofre
+    local target=${CARGO_TARGET_DIR:-target}
+    [[ $target == /* ]] || target=$REPO/$target
+    COFRE=$target/release/cofre
     [[ -x $COFRE ]] || die "no binary at $COFRE"
 }
 

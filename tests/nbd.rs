@@ -665,6 +665,28 @@ fn writers_are_locked_out_and_snapshots_capture_the_last_flush() {
     ro2.stop_ok();
     h.ok(EAST, &["snapshot", "delete", &first]);
     h.ok(EAST, &["volume", "delete", &vol]);
+    // The attach locks of what was deleted go with it.
+    let locks = h.path("home/regions/us-east-1/ebs/attach");
+    assert!(locks.is_dir());
+    for id in [&vol, &first] {
+        assert!(!locks.join(format!("{id}.lock")).exists(), "{id}");
+    }
+    // One a refused write of a volume that never was leaves, `gc` removes.
+    let nope = "vol-0123456789abcdef0";
+    let out = h.run(
+        EAST,
+        &[
+            "volume",
+            "write",
+            nope,
+            "--offset",
+            "0",
+            data.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(ACCESS));
+    h.ok(EAST, &["gc"]);
+    assert!(!locks.join(format!("{nope}.lock")).exists());
     h.verify(EAST);
 }
 

@@ -220,6 +220,35 @@ impl RegionEbs {
         }
     }
 
+    /// Removes the attach lock file of `id` (deleted; its lock held by the caller).
+    fn forget_attach(&self, id: &str) {
+        let _ = std::fs::remove_file(self.dir.join("attach").join(format!("{id}.lock")));
+    }
+
+    /// Removes the attach locks of volumes and snapshots `head` no longer has (and that no one
+    /// holds). Call with the exclusive `.gc.lock` held.
+    fn remove_stale_attach_locks(&self, head: &Head) -> Result<()> {
+        let dir = self.dir.join("attach");
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::io("listing", &dir, e)),
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".lock")) else {
+                continue;
+            };
+            if head.volumes.contains_key(id) || head.snapshots.contains_key(id) {
+                continue;
+            }
+            if let Some(_held) = store::try_lock(&entry.path())? {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+        Ok(())
+    }
+
     /// [`Self::try_attach`] for a writer that is not a session: `VolumeInUse` (or
     /// `InvalidSnapshot.InUse`) while a session has `id` attached.
     fn not_attached(&self, id: &str) -> Result<LockGuard> {

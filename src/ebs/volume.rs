@@ -381,6 +381,8 @@ impl Ebs<'_> {
                         .map(drop)
                         .ok_or_else(|| not_found("volume", id, self.kms.region()))
                 })?;
+                // Its attach lock goes with it (held here, so no session has it).
+                self.region.forget_attach(id);
                 self.collect_garbage().map(drop)
             },
         )
