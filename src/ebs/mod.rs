@@ -30,6 +30,7 @@
 //!   backup of the region) — there is no state outside the folder to compare it with.
 
 mod block;
+mod cache;
 mod copy;
 mod ids;
 mod map;

@@ -13,7 +13,9 @@
 //! Writes behave like a disk with a write-back cache:
 //!
 //! - A write changes the plaintext of its blocks in a bounded cache of dirty blocks
-//!   ([`DIRTY_LIMIT`] blocks). A partial block is read, changed and kept whole.
+//!   ([`DIRTY_LIMIT`] blocks). A write of part of a block, aligned to 512-byte sectors, opens
+//!   the stored block only when something needs the sectors it did not write (see
+//!   [`super::cache`]); an unaligned one opens it at once.
 //! - When the cache grows past its limit the dirty blocks are sealed into new blocks
 //!   (copy-on-write: a stored block is never changed) and the session's own copy of the block
 //!   map names them; the volume record does not, yet.
@@ -45,13 +47,15 @@
 //!   `cofre gc`, which [`close`](VolumeSession::close) runs.
 //! - `snapshot create` of an attached volume takes the head as it is: the last flush.
 
-use super::block::{is_zero, BlockHash, SALT_LEN};
+use super::block::{is_zero, BlockHash};
+use super::cache::{new_buf, plain, plain_mut, Clean, Dirty, Opened, Pool, SECTOR};
+use super::volume::read_block;
 use super::{not_found, BlockMap, Ebs, OpenLineage, RegionEbs, BLOCK_SIZE};
 use crate::error::{Ec2Code, Error, Result};
 use crate::kms::{Call, Kms};
 use crate::store::LockGuard;
 use rayon::prelude::*;
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -103,16 +107,6 @@ impl std::fmt::Debug for VolumeSession<'_> {
     }
 }
 
-/// An opened block, shared by the cache and the reads copying from it; zeroed when dropped.
-type Opened = Arc<zeroize::Zeroizing<Vec<u8>>>;
-
-/// A block being changed, in the clear; dropped (and zeroed) when sealed.
-struct Dirty {
-    plain: zeroize::Zeroizing<Vec<u8>>,
-    /// Store it even if it is all zeros (WRITE_ZEROES with NO_HOLE).
-    keep: bool,
-}
-
 #[derive(Default)]
 struct State {
     /// The block map as the session sees it: the last flush, and the blocks written back since.
@@ -122,8 +116,8 @@ struct State {
     /// For each index changed since the last flush, its entry in the published map.
     changed: BTreeMap<u64, Option<BlockHash>>,
     dirty: BTreeMap<u64, Dirty>,
-    /// Opened blocks, most recent last: (index, hash, plaintext).
-    clean: VecDeque<(u64, BlockHash, Opened)>,
+    clean: Clean,
+    pool: Pool,
     /// Encrypted blocks written since the last flush: no record names them yet.
     unpublished: HashSet<BlockHash>,
     /// Encrypted blocks this session wrote and published, that no other record is known to name.
@@ -143,7 +137,7 @@ impl<'k> Ebs<'k> {
     /// `VolumeInUse` if a session has it read-write (or, for `ReadWrite`, read-only).
     pub fn attach_volume(&self, id: &str, mode: SessionMode) -> Result<VolumeSession<'k>> {
         let mut session = None;
-        self.kms.audited(
+        let result = self.kms.audited(
             Call::ec2("AttachVolume", false)
                 .param("volumeId", id)
                 .param("readOnly", mode == SessionMode::ReadOnly),
@@ -168,15 +162,15 @@ impl<'k> Ebs<'k> {
                 session = Some(self.session(id, r.size_bytes, &r.lineage, &r.map, mode, lock)?);
                 Ok(())
             },
-        )?;
-        Ok(session.expect("set by the request"))
+        );
+        attached(result, session)
     }
 
     /// Attaches snapshot `id`, read-only (cofre's own `AttachSnapshot`); `snapshot delete`
     /// fails with `InvalidSnapshot.InUse` until it is detached.
     pub fn attach_snapshot(&self, id: &str) -> Result<VolumeSession<'k>> {
         let mut session = None;
-        self.kms.audited(
+        let result = self.kms.audited(
             Call::ec2("AttachSnapshot", false).param("snapshotId", id),
             |_| {
                 super::check_id(id, "snap-", "snapshot")?;
@@ -197,8 +191,8 @@ impl<'k> Ebs<'k> {
                 )?);
                 Ok(())
             },
-        )?;
-        Ok(session.expect("set by the request"))
+        );
+        attached(result, session)
     }
 
     fn session(
@@ -227,6 +221,23 @@ impl<'k> Ebs<'k> {
             closed: AtomicBool::new(false),
             _attached: lock,
         })
+    }
+}
+
+/// The session an attach request made, if the request (and its record) succeeded. A session
+/// whose attach could not be recorded is dropped without a detach.
+fn attached<'k>(
+    result: Result<()>,
+    session: Option<VolumeSession<'k>>,
+) -> Result<VolumeSession<'k>> {
+    match result {
+        Ok(()) => Ok(session.expect("made by a successful attach")),
+        Err(e) => {
+            if let Some(s) = session {
+                s.closed.store(true, Ordering::SeqCst);
+            }
+            Err(e)
+        }
     }
 }
 
@@ -281,6 +292,7 @@ impl VolumeSession<'_> {
     }
 
     /// Reads `buf.len()` bytes at `offset`.
+    /// Reads `buf.len()` bytes at `offset`.
     pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
         self.check_range(offset, buf.len() as u64)?;
         for (i, start, range) in pieces(offset, buf.len()) {
@@ -290,42 +302,81 @@ impl VolumeSession<'_> {
     }
 
     fn read_piece(&self, i: u64, start: usize, out: &mut [u8]) -> Result<()> {
-        let h = {
+        loop {
             let mut st = self.state()?;
+            let entry = st.map.blocks.get(&i).copied();
             if let Some(d) = st.dirty.get(&i) {
-                out.copy_from_slice(&d.plain[start..start + out.len()]);
-                return Ok(());
+                if d.holds(start, out.len()) {
+                    out.copy_from_slice(&plain(&d.buf)[start..start + out.len()]);
+                    return Ok(());
+                }
+                // A partial block has a stored base.
+                let h = entry.expect("a partial block's stored block");
+                match st.clean.get(i, &h) {
+                    Some(base) => {
+                        let d = st.dirty.get(&i).expect("present");
+                        d.read_with(start, plain(&base), out);
+                        return Ok(());
+                    }
+                    None => {
+                        drop(st);
+                        self.warm(i, h)?;
+                        continue;
+                    }
+                }
             }
-            let Some(&h) = st.map.blocks.get(&i) else {
+            let Some(h) = entry else {
                 out.fill(0);
                 return Ok(());
             };
-            if let Some(p) = st.cached(i, &h) {
+            if let Some(p) = st.clean.get(i, &h) {
                 drop(st);
-                out.copy_from_slice(&p[start..start + out.len()]);
+                out.copy_from_slice(&plain(&p)[start..start + out.len()]);
                 return Ok(());
             }
-            h
-        };
-        let plain = Arc::new(self.open_block(i, &h)?);
-        out.copy_from_slice(&plain[start..start + out.len()]);
-        self.state()?.cache(i, h, plain);
-        Ok(())
+            drop(st);
+            if out.len() == BLOCK_SIZE {
+                // A whole block, read once: opened straight into the caller's buffer.
+                let mut stored = Vec::with_capacity(super::block::SEALED_BLOCK_LEN);
+                return read_block(
+                    &self.store.blocks,
+                    &self.open,
+                    i,
+                    Some(&h),
+                    &mut stored,
+                    out,
+                );
+            }
+            let p = self.warm(i, h)?;
+            out.copy_from_slice(&plain(&p)[start..start + out.len()]);
+            return Ok(());
+        }
     }
 
-    /// Reads and opens stored block `h` at index `i`.
-    fn open_block(&self, i: u64, h: &BlockHash) -> Result<zeroize::Zeroizing<Vec<u8>>> {
-        let mut plain = zeroize::Zeroizing::new(vec![0u8; BLOCK_SIZE]);
+    /// Opens stored block `h` at index `i` into the read cache.
+    fn warm(&self, i: u64, h: BlockHash) -> Result<Opened> {
+        let mut buf = self.state()?.pool.take();
         let mut stored = Vec::with_capacity(super::block::SEALED_BLOCK_LEN);
-        super::volume::read_block(
+        let opened = read_block(
             &self.store.blocks,
             &self.open,
             i,
-            Some(h),
+            Some(&h),
             &mut stored,
-            &mut plain,
-        )?;
-        Ok(plain)
+            plain_mut(&mut buf),
+        );
+        let mut st = self.state()?;
+        if let Err(e) = opened {
+            st.pool.give(buf);
+            return Err(e);
+        }
+        let p = Arc::new(buf);
+        // Only while the map still names that block (a write may have replaced it meanwhile).
+        if st.map.blocks.get(&i) == Some(&h) {
+            let State { clean, pool, .. } = &mut *st;
+            clean.put(i, h, p.clone(), pool);
+        }
+        Ok(p)
     }
 
     /// Writes `data` at `offset`; with `fua`, flushes before returning.
@@ -333,9 +384,8 @@ impl VolumeSession<'_> {
         self.check_writable()?;
         self.check_range(offset, data.len() as u64)?;
         for (i, start, range) in pieces(offset, data.len()) {
-            self.change(i, |block| {
-                block[start..start + range.len()].copy_from_slice(&data[range])
-            })?;
+            let len = range.len();
+            self.change(i, start, len, false, |b| b.copy_from_slice(&data[range]))?;
         }
         if fua {
             self.flush()?;
@@ -356,10 +406,12 @@ impl VolumeSession<'_> {
             let take = (end - pos).min(BLOCK - start as u64) as usize;
             if take == BLOCK_SIZE && !no_hole {
                 let mut st = self.state()?;
-                st.dirty.remove(&i);
+                if let Some(d) = st.dirty.remove(&i) {
+                    st.pool.give(d.buf);
+                }
                 self.set_entry(&mut st, i, None);
             } else if no_hole || self.holds_data(i)? {
-                self.change_keep(i, no_hole, |b| b[start..start + take].fill(0))?;
+                self.change(i, start, take, no_hole, |b| b.fill(0))?;
             }
             pos += take as u64;
         }
@@ -380,41 +432,64 @@ impl VolumeSession<'_> {
         Ok(st.dirty.contains_key(&i) || st.map.blocks.contains_key(&i))
     }
 
-    fn change(&self, i: u64, f: impl FnOnce(&mut [u8])) -> Result<()> {
-        self.change_keep(i, false, f)
-    }
-
-    /// Changes block `i` in the dirty cache with `f`, reading it first if it is not there.
-    fn change_keep(&self, i: u64, keep: bool, f: impl FnOnce(&mut [u8])) -> Result<()> {
-        let mut f = Some(f);
+    /// Applies `f` to `len` bytes at `start` of block `i` in the dirty cache. The stored block
+    /// is opened first only if the change is not aligned to sectors (see [`super::cache`]).
+    fn change(
+        &self,
+        i: u64,
+        start: usize,
+        len: usize,
+        keep: bool,
+        f: impl FnOnce(&mut [u8]),
+    ) -> Result<()> {
+        let aligned = start % SECTOR == 0 && len % SECTOR == 0;
         loop {
             let mut st = self.state()?;
-            if let Some(d) = st.dirty.get_mut(&i) {
-                (f.take().expect("once"))(&mut d.plain);
-                d.keep |= keep;
-                return Ok(());
-            }
             let entry = st.map.blocks.get(&i).copied();
-            let plain = match entry {
-                None => Some(zeroize::Zeroizing::new(vec![0u8; BLOCK_SIZE])),
-                Some(h) => st
-                    .cached(i, &h)
-                    .map(|p| zeroize::Zeroizing::new(p.to_vec())),
-            };
-            let plain = match plain {
-                Some(p) => p,
-                None => {
-                    // Open the block without holding the lock, then start again: another
-                    // request may have changed the block meanwhile.
-                    drop(st);
-                    let h = entry.expect("a stored block");
-                    let p = Arc::new(self.open_block(i, &h)?);
-                    self.state()?.cache(i, h, p);
-                    continue;
+            if let Some(d) = st.dirty.get_mut(&i) {
+                if aligned || d.partial.is_none() {
+                    d.change(start, len, f);
+                    d.keep |= keep;
+                    return Ok(());
                 }
+                // Unaligned, on a partial block: make it whole first.
+                let h = entry.expect("a partial block's stored block");
+                match st.clean.get(i, &h) {
+                    Some(base) => st
+                        .dirty
+                        .get_mut(&i)
+                        .expect("present")
+                        .complete(plain(&base)),
+                    None => {
+                        drop(st);
+                        self.warm(i, h)?;
+                    }
+                }
+                continue;
+            }
+            let mut buf = st.pool.take();
+            let partial = match entry {
+                None => {
+                    plain_mut(&mut buf).fill(0);
+                    None
+                }
+                Some(_) if start == 0 && len == BLOCK_SIZE => None,
+                Some(_) if aligned => Some(Box::default()),
+                Some(h) => match st.clean.get(i, &h) {
+                    Some(base) => {
+                        plain_mut(&mut buf).copy_from_slice(plain(&base));
+                        None
+                    }
+                    None => {
+                        st.pool.give(buf);
+                        drop(st);
+                        self.warm(i, h)?;
+                        continue;
+                    }
+                },
             };
-            let mut d = Dirty { plain, keep };
-            (f.take().expect("once"))(&mut d.plain);
+            let mut d = Dirty { buf, keep, partial };
+            d.change(start, len, f);
             st.dirty.insert(i, d);
             st.since.get_or_insert_with(Instant::now);
             if st.dirty.len() > DIRTY_LIMIT {
@@ -424,8 +499,8 @@ impl VolumeSession<'_> {
         }
     }
 
-    /// Seals every dirty block into a new stored block and points the session's map at it.
-    /// On an error the dirty blocks stay in memory, and nothing changes.
+    /// Seals every dirty block, in place, into a new stored block and points the session's map
+    /// at it. On an error the dirty blocks are opened again and stay, and nothing changes.
     fn write_back(&self, st: &mut State) -> Result<()> {
         if st.dirty.is_empty() {
             return Ok(());
@@ -436,32 +511,62 @@ impl VolumeSession<'_> {
         st.since.get_or_insert_with(Instant::now);
         let blocks = &self.store.blocks;
         let cipher = self.open.cipher.as_ref();
-        let sealed = st
-            .dirty
-            .par_iter()
-            .map_init(
-                || zeroize::Zeroizing::new(Vec::with_capacity(super::block::SEALED_BLOCK_LEN)),
-                |buf, (&i, d)| -> Result<(u64, Option<BlockHash>)> {
-                    if !d.keep && is_zero(&d.plain) {
-                        return Ok((i, None));
+        let State { dirty, map, .. } = &mut *st;
+        let sealed = dirty
+            .par_iter_mut()
+            .map(|(&i, d)| -> Result<(u64, Option<BlockHash>)> {
+                if d.partial.is_some() {
+                    let h = map.blocks.get(&i).expect("a partial block's stored block");
+                    let mut base = new_buf();
+                    let mut stored = Vec::with_capacity(super::block::SEALED_BLOCK_LEN);
+                    read_block(
+                        blocks,
+                        &self.open,
+                        i,
+                        Some(h),
+                        &mut stored,
+                        plain_mut(&mut base),
+                    )?;
+                    d.complete(plain(&base));
+                }
+                if !d.keep && is_zero(plain(&d.buf)) {
+                    return Ok((i, None));
+                }
+                let h = match cipher {
+                    Some(c) => {
+                        c.seal_stored(i, &mut d.buf);
+                        blocks.put(&d.buf)?.0
                     }
-                    let h = match cipher {
-                        Some(c) => {
-                            buf.clear();
-                            buf.resize(SALT_LEN, 0);
-                            buf.extend_from_slice(&d.plain);
-                            c.seal_stored(i, buf);
-                            blocks.put(buf)?.0
-                        }
-                        None => blocks.put(&d.plain)?.0,
-                    };
-                    Ok((i, Some(h)))
-                },
-            )
-            .collect::<Result<Vec<_>>>()?;
-        st.dirty.clear();
-        for (i, h) in sealed {
+                    None => blocks.put(plain(&d.buf))?.0,
+                };
+                Ok((i, Some(h)))
+            })
+            .collect::<Vec<_>>();
+        if let Some(at) = sealed.iter().position(Result::is_err) {
+            let e = sealed
+                .into_iter()
+                .nth(at)
+                .expect("present")
+                .expect_err("an error");
+            if let Some(c) = cipher {
+                for (&i, d) in dirty.iter_mut() {
+                    if d.buf.len() == super::block::SEALED_BLOCK_LEN {
+                        let mut back = new_buf();
+                        c.open(i, &d.buf, plain_mut(&mut back))
+                            .expect("a block sealed here opens");
+                        d.buf = back;
+                    }
+                }
+            }
+            return Err(e);
+        }
+        let done = std::mem::take(dirty);
+        for r in sealed {
+            let (i, h) = r.expect("no error");
             self.set_entry(st, i, h);
+        }
+        for d in done.into_values() {
+            st.pool.give(d.buf);
         }
         Ok(())
     }
@@ -472,7 +577,8 @@ impl VolumeSession<'_> {
             Some(h) => st.map.blocks.insert(i, h),
             None => st.map.blocks.remove(&i),
         };
-        st.clean.retain(|(j, _, _)| *j != i);
+        let State { clean, pool, .. } = &mut *st;
+        clean.forget(i, pool);
         if old == new {
             return;
         }
@@ -642,28 +748,6 @@ impl Drop for VolumeSession<'_> {
         if !self.closed.swap(true, Ordering::SeqCst) {
             let _ = self.detach();
         }
-    }
-}
-
-impl State {
-    fn cached(&mut self, i: u64, h: &BlockHash) -> Option<Opened> {
-        let at = self.clean.iter().position(|(j, k, _)| *j == i && k == h)?;
-        let e = self.clean.remove(at).expect("present");
-        let p = e.2.clone();
-        self.clean.push_back(e);
-        Some(p)
-    }
-
-    fn cache(&mut self, i: u64, h: BlockHash, plain: Opened) {
-        // Only if the map still names that block (a write may have replaced it meanwhile).
-        if self.map.blocks.get(&i) != Some(&h) || self.dirty.contains_key(&i) {
-            return;
-        }
-        self.clean.retain(|(j, _, _)| *j != i);
-        if self.clean.len() >= CLEAN_LIMIT {
-            self.clean.pop_front();
-        }
-        self.clean.push_back((i, h, plain));
     }
 }
 
