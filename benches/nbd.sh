@@ -22,8 +22,10 @@
 #      with the volume.
 #
 # Rounds interleave the two servers. Prints medians (MiB/s, or IOPS), ratios cofre/qemu-nbd
-# (time for 1–2: lower is better; IOPS for 3), the peak memory, and the store's size after the
-# random writes (what the session reclaimed as it went). Goal: 1 and 2 within 1.5× of qemu-nbd.
+# (time for 1–2: lower is better; IOPS for 3), the CPU time each server process spent on 1 and 2
+# (which other load on the machine does not inflate the way it does wall time), the peak
+# memory, and the store's size after the random writes (what the session reclaimed as it went).
+# Goal: 1 and 2 within 1.5× of qemu-nbd.
 # Exits non-zero if a command fails or the data read back differs. Installs nothing.
 set -euo pipefail
 
@@ -98,7 +100,7 @@ random_writes() {
         fio --name=randw --ioengine=nbd --uri="$1" --rw=randwrite --bs=4k --size="$SIZE" \
             --iodepth=8 --fsync=16 --time_based --runtime="$RANDOM_SECS" --randrepeat=0 \
             --output-format=json 2> /dev/null |
-            awk '/"write" : \{/ { w = 1 } w && /"iops" :/ { gsub(/[^0-9.]/, "", $3); print $3; exit }'
+            awk '/"write" : \{/ { w = 1 } w && !done && /"iops" :/ { gsub(/[^0-9.]/, "", $3); print $3; done = 1 }'
     else
         local n=$(( RANDOM_SECS * 200 )) t0 t1
         t0=$(now_us)
@@ -109,13 +111,28 @@ random_writes() {
     fi
 }
 
+# cpu_s PID: CPU seconds (user + system) the process has used so far.
+TICK=$(getconf CLK_TCK)
+cpu_s() { awk -v t="$TICK" '{ sub(/^.*\) /, ""); printf "%.3f", ($12 + $13) / t }' "/proc/$1/stat"; }
+
+# measured WALL CPU PID CMD...: appends CMD's wall time to array WALL and the CPU time server
+# PID spent meanwhile to array CPU.
+measured() {
+    local -n cpu_acc=$2
+    local pid=$3 c0
+    c0=$(cpu_s "$pid")
+    timed "$1" "${@:4}"
+    cpu_acc+=("$(awk -v a="$c0" -v b="$(cpu_s "$pid")" 'BEGIN { printf "%.3f", b - a }')")
+}
+
 IN_C=() IN_Q=() OUT_C=() OUT_Q=() RW_C=() RW_Q=()
+CIN_C=() CIN_Q=() COUT_C=() COUT_Q=()
 for r in $(seq "$ROUNDS"); do
     echo "round $r of $ROUNDS..." >&2
-    timed IN_C nbdcopy --flush "$IN" "$COFRE_URI"
-    timed IN_Q nbdcopy --flush "$IN" "$QEMU_URI"
-    timed OUT_C nbdcopy "$COFRE_URI" null:
-    timed OUT_Q nbdcopy "$QEMU_URI" null:
+    measured IN_C CIN_C "$COFRE_PID" nbdcopy --flush "$IN" "$COFRE_URI"
+    measured IN_Q CIN_Q "$QEMU_PID" nbdcopy --flush "$IN" "$QEMU_URI"
+    measured OUT_C COUT_C "$COFRE_PID" nbdcopy "$COFRE_URI" null:
+    measured OUT_Q COUT_Q "$QEMU_PID" nbdcopy "$QEMU_URI" null:
 done
 # The data went in and comes out intact.
 cmp <(nbdcopy "$COFRE_URI" -) "$IN" || die "the volume does not read back as written"
@@ -163,5 +180,12 @@ printf '%-34s %10s IOPS %10s IOPS %9s× as many\n' \
     "4 KiB random writes, flush /16" "$m_rw_c" "$m_rw_q" "$(ratio "$m_rw_c" "$m_rw_q")"
 echo "  (times are ratios cofre/qemu-nbd, lower is better; random writes by $(
     [[ $HAVE_FIO == 1 ]] && echo "fio's nbd engine, iodepth 8" || echo "qemu-img bench, depth 8"))"
+printf '%-34s %10s s    %10s s    %9s×\n' "server CPU, nbdcopy in" \
+    "$(median "${CIN_C[@]}")" "$(median "${CIN_Q[@]}")" \
+    "$(ratio "$(median "${CIN_C[@]}")" "$(median "${CIN_Q[@]}")")"
+printf '%-34s %10s s    %10s s    %9s×\n' "server CPU, nbdcopy out" \
+    "$(median "${COUT_C[@]}")" "$(median "${COUT_Q[@]}")" \
+    "$(ratio "$(median "${COUT_C[@]}")" "$(median "${COUT_Q[@]}")")"
+echo "  (user + system seconds of the server process alone; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg))"
 echo "cofre server peak memory: $RSS_SMALL MiB serving $(( SIZE >> 20 )) MiB, $RSS_BIG MiB serving $(( BIG >> 20 )) MiB (qemu-nbd: $RSS_QEMU MiB)"
 echo "cofre store after the random writes: $STORE_MIB MiB for a $(( SIZE >> 20 )) MiB volume"

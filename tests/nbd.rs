@@ -212,9 +212,14 @@ struct Server {
 impl Server {
     /// Starts `cofre [region] ATTACH_ARGS --nbd unix:SOCKET` and waits for its URI.
     fn start(home: &Home, region: &str, args: &[&str], socket: &Path) -> Server {
-        let nbd = format!("unix:{}", socket.display());
+        Server::start_at(home, region, args, &format!("unix:{}", socket.display()))
+    }
+
+    /// [`Server::start`] with any `--nbd` value.
+    fn start_at(home: &Home, region: &str, args: &[&str], nbd: &str) -> Server {
+        let socket = PathBuf::from(nbd.strip_prefix("unix:").unwrap_or_default());
         let mut all = args.to_vec();
-        all.extend(["--nbd", &nbd]);
+        all.extend(["--nbd", nbd]);
         let mut child = home
             .cmd(region, &all)
             .stdout(Stdio::piped())
@@ -250,7 +255,7 @@ impl Server {
         Server {
             child,
             uri,
-            socket: socket.to_owned(),
+            socket,
             stderr,
         }
     }
@@ -756,6 +761,33 @@ fn hostile_clients_are_disconnected_and_the_server_serves_on() {
     assert!(err.contains("dropped"), "{err}");
     assert!(h.contents(EAST, &vol, size).iter().all(|&b| b == 0x3c));
     h.verify(EAST);
+}
+
+#[test]
+fn tcp_serves_on_loopback_only() {
+    let h = Home::new();
+    let vol = h.volume(MIB);
+    for addr in [
+        "0.0.0.0:10809",
+        "192.0.2.1:10809",
+        "[::]:10809",
+        "nowhere",
+        "unix:",
+    ] {
+        let out = h.run(EAST, &["volume", "attach", &vol, "--nbd", addr]);
+        assert_eq!(out.status.code(), Some(2), "{addr}");
+        assert!(out.stdout.is_empty(), "{addr}");
+    }
+    // Port 0: the system picks one, and the URI says which.
+    let server = Server::start_at(&h, EAST, &["volume", "attach", &vol], "127.0.0.1:0");
+    assert!(server.uri.starts_with("nbd://127.0.0.1:"), "{}", server.uri);
+    assert!(server.uri.ends_with(&format!("/{vol}")), "{}", server.uri);
+    qemu_io(
+        &server.uri,
+        &["write -P 0x61 4k 64k", "read -P 0x61 4k 64k"],
+    );
+    server.stop_ok();
+    assert_eq!(h.contents(EAST, &vol, 8192)[4096..], [0x61; 4096]);
 }
 
 /// A client writes generation g over the whole volume (byte g), then flushes, g = 1, 2, …,

@@ -338,23 +338,35 @@ impl VolumeSession<'_> {
             if out.len() == BLOCK_SIZE {
                 // A whole block, read once: opened straight into the caller's buffer.
                 let mut stored = Vec::with_capacity(super::block::SEALED_BLOCK_LEN);
-                return read_block(
+                match read_block(
                     &self.store.blocks,
                     &self.open,
                     i,
                     Some(&h),
                     &mut stored,
                     out,
-                );
+                ) {
+                    Err(_) if self.replaced(i, &h)? => continue,
+                    r => return r,
+                }
             }
-            let p = self.warm(i, h)?;
+            let Some(p) = self.warm(i, h)? else {
+                continue;
+            };
             out.copy_from_slice(&plain(&p)[start..start + out.len()]);
             return Ok(());
         }
     }
 
-    /// Opens stored block `h` at index `i` into the read cache.
-    fn warm(&self, i: u64, h: BlockHash) -> Result<Opened> {
+    /// True if the session's map no longer names `h` at `i`: a write replaced the block while
+    /// it was being read (and may have removed it), so the read starts again.
+    fn replaced(&self, i: u64, h: &BlockHash) -> Result<bool> {
+        Ok(self.state()?.map.blocks.get(&i) != Some(h))
+    }
+
+    /// Opens stored block `h` at index `i` into the read cache; `None` if a write replaced it
+    /// meanwhile (the caller starts again).
+    fn warm(&self, i: u64, h: BlockHash) -> Result<Option<Opened>> {
         let mut buf = self.state()?.pool.take();
         let mut stored = Vec::with_capacity(super::block::SEALED_BLOCK_LEN);
         let opened = read_block(
@@ -366,17 +378,18 @@ impl VolumeSession<'_> {
             plain_mut(&mut buf),
         );
         let mut st = self.state()?;
+        let current = st.map.blocks.get(&i) == Some(&h);
         if let Err(e) = opened {
             st.pool.give(buf);
-            return Err(e);
+            return if current { Err(e) } else { Ok(None) };
         }
         let p = Arc::new(buf);
-        // Only while the map still names that block (a write may have replaced it meanwhile).
-        if st.map.blocks.get(&i) == Some(&h) {
+        // Cached only while the map still names that block.
+        if current {
             let State { clean, pool, .. } = &mut *st;
             clean.put(i, h, p.clone(), pool);
         }
-        Ok(p)
+        Ok(Some(p))
     }
 
     /// Writes `data` at `offset`; with `fua`, flushes before returning.
