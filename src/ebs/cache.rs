@@ -68,27 +68,49 @@ pub struct Dirty {
     pub buf: Buf,
     /// Store it even if it is all zeros (WRITE_ZEROES with NO_HOLE).
     pub keep: bool,
-    /// `None`: every byte is the block's. `Some`: only these sectors are; the others are still
-    /// those of the stored block the map names.
-    pub partial: Option<Box<Sectors>>,
+    /// The sectors it does not hold are still those of the stored block the map names (it
+    /// was written in part, aligned, and not read).
+    pub partial: bool,
+    /// Sectors written by aligned changes since it became dirty: once all are, the whole
+    /// block has been written anew (and can be sealed at once).
+    pub covered: Sectors,
+    /// Which change made it as it is (the session counts changes).
+    pub version: u64,
 }
 
 impl Dirty {
-    /// Applies `f` to `len` bytes at `start`; a partial block learns which sectors it now holds
-    /// (the caller has made sure an unaligned change does not land on a partial block).
-    pub fn change(&mut self, start: usize, len: usize, f: impl FnOnce(&mut [u8])) {
+    /// A dirty block of `buf`'s plaintext; `partial`: the rest is the stored block's.
+    pub fn new(buf: Buf, keep: bool, partial: bool) -> Dirty {
+        Dirty {
+            buf,
+            keep,
+            partial,
+            covered: Sectors::default(),
+            version: 0,
+        }
+    }
+
+    /// Applies `f` to `len` bytes at `start`, as change number `version`. The caller has made
+    /// sure an unaligned change does not land on a partial block.
+    pub fn change(&mut self, start: usize, len: usize, version: u64, f: impl FnOnce(&mut [u8])) {
         f(&mut plain_mut(&mut self.buf)[start..start + len]);
-        if let Some(p) = &mut self.partial {
-            p.mark(start, len);
-            if p.all() {
-                self.partial = None;
+        self.version = version;
+        if start % SECTOR == 0 && len % SECTOR == 0 {
+            self.covered.mark(start, len);
+            if self.covered.all() {
+                self.partial = false;
             }
         }
     }
 
+    /// True if every sector was written anew since the block became dirty.
+    pub fn rewritten(&self) -> bool {
+        self.covered.all()
+    }
+
     /// True if `len` bytes at `start` can be read from this block alone.
     pub fn holds(&self, start: usize, len: usize) -> bool {
-        self.partial.as_ref().is_none_or(|p| p.covers(start, len))
+        !self.partial || self.covered.covers(start, len)
     }
 
     /// Copies `out.len()` bytes at `start` into `out`, taking the sectors it does not hold from
@@ -99,9 +121,10 @@ impl Dirty {
         let end = start + out.len();
         while pos < end {
             let next = ((pos / SECTOR + 1) * SECTOR).min(end);
-            let from = match &self.partial {
-                Some(p) if !p.has(pos / SECTOR) => base,
-                _ => mine,
+            let from = if self.partial && !self.covered.has(pos / SECTOR) {
+                base
+            } else {
+                mine
             };
             out[pos - start..next - start].copy_from_slice(&from[pos..next]);
             pos = next;
@@ -110,12 +133,13 @@ impl Dirty {
 
     /// Fills the sectors it does not hold from `base`: the block is whole again.
     pub fn complete(&mut self, base: &[u8]) {
-        if let Some(p) = self.partial.take() {
-            let mine = plain_mut(&mut self.buf);
-            for s in (0..SECTORS).filter(|&s| !p.has(s)) {
-                mine[s * SECTOR..(s + 1) * SECTOR]
-                    .copy_from_slice(&base[s * SECTOR..(s + 1) * SECTOR]);
-            }
+        if !self.partial {
+            return;
+        }
+        self.partial = false;
+        let mine = plain_mut(&mut self.buf);
+        for s in (0..SECTORS).filter(|&s| !self.covered.has(s)) {
+            mine[s * SECTOR..(s + 1) * SECTOR].copy_from_slice(&base[s * SECTOR..(s + 1) * SECTOR]);
         }
     }
 }
@@ -200,12 +224,8 @@ mod tests {
     #[test]
     fn partial_blocks_read_and_complete_from_their_base() {
         let base: Vec<u8> = (0..BLOCK_SIZE).map(|i| (i % 251) as u8).collect();
-        let mut d = Dirty {
-            buf: new_buf(),
-            keep: false,
-            partial: Some(Box::default()),
-        };
-        d.change(1024, 1024, |b| b.fill(0xee));
+        let mut d = Dirty::new(new_buf(), false, true);
+        d.change(1024, 1024, 1, |b| b.fill(0xee));
         assert!(d.holds(1024, 1024) && d.holds(1500, 10));
         assert!(!d.holds(1000, 100) && !d.holds(2000, 100));
         let mut out = vec![0u8; 3000];
@@ -214,19 +234,16 @@ mod tests {
         assert!(out[924..1948].iter().all(|&b| b == 0xee));
         assert_eq!(&out[1948..], &base[2048..3100]);
         d.complete(&base);
-        assert!(d.partial.is_none());
+        assert!(!d.partial && !d.rewritten());
         let p = plain(&d.buf);
         assert_eq!(&p[..1024], &base[..1024]);
         assert!(p[1024..2048].iter().all(|&b| b == 0xee));
         assert_eq!(&p[2048..], &base[2048..]);
         // Every sector written: whole without the base.
-        let mut d = Dirty {
-            buf: new_buf(),
-            keep: false,
-            partial: Some(Box::default()),
-        };
-        d.change(0, BLOCK_SIZE / 2, |b| b.fill(1));
-        d.change(BLOCK_SIZE / 2, BLOCK_SIZE / 2, |b| b.fill(2));
-        assert!(d.partial.is_none());
+        let mut d = Dirty::new(new_buf(), false, true);
+        d.change(0, BLOCK_SIZE / 2, 1, |b| b.fill(1));
+        assert!(!d.rewritten());
+        d.change(BLOCK_SIZE / 2, BLOCK_SIZE / 2, 2, |b| b.fill(2));
+        assert!(!d.partial && d.rewritten());
     }
 }

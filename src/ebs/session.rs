@@ -48,7 +48,7 @@
 //! - `snapshot create` of an attached volume takes the head as it is: the last flush.
 
 use super::block::{is_zero, BlockHash};
-use super::cache::{new_buf, plain, plain_mut, Clean, Dirty, Opened, Pool, SECTOR};
+use super::cache::{new_buf, plain, plain_mut, Buf, Clean, Dirty, Opened, Pool, SECTOR};
 use super::volume::read_block;
 use super::{not_found, BlockMap, Ebs, OpenLineage, RegionEbs, BLOCK_SIZE};
 use crate::error::{Ec2Code, Error, Result};
@@ -82,6 +82,30 @@ pub struct Extent {
     pub length: u64,
     /// Stored data (or a dirty block); false: a hole, which reads as zeros.
     pub allocated: bool,
+}
+
+impl Extent {
+    /// `len` bytes at `offset` in runs of one status, `allocated(i)` giving block `i`'s.
+    pub fn runs(offset: u64, len: u64, allocated: impl Fn(u64) -> bool) -> Vec<Extent> {
+        let end = offset + len;
+        let mut out: Vec<Extent> = Vec::new();
+        let mut pos = offset;
+        while pos < end {
+            let i = pos / BLOCK;
+            let next = ((i + 1) * BLOCK).min(end);
+            let allocated = allocated(i);
+            match out.last_mut() {
+                Some(e) if e.allocated == allocated => e.length += next - pos,
+                _ => out.push(Extent {
+                    offset: pos,
+                    length: next - pos,
+                    allocated,
+                }),
+            }
+            pos = next;
+        }
+        out
+    }
 }
 
 /// A volume or snapshot attached as a disk. `Sync`: many threads may serve one session.
@@ -126,8 +150,12 @@ struct State {
     garbage: Vec<BlockHash>,
     /// Maps of other records already searched for owned blocks (maps never change).
     seen_maps: HashSet<String>,
-    /// Shared `.gc.lock`, held while unpublished blocks exist.
+    /// Shared `.gc.lock`, held while unpublished blocks exist (or are being written).
     writing: Option<LockGuard>,
+    /// Blocks being sealed outside the lock ([`VolumeSession::seal_if_rewritten`]).
+    in_flight: usize,
+    /// Changes made so far (each dirty block notes the last one that touched it).
+    changes: u64,
     /// When the oldest change not yet flushed was made.
     since: Option<Instant>,
 }
@@ -446,7 +474,8 @@ impl VolumeSession<'_> {
     }
 
     /// Applies `f` to `len` bytes at `start` of block `i` in the dirty cache. The stored block
-    /// is opened first only if the change is not aligned to sectors (see [`super::cache`]).
+    /// is opened first only if the change is not aligned to sectors (see [`super::cache`]). A
+    /// block this change finishes writing anew is sealed at once, by this thread.
     fn change(
         &self,
         i: u64,
@@ -459,11 +488,13 @@ impl VolumeSession<'_> {
         loop {
             let mut st = self.state()?;
             let entry = st.map.blocks.get(&i).copied();
+            st.changes += 1;
+            let version = st.changes;
             if let Some(d) = st.dirty.get_mut(&i) {
-                if aligned || d.partial.is_none() {
-                    d.change(start, len, f);
+                if aligned || !d.partial {
+                    d.change(start, len, version, f);
                     d.keep |= keep;
-                    return Ok(());
+                    return self.seal_if_rewritten(st, i);
                 }
                 // Unaligned, on a partial block: make it whole first.
                 let h = entry.expect("a partial block's stored block");
@@ -484,14 +515,14 @@ impl VolumeSession<'_> {
             let partial = match entry {
                 None => {
                     plain_mut(&mut buf).fill(0);
-                    None
+                    false
                 }
-                Some(_) if start == 0 && len == BLOCK_SIZE => None,
-                Some(_) if aligned => Some(Box::default()),
+                Some(_) if start == 0 && len == BLOCK_SIZE => false,
+                Some(_) if aligned => true,
                 Some(h) => match st.clean.get(i, &h) {
                     Some(base) => {
                         plain_mut(&mut buf).copy_from_slice(plain(&base));
-                        None
+                        false
                     }
                     None => {
                         st.pool.give(buf);
@@ -501,15 +532,71 @@ impl VolumeSession<'_> {
                     }
                 },
             };
-            let mut d = Dirty { buf, keep, partial };
-            d.change(start, len, f);
+            let mut d = Dirty::new(buf, keep, partial);
+            d.change(start, len, version, f);
             st.dirty.insert(i, d);
             st.since.get_or_insert_with(Instant::now);
             if st.dirty.len() > DIRTY_LIMIT {
                 self.write_back(&mut st)?;
+                return Ok(());
             }
-            return Ok(());
+            return self.seal_if_rewritten(st, i);
         }
+    }
+
+    /// Seals dirty block `i` now, outside the lock, if every sector of it was written anew
+    /// (a writer moving on: it is unlikely to change again soon). A change made meanwhile
+    /// wins: the sealed copy is dropped and the block stays dirty. Failing here is not the
+    /// write's failure: the block stays dirty and the next write-back reports it.
+    fn seal_if_rewritten(&self, mut st: MutexGuard<'_, State>, i: u64) -> Result<()> {
+        let Some(d) = st.dirty.get(&i).filter(|d| d.rewritten()) else {
+            return Ok(());
+        };
+        let (version, keep) = (d.version, d.keep);
+        let mut copy = st.pool.take();
+        plain_mut(&mut copy).copy_from_slice(plain(&st.dirty[&i].buf));
+        if st.writing.is_none() {
+            st.writing = Some(self.store.writing()?);
+        }
+        st.in_flight += 1;
+        drop(st);
+        let sealed = self.seal(i, &mut copy, keep);
+        let mut st = self.state()?;
+        st.in_flight -= 1;
+        st.pool.give(copy);
+        // A flush that ran meanwhile left `.gc.lock` to the last block in flight.
+        if st.in_flight == 0 && st.changed.is_empty() {
+            st.writing = None;
+        }
+        let Ok(h) = sealed else {
+            return Ok(());
+        };
+        if st.dirty.get(&i).is_some_and(|d| d.version == version) {
+            let d = st.dirty.remove(&i).expect("present");
+            st.pool.give(d.buf);
+            self.set_entry(&mut st, i, h);
+        } else if let (Some(h), Some(_)) = (h, &self.open.cipher) {
+            // Outdated before it was named: nothing names it, nothing else can hold it.
+            let _ = self.store.blocks.remove(&h);
+        }
+        Ok(())
+    }
+
+    /// Seals block `i` (the plaintext in `buf`) in place and stores it; `None` for a block of
+    /// zeros, which is not stored (unless `keep`).
+    fn seal(&self, i: u64, buf: &mut Buf, keep: bool) -> Result<Option<BlockHash>> {
+        if !keep && is_zero(plain(buf)) {
+            return Ok(None);
+        }
+        let blocks = &self.store.blocks;
+        let (h, _) = match &self.open.cipher {
+            Some(c) => {
+                c.seal_stored(i, buf);
+                blocks.put(buf)?
+            }
+            None => blocks.put(plain(buf))?,
+        };
+        Ok(Some(h))
     }
 
     /// Seals every dirty block, in place, into a new stored block and points the session's map
@@ -523,12 +610,11 @@ impl VolumeSession<'_> {
         }
         st.since.get_or_insert_with(Instant::now);
         let blocks = &self.store.blocks;
-        let cipher = self.open.cipher.as_ref();
         let State { dirty, map, .. } = &mut *st;
         let sealed = dirty
             .par_iter_mut()
             .map(|(&i, d)| -> Result<(u64, Option<BlockHash>)> {
-                if d.partial.is_some() {
+                if d.partial {
                     let h = map.blocks.get(&i).expect("a partial block's stored block");
                     let mut base = new_buf();
                     let mut stored = Vec::with_capacity(super::block::SEALED_BLOCK_LEN);
@@ -542,17 +628,7 @@ impl VolumeSession<'_> {
                     )?;
                     d.complete(plain(&base));
                 }
-                if !d.keep && is_zero(plain(&d.buf)) {
-                    return Ok((i, None));
-                }
-                let h = match cipher {
-                    Some(c) => {
-                        c.seal_stored(i, &mut d.buf);
-                        blocks.put(&d.buf)?.0
-                    }
-                    None => blocks.put(plain(&d.buf))?.0,
-                };
-                Ok((i, Some(h)))
+                Ok((i, self.seal(i, &mut d.buf, d.keep)?))
             })
             .collect::<Vec<_>>();
         if let Some(at) = sealed.iter().position(Result::is_err) {
@@ -561,7 +637,7 @@ impl VolumeSession<'_> {
                 .nth(at)
                 .expect("present")
                 .expect_err("an error");
-            if let Some(c) = cipher {
+            if let Some(c) = &self.open.cipher {
                 for (&i, d) in dirty.iter_mut() {
                     if d.buf.len() == super::block::SEALED_BLOCK_LEN {
                         let mut back = new_buf();
@@ -661,7 +737,10 @@ impl VolumeSession<'_> {
             st.owned.extend(written);
         }
         st.since = None;
-        st.writing = None;
+        // A block being sealed outside the lock is not named yet: gc must wait for it too.
+        if st.in_flight == 0 {
+            st.writing = None;
+        }
         self.reclaim(st);
         Ok(())
     }
@@ -709,24 +788,9 @@ impl VolumeSession<'_> {
     pub fn block_status(&self, offset: u64, len: u64) -> Result<Vec<Extent>> {
         self.check_range(offset, len)?;
         let st = self.state()?;
-        let end = offset + len;
-        let mut out: Vec<Extent> = Vec::new();
-        let mut pos = offset;
-        while pos < end {
-            let i = pos / BLOCK;
-            let next = ((i + 1) * BLOCK).min(end);
-            let allocated = st.dirty.contains_key(&i) || st.map.blocks.contains_key(&i);
-            match out.last_mut() {
-                Some(e) if e.allocated == allocated => e.length += next - pos,
-                _ => out.push(Extent {
-                    offset: pos,
-                    length: next - pos,
-                    allocated,
-                }),
-            }
-            pos = next;
-        }
-        Ok(out)
+        Ok(Extent::runs(offset, len, |i| {
+            st.dirty.contains_key(&i) || st.map.blocks.contains_key(&i)
+        }))
     }
 
     /// Flushes, collects the garbage of a read-write session (`cofre gc`), and records the

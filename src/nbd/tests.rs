@@ -75,22 +75,7 @@ impl Export for Memory {
     }
     fn block_status(&self, offset: u64, len: u64) -> Result<Vec<Extent>> {
         let d = self.data.lock().unwrap();
-        let mut out: Vec<Extent> = Vec::new();
-        let mut pos = offset;
-        while pos < offset + len {
-            let next = ((pos / BLOCK + 1) * BLOCK).min(offset + len);
-            let allocated = d.1[(pos / BLOCK) as usize];
-            match out.last_mut() {
-                Some(e) if e.allocated == allocated => e.length += next - pos,
-                _ => out.push(Extent {
-                    offset: pos,
-                    length: next - pos,
-                    allocated,
-                }),
-            }
-            pos = next;
-        }
-        Ok(out)
+        Ok(Extent::runs(offset, len, |i| d.1[i as usize]))
     }
 }
 
