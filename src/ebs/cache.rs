@@ -37,6 +37,11 @@ pub fn plain_mut(b: &mut [u8]) -> &mut [u8] {
     &mut b[SALT_LEN..SALT_LEN + BLOCK_SIZE]
 }
 
+/// True if `len` bytes at `start` are whole sectors.
+pub fn aligned(start: usize, len: usize) -> bool {
+    start.is_multiple_of(SECTOR) && len.is_multiple_of(SECTOR)
+}
+
 /// Which sectors of a block a dirty block holds.
 #[derive(Clone, Default)]
 pub struct Sectors([u64; SECTORS / 64]);
@@ -95,7 +100,7 @@ impl Dirty {
     pub fn change(&mut self, start: usize, len: usize, version: u64, f: impl FnOnce(&mut [u8])) {
         f(&mut plain_mut(&mut self.buf)[start..start + len]);
         self.version = version;
-        if start % SECTOR == 0 && len % SECTOR == 0 {
+        if aligned(start, len) {
             self.covered.mark(start, len);
             if self.covered.all() {
                 self.partial = false;

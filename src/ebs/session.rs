@@ -48,7 +48,7 @@
 //! - `snapshot create` of an attached volume takes the head as it is: the last flush.
 
 use super::block::{is_zero, BlockHash};
-use super::cache::{new_buf, plain, plain_mut, Buf, Clean, Dirty, Opened, Pool, SECTOR};
+use super::cache::{aligned, new_buf, plain, plain_mut, Buf, Clean, Dirty, Opened, Pool};
 use super::volume::read_block;
 use super::{not_found, BlockMap, Ebs, OpenLineage, RegionEbs, BLOCK_SIZE};
 use crate::error::{Ec2Code, Error, Result};
@@ -484,7 +484,7 @@ impl VolumeSession<'_> {
         keep: bool,
         f: impl FnOnce(&mut [u8]),
     ) -> Result<()> {
-        let aligned = start % SECTOR == 0 && len % SECTOR == 0;
+        let aligned = aligned(start, len);
         loop {
             let mut st = self.state()?;
             let entry = st.map.blocks.get(&i).copied();
