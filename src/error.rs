@@ -88,6 +88,11 @@ pub enum Ec2Code {
     InvalidParameterDependency,
     InvalidParameterCombination,
     IncorrectState,
+    /// A volume attached read-write (or read-only, to a writer) by a volume session: another
+    /// attach, a write or a delete must wait for the detach.
+    VolumeInUse,
+    /// A snapshot attached by a volume session cannot be deleted until it is detached.
+    InvalidSnapshotInUse,
     /// `snapshot diff` of snapshots of different lineages (EBS direct APIs).
     UnrelatedSnapshots,
 }
@@ -103,6 +108,8 @@ impl fmt::Display for Ec2Code {
             Ec2Code::InvalidParameterDependency => "InvalidParameterDependency",
             Ec2Code::InvalidParameterCombination => "InvalidParameterCombination",
             Ec2Code::IncorrectState => "IncorrectState",
+            Ec2Code::VolumeInUse => "VolumeInUse",
+            Ec2Code::InvalidSnapshotInUse => "InvalidSnapshot.InUse",
             Ec2Code::UnrelatedSnapshots => "ValidationException (UNRELATED_SNAPSHOTS)",
         })
     }
@@ -277,7 +284,9 @@ impl Error {
             Error::Ec2 { code, .. } => match code {
                 Ec2Code::InvalidVolumeNotFound
                 | Ec2Code::InvalidSnapshotNotFound
-                | Ec2Code::IncorrectState => ExitCode::Access,
+                | Ec2Code::IncorrectState
+                | Ec2Code::VolumeInUse
+                | Ec2Code::InvalidSnapshotInUse => ExitCode::Access,
                 _ => ExitCode::Usage,
             },
             Error::ContextMismatch(_) => ExitCode::Access,

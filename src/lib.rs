@@ -43,7 +43,8 @@ pub mod api;
 // ── EBS: volumes and snapshots as blocks under each region ───────────────────────────────
 pub mod ebs;
 
-// ── The AWS wire protocols over HTTP (`cofre serve`) ─────────────────────────────────────
+// ── Front ends over the service: the AWS wire protocols over HTTP (`cofre serve`), NBD ───
+pub mod nbd;
 pub mod server;
 
 // ── Data commands, the demo and the command line ─────────────────────────────────────────

@@ -34,11 +34,20 @@ pub const TMP_PREFIX: &str = ".cofre-tmp-";
 static PENDING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 static HANDLER: Once = Once::new();
 
+/// What a long-running command (a server) does on the first interrupt instead of exiting.
+type InterruptHook = Box<dyn Fn() + Send + Sync>;
+static HOOK: Mutex<Option<InterruptHook>> = Mutex::new(None);
+
 /// Installs the handler for Ctrl-C, SIGTERM and SIGHUP that removes pending temporary files and
-/// exits with 130.
+/// exits with 130. While a hook is set ([`on_interrupt`]), the first signal runs the hook
+/// instead (a server stops cleanly) and a second one exits as usual.
 pub fn install_interrupt_handler() {
     HANDLER.call_once(|| {
         let _ = ctrlc::set_handler(|| {
+            if let Some(hook) = HOOK.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                hook();
+                return;
+            }
             let pending = PENDING.lock().unwrap_or_else(|e| e.into_inner());
             for p in pending.iter() {
                 let _ = fs::remove_file(p).or_else(|_| fs::remove_dir_all(p));
@@ -47,6 +56,12 @@ pub fn install_interrupt_handler() {
             std::process::exit(crate::ExitCode::Interrupted as i32);
         });
     });
+}
+
+/// Runs `hook` on the next Ctrl-C, SIGTERM or SIGHUP instead of exiting (once: a second signal
+/// exits with 130). [`install_interrupt_handler`] must have run (the CLI installs it first).
+pub fn on_interrupt(hook: impl Fn() + Send + Sync + 'static) {
+    *HOOK.lock().unwrap_or_else(|e| e.into_inner()) = Some(Box::new(hook));
 }
 
 /// Removes `path` (a file or a whole folder) if the process is interrupted before
@@ -305,6 +320,30 @@ pub fn lock_shared(path: &Path) -> Result<LockGuard> {
     let f = open_lock(path)?;
     f.lock_shared().map_err(|e| Error::io("locking", path, e))?;
     Ok(LockGuard { _file: f })
+}
+
+/// Takes an exclusive lock on `path` (created if missing) if no one holds it; `None` if someone
+/// does.
+pub fn try_lock(path: &Path) -> Result<Option<LockGuard>> {
+    try_locking(path, File::try_lock)
+}
+
+/// Takes a shared lock on `path` (created if missing) unless someone holds it exclusively;
+/// `None` if someone does.
+pub fn try_lock_shared(path: &Path) -> Result<Option<LockGuard>> {
+    try_locking(path, File::try_lock_shared)
+}
+
+fn try_locking(
+    path: &Path,
+    how: fn(&File) -> std::result::Result<(), fs::TryLockError>,
+) -> Result<Option<LockGuard>> {
+    let f = open_lock(path)?;
+    match how(&f) {
+        Ok(()) => Ok(Some(LockGuard { _file: f })),
+        Err(fs::TryLockError::WouldBlock) => Ok(None),
+        Err(fs::TryLockError::Error(e)) => Err(Error::io("locking", path, e)),
+    }
 }
 
 fn open_lock(path: &Path) -> Result<File> {

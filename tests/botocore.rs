@@ -159,6 +159,14 @@ const EXEMPT: &[(&str, &str)] = &[
         "data plane: writes a raw image file, prints nothing",
     ),
     (
+        "volume attach",
+        "data plane: serves the volume over NBD until a signal; prints its NBD URI",
+    ),
+    (
+        "snapshot attach",
+        "data plane: serves the snapshot read-only over NBD until a signal; prints its NBD URI",
+    ),
+    (
         "key usage-report",
         "cofre-only: which volumes, snapshots and files use each key version",
     ),

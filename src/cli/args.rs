@@ -665,6 +665,16 @@ pub enum VolumeCommand {
         /// Data to write (- or nothing for stdin)
         input: Option<PathBuf>,
     },
+    /// Serve a volume as a disk over NBD until Ctrl-C or SIGTERM (then flush and exit 0)
+    Attach {
+        volume: String,
+        /// Where to listen: unix:PATH, or ADDR:PORT on a loopback address (:PORT is 127.0.0.1)
+        #[arg(long, value_name = "unix:PATH|ADDR:PORT")]
+        nbd: String,
+        /// Serve it read-only (other read-only attaches may share it)
+        #[arg(long)]
+        read_only: bool,
+    },
     /// Write a volume out as a raw image
     Export {
         volume: String,
@@ -694,6 +704,13 @@ pub enum SnapshotCommand {
     Delete { snapshot: String },
     /// List the block indexes that differ between two snapshots of one lineage
     Diff { first: String, second: String },
+    /// Serve a snapshot as a read-only disk over NBD until Ctrl-C or SIGTERM
+    Attach {
+        snapshot: String,
+        /// Where to listen: unix:PATH, or ADDR:PORT on a loopback address (:PORT is 127.0.0.1)
+        #[arg(long, value_name = "unix:PATH|ADDR:PORT")]
+        nbd: String,
+    },
     /// Copy a snapshot from another region into --region, re-wrapping its data key
     Copy {
         snapshot: String,

@@ -21,6 +21,7 @@ macro_rules! out {
 }
 
 mod args;
+mod attach;
 mod audit_report;
 mod kms_cmd;
 mod paging;
@@ -711,6 +712,18 @@ fn dispatch(cli: Cli) -> Result<()> {
                     sparse,
                     force,
                 } => ebs.export_volume(&volume, &out, sparse, force, cli.quiet)?,
+                VolumeCommand::Attach {
+                    volume,
+                    nbd,
+                    read_only,
+                } => {
+                    let mode = if read_only {
+                        crate::ebs::SessionMode::ReadOnly
+                    } else {
+                        crate::ebs::SessionMode::ReadWrite
+                    };
+                    attach::serve(&nbd.parse()?, || ebs.attach_volume(&volume, mode), json)?
+                }
             }
         }
         Command::Snapshot(cmd) => {
@@ -728,6 +741,9 @@ fn dispatch(cli: Cli) -> Result<()> {
                 SnapshotCommand::Delete { snapshot } => ebs.delete_snapshot(&snapshot)?,
                 SnapshotCommand::Diff { first, second } => {
                     print::changed_blocks(&ebs.diff_snapshots(&first, &second)?, json)
+                }
+                SnapshotCommand::Attach { snapshot, nbd } => {
+                    attach::serve(&nbd.parse()?, || ebs.attach_snapshot(&snapshot), json)?
                 }
                 SnapshotCommand::Copy {
                     snapshot,

@@ -6,6 +6,7 @@
 //!   head              the region's records, authenticated: "cofre-ebs-head v1 <mac>\n" + JSON
 //!   .lock             guards read-modify-write of the head
 //!   .gc.lock          shared by anyone writing blocks, exclusive for anyone removing them
+//!   attach/<id>.lock  held by a volume session: exclusive read-write, shared read-only
 //!   blocks/ab/<hash>  512 KiB data blocks, named by the BLAKE3 hash of their stored bytes
 //!   maps/ab/<hash>    block maps (index → block hash), named the same way
 //! ```
@@ -29,10 +30,12 @@
 //!   backup of the region) — there is no state outside the folder to compare it with.
 
 mod block;
+mod cache;
 mod copy;
 mod ids;
 mod map;
 mod scrub;
+mod session;
 mod snapshot;
 mod volume;
 
@@ -41,6 +44,7 @@ pub use copy::{CopyReport, CopySnapshotRequest};
 pub use ids::{check_id, new_id};
 pub use map::BlockMap;
 pub use scrub::{GcReport, VerifyReport};
+pub use session::{Extent, SessionMode, VolumeSession, CLEAN_LIMIT, DIRTY_LIMIT};
 pub use snapshot::{ChangedBlocks, Snapshot};
 pub use volume::{CreateVolumeRequest, Volume, VolumeSource, VolumeType};
 
@@ -201,6 +205,67 @@ impl RegionEbs {
     /// Held (exclusive) while removing blocks.
     fn removing(&self) -> Result<LockGuard> {
         store::lock(&self.dir.join(".gc.lock"))
+    }
+
+    /// The attach lock of volume or snapshot `id`, if free: exclusive for a writer (a
+    /// read-write session, `volume write`, `volume delete`, `snapshot delete`), shared for a
+    /// read-only session. Never waits.
+    fn try_attach(&self, id: &str, exclusive: bool) -> Result<Option<LockGuard>> {
+        let dir = self.dir.join("attach");
+        store::create_dir(&dir)?;
+        let path = dir.join(format!("{id}.lock"));
+        if exclusive {
+            store::try_lock(&path)
+        } else {
+            store::try_lock_shared(&path)
+        }
+    }
+
+    /// Removes the attach lock file of `id` (deleted; its lock held by the caller).
+    fn forget_attach(&self, id: &str) {
+        let _ = std::fs::remove_file(self.dir.join("attach").join(format!("{id}.lock")));
+    }
+
+    /// Removes the attach locks of volumes and snapshots `head` no longer has (and that no one
+    /// holds). Call with the exclusive `.gc.lock` held.
+    fn remove_stale_attach_locks(&self, head: &Head) -> Result<()> {
+        let dir = self.dir.join("attach");
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::io("listing", &dir, e)),
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".lock")) else {
+                continue;
+            };
+            if head.volumes.contains_key(id) || head.snapshots.contains_key(id) {
+                continue;
+            }
+            if let Some(_held) = store::try_lock(&entry.path())? {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Self::try_attach`] for a writer that is not a session: `VolumeInUse` (or
+    /// `InvalidSnapshot.InUse`) while a session has `id` attached.
+    fn not_attached(&self, id: &str) -> Result<LockGuard> {
+        self.try_attach(id, true)?.ok_or_else(|| {
+            if id.starts_with("snap-") {
+                Error::ec2(
+                    Ec2Code::InvalidSnapshotInUse,
+                    format!("{id} is attached; detach it first (stop the `cofre snapshot attach` serving it)"),
+                )
+            } else {
+                Error::ec2(
+                    Ec2Code::VolumeInUse,
+                    format!("{id} is attached; detach it first (stop the `cofre volume attach` serving it)"),
+                )
+            }
+        })
     }
 
     fn head_path(&self) -> PathBuf {

@@ -192,6 +192,7 @@ impl Ebs<'_> {
                 }
             }
         }
+        self.region.remove_stale_attach_locks(&head)?;
         // The head is replaced only under the lock held here: any temporary head is stale.
         for path in self.region.stale_head_temporaries()? {
             remove_temp(&path)?;

@@ -140,6 +140,7 @@ impl Ebs<'_> {
             Call::ec2("DeleteSnapshot", false).param("snapshotId", id),
             |_| {
                 super::check_id(id, "snap-", "snapshot")?;
+                let _attached = self.region.not_attached(id)?;
                 let _removing = self.region.removing()?;
                 self.region.update(|h| {
                     h.snapshots
@@ -147,6 +148,8 @@ impl Ebs<'_> {
                         .map(drop)
                         .ok_or_else(|| not_found("snapshot", id, self.kms.region()))
                 })?;
+                // Its attach lock goes with it (held here, so no session has it).
+                self.region.forget_attach(id);
                 self.collect_garbage().map(drop)
             },
         )

@@ -373,6 +373,7 @@ impl Ebs<'_> {
             Call::ec2("DeleteVolume", false).param("volumeId", id),
             |_| {
                 super::check_id(id, "vol-", "volume")?;
+                let _attached = self.region.not_attached(id)?;
                 let _removing = self.region.removing()?;
                 self.region.update(|h| {
                     h.volumes
@@ -380,6 +381,8 @@ impl Ebs<'_> {
                         .map(drop)
                         .ok_or_else(|| not_found("volume", id, self.kms.region()))
                 })?;
+                // Its attach lock goes with it (held here, so no session has it).
+                self.region.forget_attach(id);
                 self.collect_garbage().map(drop)
             },
         )
@@ -453,6 +456,7 @@ impl Ebs<'_> {
 
     fn write_volume_locked(&self, id: &str, offset: u64, input: &mut dyn Read) -> Result<u64> {
         super::check_id(id, "vol-", "volume")?;
+        let _attached = self.region.not_attached(id)?;
         let _writing = self.region.writing()?;
         let _lock = self.region.lock()?;
         let mut head = self.region.load_head()?;
