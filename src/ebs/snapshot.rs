@@ -140,6 +140,11 @@ impl Ebs<'_> {
             Call::ec2("DeleteSnapshot", false).param("snapshotId", id),
             |_| {
                 super::check_id(id, "snap-", "snapshot")?;
+                // Checked before the attach lock is taken, so that deleting what is not
+                // there (or a damaged store) leaves no lock file behind.
+                if !self.region.load_head()?.snapshots.contains_key(id) {
+                    return Err(not_found("snapshot", id, self.kms.region()));
+                }
                 let _attached = self.region.not_attached(id)?;
                 let _removing = self.region.removing()?;
                 self.region.update(|h| {

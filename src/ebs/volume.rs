@@ -373,6 +373,11 @@ impl Ebs<'_> {
             Call::ec2("DeleteVolume", false).param("volumeId", id),
             |_| {
                 super::check_id(id, "vol-", "volume")?;
+                // Checked before the attach lock is taken, so that deleting what is not
+                // there (or a damaged store) leaves no lock file behind.
+                if !self.region.load_head()?.volumes.contains_key(id) {
+                    return Err(not_found("volume", id, self.kms.region()));
+                }
                 let _attached = self.region.not_attached(id)?;
                 let _removing = self.region.removing()?;
                 self.region.update(|h| {
@@ -456,9 +461,11 @@ impl Ebs<'_> {
 
     fn write_volume_locked(&self, id: &str, offset: u64, input: &mut dyn Read) -> Result<u64> {
         super::check_id(id, "vol-", "volume")?;
-        let _attached = self.region.not_attached(id)?;
         let _writing = self.region.writing()?;
         let _lock = self.region.lock()?;
+        // Tried under the region lock, so `volume write`s wait for each other and only an
+        // attach makes one fail.
+        let _attached = self.region.not_attached(id)?;
         let mut head = self.region.load_head()?;
         let r = head
             .volumes
