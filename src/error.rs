@@ -95,6 +95,16 @@ pub enum Ec2Code {
     InvalidSnapshotInUse,
     /// `snapshot diff` of snapshots of different lineages (EBS direct APIs).
     UnrelatedSnapshots,
+    /// An EC2 Query request whose Action EC2 does not have (or cofre does not serve).
+    InvalidAction,
+    /// An EC2 Query request with no Action.
+    MissingAction,
+    /// An EC2 request not signed at all.
+    MissingAuthenticationToken,
+    /// An EC2 request whose Authorization header is not a whole SigV4 signature.
+    IncompleteSignature,
+    /// An EC2 request whose access key is unknown or whose signature does not match.
+    AuthFailure,
 }
 
 impl fmt::Display for Ec2Code {
@@ -111,6 +121,11 @@ impl fmt::Display for Ec2Code {
             Ec2Code::VolumeInUse => "VolumeInUse",
             Ec2Code::InvalidSnapshotInUse => "InvalidSnapshot.InUse",
             Ec2Code::UnrelatedSnapshots => "ValidationException (UNRELATED_SNAPSHOTS)",
+            Ec2Code::InvalidAction => "InvalidAction",
+            Ec2Code::MissingAction => "MissingAction",
+            Ec2Code::MissingAuthenticationToken => "MissingAuthenticationToken",
+            Ec2Code::IncompleteSignature => "IncompleteSignature",
+            Ec2Code::AuthFailure => "AuthFailure",
         })
     }
 }
@@ -239,6 +254,14 @@ impl Error {
             }
         ) {
             403
+        } else if matches!(
+            self,
+            Error::Ec2 {
+                code: Ec2Code::MissingAuthenticationToken | Ec2Code::AuthFailure,
+                ..
+            }
+        ) {
+            401
         } else if self.is_fault() {
             500
         } else {

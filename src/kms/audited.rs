@@ -396,13 +396,7 @@ impl Kms {
 
     /// Records a request a front end refused before it reached the service (a bad signature,
     /// say): the operation named, the error, nothing else done.
-    pub fn record_refusal(&self, operation: &str, error: &Error) -> Result<()> {
-        let name = crate::api::kms_requests::OPERATIONS
-            .iter()
-            .find(|o| **o == operation)
-            .copied()
-            .unwrap_or("UnknownOperation");
-        let call = Call::new(name, false);
+    pub(crate) fn record_refusal(&self, call: Call, error: &Error) -> Result<()> {
         self.record(&call, Vec::new(), Value::Null, Some(error))
     }
 

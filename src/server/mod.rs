@@ -17,8 +17,9 @@ pub mod kms;
 pub mod sigv4;
 
 use crate::audit::Principal;
-use crate::error::{AwsService, Error, KmsCode, Result};
+use crate::error::{AwsService, Ec2Code, Error, KmsCode, Result};
 use crate::keyring::{AccessKey, Home, Region};
+use crate::kms::Call;
 use crate::{Kms, RequestContext};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -290,14 +291,24 @@ fn tls_acceptor(
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
-/// A KMS answer: JSON with KMS's content type and request id.
-fn respond(status: u16, request_id: &str, body: kms::Body) -> Response<Full<ZeroizingBuf>> {
+/// An answer of `api`: its content type, and the request id where its clients look for it.
+pub(crate) fn respond(
+    api: Api,
+    status: u16,
+    request_id: &str,
+    body: kms::Body,
+) -> Response<Full<ZeroizingBuf>> {
     let mut r = Response::new(Full::new(ZeroizingBuf::new(body)));
     *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let h = r.headers_mut();
+    let content_type = match api {
+        Api::Kms => "application/x-amz-json-1.1",
+        Api::Ec2 => "text/xml;charset=UTF-8",
+        Api::Ebs => "application/json",
+    };
     h.insert(
         hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("application/x-amz-json-1.1"),
+        hyper::header::HeaderValue::from_static(content_type),
     );
     if let Ok(v) = hyper::header::HeaderValue::from_str(request_id) {
         h.insert("x-amzn-requestid", v);
@@ -305,29 +316,64 @@ fn respond(status: u16, request_id: &str, body: kms::Body) -> Response<Full<Zero
     r
 }
 
-/// An error answer, as KMS writes one.
-fn respond_error(
+/// An error answer, as `api` writes one: KMS's `{"__type", "message"}`, the EBS direct APIs'
+/// `{"message"}` with `x-amzn-ErrorType`, EC2's `<Response><Errors>` XML.
+pub(crate) fn respond_error(
+    api: Api,
     request_id: &str,
     name: &str,
     status: u16,
     message: &str,
 ) -> Response<Full<ZeroizingBuf>> {
-    let body = serde_json::to_vec(&serde_json::json!({ "__type": name, "message": message }))
-        .expect("serializable");
-    let mut r = respond(status, request_id, zeroize::Zeroizing::new(body));
-    if let Ok(v) = hyper::header::HeaderValue::from_str(name) {
-        r.headers_mut().insert("x-amzn-errortype", v);
+    let body = match api {
+        Api::Kms => serde_json::to_vec(&serde_json::json!({ "__type": name, "message": message })),
+        Api::Ebs => serde_json::to_vec(&serde_json::json!({ "message": message })),
+        Api::Ec2 => Ok(format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>{}</Code>\
+             <Message>{}</Message></Error></Errors><RequestID>{}</RequestID></Response>",
+            xml_escape(name),
+            xml_escape(message),
+            xml_escape(request_id)
+        )
+        .into_bytes()),
+    }
+    .expect("serializable");
+    let mut r = respond(api, status, request_id, zeroize::Zeroizing::new(body));
+    if api != Api::Ec2 {
+        if let Ok(v) = hyper::header::HeaderValue::from_str(name) {
+            r.headers_mut().insert("x-amzn-errortype", v);
+        }
     }
     r
 }
 
-fn respond_err(request_id: &str, e: &Error) -> Response<Full<ZeroizingBuf>> {
+pub(crate) fn respond_err(api: Api, request_id: &str, e: &Error) -> Response<Full<ZeroizingBuf>> {
     respond_error(
+        api,
         request_id,
-        &e.aws_name(AwsService::Kms),
+        &e.aws_name(api.errors()),
         e.http_status(),
         &e.wire_message(),
     )
+}
+
+/// `s` as XML character data or an attribute value.
+pub(crate) fn xml_escape(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.contains(['<', '>', '&', '"', '\'']) {
+        return s.into();
+    }
+    let mut out = String::with_capacity(s.len() + 16);
+    for c in s.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c => out.push(c),
+        }
+    }
+    out.into()
 }
 
 async fn answer(
@@ -339,6 +385,11 @@ async fn answer(
         .into_uuid()
         .to_string();
     let (parts, body) = req.into_parts();
+    let api = Api::of(&parts);
+    let refuse = |kms_name: &str, ec2_name: &str, status: u16, message: &str| {
+        let name = if api == Api::Ec2 { ec2_name } else { kms_name };
+        respond_error(api, &request_id, name, status, message)
+    };
     let body =
         match tokio::time::timeout(READ_TIMEOUT, Limited::new(body, MAX_BODY).collect()).await {
             Ok(Ok(b)) => b.to_bytes(),
@@ -346,25 +397,25 @@ async fn answer(
                 if e.downcast_ref::<http_body_util::LengthLimitError>()
                     .is_some() =>
             {
-                return respond_error(
-                    &request_id,
+                return refuse(
                     "ValidationException",
+                    "InvalidParameterValue",
                     413,
                     &format!("the request body is over {MAX_BODY} bytes"),
                 )
             }
             Ok(Err(_)) => {
-                return respond_error(
-                    &request_id,
+                return refuse(
                     "ValidationException",
+                    "InvalidParameterValue",
                     400,
                     "the request body could not be read",
                 )
             }
             Err(_) => {
-                return respond_error(
-                    &request_id,
+                return refuse(
                     "RequestTimeoutException",
+                    "RequestExpired",
                     408,
                     "the request body took too long to arrive",
                 )
@@ -373,45 +424,141 @@ async fn answer(
     let rid = request_id.clone();
     // The service reads and writes files: run it off the async threads.
     let done =
-        tokio::task::spawn_blocking(move || handle(&shared, peer, &parts, &body, &rid)).await;
+        tokio::task::spawn_blocking(move || handle(&shared, peer, api, &parts, &body, &rid)).await;
     match done {
         Ok(r) => r,
-        Err(_) => respond_error(
-            &request_id,
+        Err(_) => refuse(
             "KMSInternalException",
+            "InternalError",
             500,
             "the request failed inside cofre",
         ),
     }
 }
 
+/// The API a request speaks, told by its shape: KMS (JSON 1.1 with `X-Amz-Target:
+/// TrentService.<Operation>`), the EBS direct APIs (REST-JSON under `/snapshots`), or EC2
+/// (Query: a form-encoded `POST /` with `Action=<Operation>`). Each answers, errors included, in
+/// its own format, and each takes requests signed for its own SigV4 service name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    Kms,
+    Ec2,
+    Ebs,
+}
+
+impl Api {
+    fn of(parts: &hyper::http::request::Parts) -> Api {
+        let form = parts
+            .headers
+            .get(hyper::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"));
+        if parts.headers.contains_key("x-amz-target") {
+            Api::Kms
+        } else if parts.uri.path().starts_with("/snapshots") {
+            Api::Ebs
+        } else if form && parts.method == hyper::Method::POST {
+            Api::Ec2
+        } else {
+            Api::Kms
+        }
+    }
+
+    /// The service name its requests are signed for.
+    pub fn signing_name(self) -> &'static str {
+        match self {
+            Api::Kms => "kms",
+            Api::Ec2 => "ec2",
+            Api::Ebs => "ebs",
+        }
+    }
+
+    /// Whose error names it answers with.
+    fn errors(self) -> AwsService {
+        match self {
+            Api::Kms => AwsService::Kms,
+            Api::Ec2 | Api::Ebs => AwsService::Ec2,
+        }
+    }
+
+    /// The operation a request names, as sent (read before it is authenticated, so that a
+    /// refusal can say what was refused).
+    fn operation(self, parts: &hyper::http::request::Parts, body: &[u8]) -> String {
+        match self {
+            Api::Kms => parts
+                .headers
+                .get("x-amz-target")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|t| t.strip_prefix("TrentService."))
+                .unwrap_or("")
+                .to_owned(),
+            Api::Ec2 => form_urlencoded::parse(body)
+                .find(|(k, _)| k == "Action")
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default(),
+            Api::Ebs => ebs_operation(&parts.method, parts.uri.path())
+                .unwrap_or("")
+                .to_owned(),
+        }
+    }
+
+    /// The audit record of a refused request for `operation` (named as the API names it, else
+    /// `UnknownOperation`: a client's string never goes into the trail as an event name).
+    fn refusal(self, operation: &str) -> Call {
+        let known = |names: &[&'static str]| {
+            names
+                .iter()
+                .find(|o| **o == operation)
+                .copied()
+                .unwrap_or("UnknownOperation")
+        };
+        match self {
+            Api::Kms => Call::new(known(crate::api::kms_requests::OPERATIONS), false),
+            Api::Ec2 => Call::ec2(known(&[]), false),
+            Api::Ebs => Call::ebs(known(EBS_OPERATIONS), false),
+        }
+    }
+}
+
+/// The EBS direct APIs' operations.
+const EBS_OPERATIONS: &[&str] = &[
+    "StartSnapshot",
+    "PutSnapshotBlock",
+    "CompleteSnapshot",
+    "ListSnapshotBlocks",
+    "ListChangedBlocks",
+    "GetSnapshotBlock",
+];
+
+/// The EBS direct API operation a method and path name (the paths of the `ebs` 2019-11-02
+/// model).
+pub fn ebs_operation(method: &hyper::Method, path: &str) -> Option<&'static str> {
+    use hyper::Method;
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    Some(match (method, parts.as_slice()) {
+        (&Method::POST, ["snapshots"]) => "StartSnapshot",
+        (&Method::POST, ["snapshots", "completion", _]) => "CompleteSnapshot",
+        (&Method::PUT, ["snapshots", _, "blocks", _]) => "PutSnapshotBlock",
+        (&Method::GET, ["snapshots", _, "blocks", _]) => "GetSnapshotBlock",
+        (&Method::GET, ["snapshots", _, "blocks"]) => "ListSnapshotBlocks",
+        (&Method::GET, ["snapshots", _, "changedblocks"]) => "ListChangedBlocks",
+        _ => return None,
+    })
+}
+
 /// Checks the request's signature and runs it.
 fn handle(
     shared: &Shared,
     peer: SocketAddr,
+    api: Api,
     parts: &hyper::http::request::Parts,
     body: &Bytes,
     request_id: &str,
 ) -> Response<Full<ZeroizingBuf>> {
-    let target = parts
-        .headers
-        .get("x-amz-target")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let Some(operation) = target.strip_prefix("TrentService.") else {
-        return respond_err(
-            request_id,
-            &Error::kms(
-                KmsCode::UnknownOperationException,
-                "send KMS requests as POST / with X-Amz-Target: TrentService.<Operation>",
-            ),
-        );
-    };
-    if parts.method != hyper::Method::POST || parts.uri.path() != "/" {
-        return respond_err(
-            request_id,
-            &Error::kms(KmsCode::UnknownOperationException, "KMS takes POST / only"),
-        );
+    let operation = api.operation(parts, body);
+    if let Err(e) = well_formed(api, parts, &operation) {
+        return respond_err(api, request_id, &e);
     }
     let user_agent = parts
         .headers
@@ -432,7 +579,7 @@ fn handle(
         body,
     };
     let home = &shared.home;
-    let authenticated = authenticate(shared, &signed);
+    let authenticated = authenticate(shared, api, &signed);
     let (key, region) = match authenticated {
         Ok(ok) => ok,
         Err((e, scope)) => {
@@ -451,23 +598,61 @@ fn handle(
                 ctx = ctx.with_access_key_id(&a.access_key_id);
             }
             let kms = Kms::new(home.clone(), region, ctx);
-            let e: Error = e.into();
-            if let Err(trail) = kms.record_refusal(operation, &e) {
-                return respond_err(request_id, &trail);
+            let e = auth_error(api, e);
+            if let Err(trail) = kms.record_refusal(api.refusal(&operation), &e) {
+                return respond_err(api, request_id, &trail);
             }
-            return respond_err(request_id, &e);
+            return respond_err(api, request_id, &e);
         }
     };
-    let ctx = RequestContext::new(key.info.principal.clone())
+    let mut ctx = RequestContext::new(key.info.principal.clone())
         .with_source_ip(peer.ip().to_string())
         .with_user_agent(user_agent)
         .with_access_key_id(&key.info.access_key_id)
-        .with_request_id(request_id)
-        .with_grant_tokens(kms::grant_tokens(body));
+        .with_request_id(request_id);
+    if api == Api::Kms {
+        ctx = ctx.with_grant_tokens(kms::grant_tokens(body));
+    }
     let kms = Kms::new(home.clone(), region, ctx);
-    match kms::handle(&kms, operation, body) {
-        Ok(b) => respond(200, request_id, b),
-        Err(e) => respond_err(request_id, &e),
+    match api {
+        Api::Kms => match kms::handle(&kms, &operation, body) {
+            Ok(b) => respond(api, 200, request_id, b),
+            Err(e) => respond_err(api, request_id, &e),
+        },
+        Api::Ec2 | Api::Ebs => respond_err(
+            api,
+            request_id,
+            &Error::usage(format!(
+                "cofre serve does not answer {} requests yet",
+                api.signing_name()
+            )),
+        ),
+    }
+}
+
+/// Refuses, before its signature is checked, a request no operation of its API could take.
+fn well_formed(api: Api, parts: &hyper::http::request::Parts, operation: &str) -> Result<()> {
+    match api {
+        Api::Kms if operation.is_empty() => Err(Error::kms(
+            KmsCode::UnknownOperationException,
+            "send KMS requests as POST / with X-Amz-Target: TrentService.<Operation>",
+        )),
+        Api::Kms if parts.method != hyper::Method::POST || parts.uri.path() != "/" => Err(
+            Error::kms(KmsCode::UnknownOperationException, "KMS takes POST / only"),
+        ),
+        Api::Ec2 if parts.uri.path() != "/" => Err(Error::ec2(
+            Ec2Code::InvalidAction,
+            "EC2 takes POST / with a form-encoded Action",
+        )),
+        Api::Ec2 if operation.is_empty() => Err(Error::ec2(
+            Ec2Code::MissingAction,
+            "the request names no Action",
+        )),
+        Api::Ebs if operation.is_empty() => Err(Error::kms(
+            KmsCode::UnknownOperationException,
+            "no EBS direct API operation has this method and path",
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -478,14 +663,16 @@ type Refused = (sigv4::AuthError, Option<Box<sigv4::Authorization>>);
 /// request claimed if it could be read.
 fn authenticate(
     shared: &Shared,
+    api: Api,
     req: &sigv4::Request,
 ) -> std::result::Result<(Arc<AccessKey>, Region), Refused> {
     use sigv4::AuthError;
     let auth = sigv4::parse(req).map_err(|e| (e, None))?;
     let fail = |e: AuthError| (e, Some(Box::new(auth.clone())));
-    if auth.service != "kms" {
+    if auth.service != api.signing_name() {
         return Err(fail(AuthError::Invalid(format!(
-            "Credential should be scoped to correct service: 'kms', not '{}'",
+            "Credential should be scoped to correct service: '{}', not '{}'",
+            api.signing_name(),
             crate::cli::printable(&auth.service)
         ))));
     }
@@ -510,17 +697,27 @@ fn authenticate(
     Ok((key, region))
 }
 
-impl From<sigv4::AuthError> for Error {
-    fn from(e: sigv4::AuthError) -> Error {
-        use sigv4::AuthError;
+/// A refused signature as `api` names it: KMS's and the EBS direct APIs' exceptions, EC2's
+/// codes.
+fn auth_error(api: Api, e: sigv4::AuthError) -> Error {
+    use sigv4::AuthError;
+    if api == Api::Ec2 {
         let code = match e {
-            AuthError::Missing => KmsCode::MissingAuthenticationTokenException,
-            AuthError::Incomplete(_) => KmsCode::IncompleteSignatureException,
-            AuthError::UnknownKey | AuthError::SessionToken => KmsCode::UnrecognizedClientException,
-            AuthError::Invalid(_) => KmsCode::InvalidSignatureException,
+            AuthError::Missing => Ec2Code::MissingAuthenticationToken,
+            AuthError::Incomplete(_) => Ec2Code::IncompleteSignature,
+            AuthError::UnknownKey | AuthError::SessionToken | AuthError::Invalid(_) => {
+                Ec2Code::AuthFailure
+            }
         };
-        Error::kms(code, e.message())
+        return Error::ec2(code, e.message());
     }
+    let code = match e {
+        AuthError::Missing => KmsCode::MissingAuthenticationTokenException,
+        AuthError::Incomplete(_) => KmsCode::IncompleteSignatureException,
+        AuthError::UnknownKey | AuthError::SessionToken => KmsCode::UnrecognizedClientException,
+        AuthError::Invalid(_) => KmsCode::InvalidSignatureException,
+    };
+    Error::kms(code, e.message())
 }
 
 /// A response body that is zeroized when hyper is done with it.
