@@ -24,6 +24,8 @@ mod index;
 mod key;
 mod region;
 
+mod cache;
+pub use cache::{FileStamp, UPKEEP_INTERVAL};
 pub use access_keys::{is_access_key_id, AccessKey, AccessKeyInfo, NewAccessKey};
 pub use alias::{validate_alias_name, AliasEntry, AliasTable};
 pub use index::Upkeep;
@@ -69,6 +71,8 @@ pub struct Home {
     region_paths: BTreeMap<String, PathBuf>,
     /// Where every time-based rule gets the time.
     clock: store::Clock,
+    /// What a long-lived process keeps between requests.
+    caches: cache::Caches,
 }
 
 impl std::fmt::Debug for Home {
@@ -148,6 +152,7 @@ impl Home {
             backend,
             region_paths: config.region_paths,
             clock: store::Clock::System,
+            caches: Default::default(),
         })
     }
 
@@ -302,7 +307,10 @@ impl Home {
     /// Opens (creating if needed) the store of one region.
     pub fn region(&self, region: &Region) -> Result<RegionStore<'_>> {
         let dir = self.region_dir(region);
-        store::create_dir(&dir.join("keys"))?;
+        if !self.caches.region_made(&dir) {
+            store::create_dir(&dir.join("keys"))?;
+            self.caches.made_region(&dir);
+        }
         Ok(RegionStore {
             home: self,
             region: region.clone(),
@@ -463,12 +471,26 @@ impl RegionStore<'_> {
 
     /// Loads a key record, if the key exists here; [`Error::Damaged`] (naming the file) if its
     /// record does not read.
+    /// A record read before is taken from the home's cache while its file is unchanged.
     pub fn load_key(&self, key_id: &str) -> Result<Option<KeyRecord>> {
         let path = self.key_path(key_id);
+        let caches = &self.home.caches;
+        let Some(stamp) = FileStamp::of(&path).map_err(|e| Error::io("reading", &path, e))? else {
+            caches.forget_record(&path);
+            return Ok(None);
+        };
+        if let Some(r) = caches.record(&path, stamp) {
+            return Ok(Some(r));
+        }
         match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| Error::Damaged(format!("{} ({e})", path.display()))),
+            Ok(bytes) => {
+                let record: KeyRecord = serde_json::from_slice(&bytes)
+                    .map_err(|e| Error::Damaged(format!("{} ({e})", path.display())))?;
+                // Kept under the stamp taken before the read: if the file was replaced since,
+                // the next read sees another stamp and reads it again.
+                caches.keep_record(&path, stamp, &record);
+                Ok(Some(record))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(Error::io("reading", &path, e)),
         }
@@ -480,7 +502,9 @@ impl RegionStore<'_> {
         let index = index::Index::new(&self.dir);
         index.before_save(record)?;
         let json = serde_json::to_vec_pretty(record).expect("serializable");
-        store::write_atomic(&self.key_path(&record.key_metadata.key_id), &json, 0o600)?;
+        let path = self.key_path(&record.key_metadata.key_id);
+        self.home.caches.forget_record(&path);
+        store::write_atomic(&path, &json, 0o600)?;
         index.after_save(record)
     }
 
@@ -488,6 +512,7 @@ impl RegionStore<'_> {
     pub fn delete_key(&self, key_id: &str) -> Result<()> {
         let path = self.key_path(key_id);
         let record = self.load_key(key_id)?;
+        self.home.caches.forget_record(&path);
         std::fs::remove_file(&path).map_err(|e| Error::io("removing", &path, e))?;
         store::sync_dir(&self.dir.join("keys"))?;
         match record {
@@ -507,6 +532,12 @@ impl RegionStore<'_> {
     /// Makes a record's index entries exact without saving it (the region lock held).
     pub fn reindex(&self, record: &KeyRecord) -> Result<()> {
         index::Index::new(&self.dir).after_save(record)
+    }
+
+    /// True if this process carried out the region's upkeep less than [`UPKEEP_INTERVAL`]
+    /// before `now` (by the home's clock); else notes `now` as the time it is carried out.
+    pub fn upkept_recently(&self, now: std::time::SystemTime) -> bool {
+        self.home.caches.upkept_recently(self.region.as_str(), now)
     }
 
     /// After upkeep (the region lock held): the earliest due time is the next one again.

@@ -200,7 +200,7 @@ impl Kms {
     /// (that repairs a sync cut short). Called once per [`Kms`].
     pub(super) fn carry_out_due(&self, store: &RegionStore<'_>) -> Result<()> {
         let now = self.home.now();
-        if store.upkeep(now)?.is_empty() {
+        if store.upkept_recently(now) || store.upkeep(now)?.is_empty() {
             return Ok(());
         }
         let mut rotated = Vec::new();

@@ -18,7 +18,7 @@ pub mod sigv4;
 
 use crate::audit::Principal;
 use crate::error::{AwsService, Ec2Code, Error, KmsCode, Result};
-use crate::keyring::{AccessKey, Home, Region};
+use crate::keyring::{AccessKey, FileStamp, Home, Region};
 use crate::kms::Call;
 use crate::{Kms, RequestContext};
 use bytes::Bytes;
@@ -60,22 +60,15 @@ pub struct ServeOptions {
 #[derive(Default)]
 struct KeyCache(Mutex<HashMap<String, (FileStamp, Arc<AccessKey>)>>);
 
-type FileStamp = (u64, i64, i64, u64);
-
 impl KeyCache {
     fn get(&self, home: &Home, id: &str) -> Result<Option<Arc<AccessKey>>> {
-        use std::os::unix::fs::MetadataExt;
         if !crate::keyring::is_access_key_id(id) {
             return Ok(None);
         }
         let path = home.root().join("access-keys").join(format!("{id}.json"));
-        let stamp = match std::fs::metadata(&path) {
-            Ok(m) => (m.ino(), m.mtime(), m.mtime_nsec(), m.len()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
-                return Ok(None);
-            }
-            Err(e) => return Err(Error::io("reading", &path, e)),
+        let Some(stamp) = FileStamp::of(&path).map_err(|e| Error::io("reading", &path, e))? else {
+            self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+            return Ok(None);
         };
         if let Some((s, k)) = self.0.lock().unwrap_or_else(|e| e.into_inner()).get(id) {
             if *s == stamp {
