@@ -385,3 +385,32 @@ fn a_mark_further_behind_than_one_batch_is_refused() {
     assert!(err.contains("past its high-water mark"), "{err}");
     assert!(fx.trail_bytes() == before);
 }
+
+#[test]
+fn the_mark_is_one_sector_rewritten_in_place_and_an_older_mark_is_taken_over() {
+    use std::os::unix::fs::MetadataExt;
+    let fx = Fx::new();
+    fx.encrypt("a").unwrap();
+    let mark = fx.audit().join("mark.json");
+    let first = std::fs::metadata(&mark).unwrap();
+    assert_eq!(first.len(), 512);
+    fx.encrypt("b").unwrap();
+    let second = std::fs::metadata(&mark).unwrap();
+    assert_eq!(
+        second.ino(),
+        first.ino(),
+        "the mark was not rewritten in place"
+    );
+    // A mark as an older cofre wrote it (its JSON alone) is read, and replaced by a sector.
+    let text = std::fs::read_to_string(&mark).unwrap();
+    assert!(
+        text.starts_with("{\"awsRegion\"") && text.ends_with(" \n"),
+        "{text}"
+    );
+    std::fs::write(&mark, text.trim_end()).unwrap();
+    let report = fx.kms("check").audit_trail().check().unwrap();
+    assert_eq!(report.problems, [], "{report:?}");
+    fx.encrypt("c").unwrap();
+    assert_eq!(std::fs::metadata(&mark).unwrap().len(), 512);
+    fx.assert_clean();
+}

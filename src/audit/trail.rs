@@ -102,6 +102,10 @@ pub const KEYED_CHAIN: &str = "keyed-blake3";
 
 /// The high-water mark: the last record appended, sealed, replaced atomically with each batch
 /// of appends, so that cutting the trail back (or emptying it) contradicts it.
+/// The size of `mark.json`: its JSON padded with spaces to one sector, so that it is rewritten
+/// in place by one write.
+const MARK_SIZE: usize = 512;
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Mark {
@@ -566,8 +570,12 @@ impl Trail {
         Ok(())
     }
 
-    /// Replaces the high-water mark with one naming record `seq`, whose link is `link`.
+    /// Replaces the high-water mark with one naming record `seq`, whose link is `link`: one
+    /// write of [`MARK_SIZE`] bytes in place and one data sync (a sector-sized write is all or
+    /// nothing, as PostgreSQL's pg_control also takes it), or, the first time (or over a mark
+    /// of another size, from an older version), a new file renamed into place.
     fn write_mark(&self, seq: u64, link: &str) -> Result<()> {
+        use std::os::unix::fs::FileExt;
         let mut mark = Mark {
             aws_region: self.region.clone(),
             last_sequence: seq,
@@ -575,8 +583,30 @@ impl Trail {
             signature: String::new(),
         };
         mark.signature = self.sign_mark(&mark);
-        let json = serde_json::to_vec_pretty(&mark).expect("serializable");
-        store::write_atomic(&self.mark_file(), &json, 0o600)
+        let mut bytes = serde_json::to_vec(&mark).expect("serializable");
+        assert!(bytes.len() < MARK_SIZE, "a mark fits its sector");
+        bytes.resize(MARK_SIZE - 1, b' ');
+        bytes.push(b'\n');
+        let path = self.mark_file();
+        let in_place = fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .and_then(|f| {
+                if f.metadata()?.len() != MARK_SIZE as u64 {
+                    return Ok(false);
+                }
+                f.write_all_at(&bytes, 0)?;
+                f.sync_data()?;
+                Ok(true)
+            });
+        match in_place {
+            Ok(true) => Ok(()),
+            Ok(false) => store::write_atomic(&path, &bytes, 0o600),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                store::write_atomic(&path, &bytes, 0o600)
+            }
+            Err(e) => Err(Error::io("writing", &path, e)),
+        }
     }
 
     fn latest_digest(&self) -> Result<Option<(String, Vec<u8>)>> {

@@ -92,10 +92,7 @@ impl Caches {
     pub(super) fn upkept_recently(&self, region: &str, now: SystemTime) -> bool {
         let mut upkept = locked(&self.upkept);
         if let Some(last) = upkept.get(region) {
-            if now
-                .duration_since(*last)
-                .is_ok_and(|d| d < UPKEEP_INTERVAL)
-            {
+            if now.duration_since(*last).is_ok_and(|d| d < UPKEEP_INTERVAL) {
                 return true;
             }
         }

@@ -25,9 +25,9 @@ mod key;
 mod region;
 
 mod cache;
-pub use cache::{FileStamp, UPKEEP_INTERVAL};
 pub use access_keys::{is_access_key_id, AccessKey, AccessKeyInfo, NewAccessKey};
 pub use alias::{validate_alias_name, AliasEntry, AliasTable};
+pub use cache::{FileStamp, UPKEEP_INTERVAL};
 pub use index::Upkeep;
 pub use key::{
     DeletedKey, Grant, GrantConstraints, KeyManager, KeyMetadata, KeyRecord, KeySpec, KeyState,
