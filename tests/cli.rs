@@ -686,11 +686,11 @@ fn a_disabled_key_refuses_to_encrypt_and_decrypt_until_enabled() {
     fx.seal("p", &plain, &["-k", "alias/k", "--force"]);
     assert_eq!(fx.bytes(&["decrypt", &sealed]), plain);
 
-    // As in KMS, enabling and disabling take a key id or ARN, not an alias.
-    fx.fail(
-        &["key", "disable", "alias/k"],
-        USAGE,
-        &["ValidationException"],
+    // KMS's DisableKey takes a key id or ARN only: the CLI looks the alias up first.
+    fx.ok(&["key", "disable", "alias/k"]);
+    assert_eq!(
+        fx.json(&["key", "describe", &id])["KeyMetadata"]["KeyState"],
+        "Disabled"
     );
     fx.fail(&["key", "enable", MISSING], ACCESS, &["NotFoundException"]);
 }
@@ -1760,4 +1760,60 @@ fn lists_page_with_max_items_and_starting_token_as_the_aws_cli_does() {
         USAGE,
         &["InvalidMarkerException"],
     );
+}
+
+/// Where KMS takes only a key id or ARN, the CLI looks an alias up first (a DescribeKey in the
+/// trail), so every key command takes an alias.
+#[test]
+fn key_commands_take_an_alias_where_kms_needs_an_id() {
+    let fx = Fx::init();
+    let id = fx.key(&["--alias", "alias/disks"]);
+    let alias_arn = format!("arn:aws:kms:{EAST}:{ACCOUNT}:alias/disks");
+    for a in ["alias/disks", alias_arn.as_str()] {
+        fx.ok(&["key", "rotation", "enable", a]);
+        let status = fx.json(&["key", "rotation", "status", a]);
+        assert_eq!(status["KeyRotationEnabled"], true, "{status}");
+        fx.ok(&["key", "rotate", a]);
+        let rotations = fx.json(&["key", "rotations", a]);
+        assert!(
+            rotations["Rotations"]
+                .as_array()
+                .is_some_and(|r| !r.is_empty()),
+            "{rotations}"
+        );
+        let policy = fx.ok(&["key", "policy", "get", a]);
+        assert!(policy.contains("kms:*"), "{policy}");
+        fx.ok(&["key", "disable", a]);
+        assert_eq!(
+            fx.json(&["key", "describe", &id])["KeyMetadata"]["KeyState"],
+            "Disabled"
+        );
+        fx.ok(&["key", "enable", a]);
+        fx.ok(&["key", "usage-report", a]);
+        fx.ok(&[
+            "key",
+            "grant",
+            "create",
+            a,
+            "--grantee",
+            &format!("arn:aws:iam::{ACCOUNT}:user/bob"),
+            "--operations",
+            "Decrypt",
+        ]);
+        let grants = fx.json(&["key", "grant", "list", a]);
+        assert!(
+            grants["Grants"].as_array().is_some_and(|g| g
+                .iter()
+                .all(|g| g["KeyId"].as_str().is_some_and(|k| k.ends_with(&id)))),
+            "{grants}"
+        );
+    }
+    fx.fail(
+        &["key", "disable", "alias/none"],
+        ACCESS,
+        &["NotFoundException", "alias/none"],
+    );
+    // The lookups are DescribeKey requests, as in KMS.
+    let log = fx.ok(&["audit", "log", "--event", "DescribeKey"]);
+    assert!(log.lines().count() >= 16, "{log}");
 }

@@ -44,7 +44,8 @@ pub enum Command {
         #[arg(long)]
         account: Option<String>,
     },
-    /// Manage master keys
+    /// Manage master keys. KEY is a key id, key ARN, alias (alias/NAME) or alias ARN; where KMS
+    /// takes only an id or ARN, an alias is looked up first (a DescribeKey)
     #[command(subcommand)]
     Key(KeyCommand),
     /// Manage aliases
@@ -261,7 +262,7 @@ pub enum KeyCommand {
     /// Write the wrapping public key (DER) and an import token (valid 24 hours) for a key
     /// created with --origin EXTERNAL
     ImportParams {
-        /// Key id or key ARN
+        /// Key id, key ARN or alias (looked up first)
         key: String,
         #[arg(long, value_enum, default_value = "RSA_2048")]
         wrapping_spec: crate::kms::WrappingKeySpec,
@@ -276,7 +277,7 @@ pub enum KeyCommand {
     /// Import key material wrapped with the public key from `key import-params`
     #[command(group(clap::ArgGroup::new("expiry").required(true).args(["valid_to", "no_expiry"])))]
     Import {
-        /// Key id or key ARN
+        /// Key id, key ARN or alias (looked up first)
         key: String,
         /// The wrapped key material
         #[arg(long, value_name = "FILE")]
@@ -305,7 +306,7 @@ pub enum KeyCommand {
     /// Delete imported key material now; the key waits in PendingImport for the same
     /// material (material pending rotation just goes)
     DeleteMaterial {
-        /// Key id or key ARN
+        /// Key id, key ARN or alias (looked up first)
         key: String,
         /// Which material [default: the current]
         #[arg(long, value_name = "ID")]
@@ -313,7 +314,7 @@ pub enum KeyCommand {
     },
     /// Copy a multi-Region key into another region: same id, same material, every version
     Replicate {
-        /// Key id or key ARN of the primary
+        /// Key id, key ARN or alias (looked up first) of the primary
         key: String,
         /// The region for the replica
         #[arg(long, value_name = "REGION")]
@@ -321,7 +322,7 @@ pub enum KeyCommand {
     },
     /// Make the replica in another region the primary of a multi-Region key
     UpdatePrimaryRegion {
-        /// Key id or key ARN of the current primary
+        /// Key id, key ARN or alias (looked up first) of the current primary
         key: String,
         /// The region of the replica to promote
         #[arg(long, value_name = "REGION")]
@@ -339,12 +340,12 @@ pub enum KeyCommand {
     },
     /// Enable a key
     Enable {
-        /// Key id or key ARN
+        /// Key id, key ARN or alias (looked up first)
         key: String,
     },
     /// Disable a key: it refuses to encrypt and decrypt until enabled
     Disable {
-        /// Key id or key ARN
+        /// Key id, key ARN or alias (looked up first)
         key: String,
         /// Disable it even though volumes or snapshots in the region depend on it
         #[arg(short, long)]
@@ -355,12 +356,12 @@ pub enum KeyCommand {
     Rotation(RotationCommand),
     /// Rotate a key now (on demand; at most 25 times per key)
     Rotate {
-        /// Key id or key ARN
+        /// Key id, key ARN or alias (looked up first)
         key: String,
     },
     /// List a key's material versions: id, date, how it came, CURRENT or not
     Rotations {
-        /// Key id or key ARN
+        /// Key id, key ARN or alias (looked up first)
         key: String,
         /// ROTATIONS_ONLY (as KMS by default) or ALL_KEY_MATERIAL (the original material too)
         #[arg(long, value_enum, default_value = "ROTATIONS_ONLY")]
@@ -368,7 +369,7 @@ pub enum KeyCommand {
     },
     /// Which material versions of a key protect which files (found under --scan folders)
     UsageReport {
-        /// Key id or key ARN
+        /// Key id, key ARN or alias (looked up first)
         key: String,
         /// A folder to search for cofre files, recursively (repeatable)
         #[arg(long, value_name = "DIR")]
@@ -376,7 +377,7 @@ pub enum KeyCommand {
     },
     /// Schedule a key's deletion: unusable at once, destroyed after the waiting period
     ScheduleDeletion {
-        /// Key id or key ARN
+        /// Key id, key ARN or alias (looked up first)
         key: String,
         /// Waiting period, 7 to 30 days
         #[arg(long, default_value_t = 30)]
@@ -387,7 +388,7 @@ pub enum KeyCommand {
     },
     /// Cancel a scheduled deletion; the key comes back Disabled
     CancelDeletion {
-        /// Key id or key ARN
+        /// Key id, key ARN or alias (looked up first)
         key: String,
     },
 }
@@ -805,7 +806,7 @@ pub enum RegionCommand {
 pub enum GrantCommand {
     /// Let a principal make the named operations on KEY; prints the grant id
     Create {
-        /// Key id or key ARN
+        /// Key id, key ARN or alias (looked up first)
         key: String,
         /// Who the grant is for (IAM ARN)
         #[arg(long, value_name = "ARN")]
@@ -828,7 +829,7 @@ pub enum GrantCommand {
     },
     /// List KEY's grants
     List {
-        /// Key id or key ARN
+        /// Key id, key ARN or alias (looked up first)
         key: String,
     },
     /// Retire a grant (its retiring principal, its grantee if it grants RetireGrant, or the
@@ -878,12 +879,12 @@ pub enum PrincipalPolicyCommand {
 pub enum PolicyCommand {
     /// Print a key's policy (JSON)
     Get {
-        /// Key id or key ARN
+        /// Key id, key ARN or alias (looked up first)
         key: String,
     },
     /// Replace a key's policy with FILE (JSON, at most 32 KiB)
     Put {
-        /// Key id or key ARN
+        /// Key id, key ARN or alias (looked up first)
         key: String,
         file: PathBuf,
         /// Accept a policy that would stop you from changing it later
@@ -896,7 +897,7 @@ pub enum PolicyCommand {
 pub enum RotationCommand {
     /// Rotate the key automatically every period
     Enable {
-        /// Key id or key ARN
+        /// Key id, key ARN or alias (looked up first)
         key: String,
         /// Days between rotations, 90 to 2560
         #[arg(long, default_value_t = 365)]
@@ -904,12 +905,12 @@ pub enum RotationCommand {
     },
     /// Stop automatic rotation
     Disable {
-        /// Key id or key ARN
+        /// Key id, key ARN or alias (looked up first)
         key: String,
     },
     /// Whether the key rotates automatically, its period and next rotation date
     Status {
-        /// Key id or key ARN
+        /// Key id, key ARN or alias (looked up first)
         key: String,
     },
 }

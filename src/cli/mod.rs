@@ -158,6 +158,15 @@ fn key_ref(s: &str) -> Result<KeyRef> {
     s.parse()
 }
 
+/// `s` as a key id or ARN, for the operations KMS takes only those for: an alias (or alias ARN)
+/// is looked up first with DescribeKey, as a user of KMS would.
+fn key_id_ref(kms: &Kms, s: &str) -> Result<KeyRef> {
+    match key_ref(s)? {
+        r @ (KeyRef::Alias(_) | KeyRef::AliasArn { .. }) => kms.describe_key(&r)?.arn.parse(),
+        r => Ok(r),
+    }
+}
+
 fn input_of(p: Option<PathBuf>) -> Input {
     match p {
         Some(p) if p != Path::new("-") => Input::Path(p),
@@ -254,7 +263,7 @@ fn dispatch(cli: Cli) -> Result<()> {
                     force,
                 } => {
                     let p = kms.get_parameters_for_import(
-                        &key_ref(&key)?,
+                        &key_id_ref(&kms, &key)?,
                         wrapping_algorithm,
                         wrapping_spec,
                     )?;
@@ -285,7 +294,7 @@ fn dispatch(cli: Cli) -> Result<()> {
                         .map(crate::store::parse_time)
                         .transpose()?;
                     let r = kms.import_key_material_with(
-                        &key_ref(&key)?,
+                        &key_id_ref(&kms, &key)?,
                         &crate::store::read(&token)?,
                         &crate::store::read(&material)?,
                         &crate::kms::ImportOptions {
@@ -302,13 +311,13 @@ fn dispatch(cli: Cli) -> Result<()> {
                     key_material_id,
                 } => {
                     let r = kms.delete_imported_key_material_version(
-                        &key_ref(&key)?,
+                        &key_id_ref(&kms, &key)?,
                         key_material_id.as_deref(),
                     )?;
                     print::key_material(&r, json);
                 }
                 KeyCommand::Policy(PolicyCommand::Get { key }) => {
-                    let r = kms.get_key_policy(&key_ref(&key)?)?;
+                    let r = kms.get_key_policy(&key_id_ref(&kms, &key)?)?;
                     if json {
                         print::response(&r);
                     } else {
@@ -324,7 +333,7 @@ fn dispatch(cli: Cli) -> Result<()> {
                     bypass_lockout_check,
                 }) => {
                     let text = policy_text(&file)?;
-                    kms.put_key_policy(&key_ref(&key)?, &text, bypass_lockout_check)?;
+                    kms.put_key_policy(&key_id_ref(&kms, &key)?, &text, bypass_lockout_check)?;
                 }
                 KeyCommand::Grant(cmd) => match cmd {
                     GrantCommand::Create {
@@ -350,7 +359,7 @@ fn dispatch(cli: Cli) -> Result<()> {
                             ))
                         };
                         let id = kms.create_grant(
-                            &key_ref(&key)?,
+                            &key_id_ref(&kms, &key)?,
                             &crate::kms::CreateGrantRequest {
                                 grantee,
                                 operations,
@@ -369,7 +378,7 @@ fn dispatch(cli: Cli) -> Result<()> {
                         }
                     }
                     GrantCommand::List { key } => {
-                        let grants = kms.list_grants(&key_ref(&key)?)?;
+                        let grants = kms.list_grants(&key_id_ref(&kms, &key)?)?;
                         if json {
                             print::setting(
                                 "Grants",
@@ -393,7 +402,9 @@ fn dispatch(cli: Cli) -> Result<()> {
                         grant_id,
                         grant_token,
                     } => match (key, grant_id, grant_token) {
-                        (Some(key), Some(id), None) => kms.retire_grant(&key_ref(&key)?, &id)?,
+                        (Some(key), Some(id), None) => {
+                            kms.retire_grant(&key_id_ref(&kms, &key)?, &id)?
+                        }
                         (None, None, Some(token)) => kms.retire_grant_with_token(&token)?,
                         _ => {
                             return Err(Error::usage(
@@ -402,7 +413,7 @@ fn dispatch(cli: Cli) -> Result<()> {
                         }
                     },
                     GrantCommand::Revoke { key, grant_id } => {
-                        kms.revoke_grant(&key_ref(&key)?, &grant_id)?
+                        kms.revoke_grant(&key_id_ref(&kms, &key)?, &grant_id)?
                     }
                 },
                 KeyCommand::PublicKey {
@@ -458,32 +469,32 @@ fn dispatch(cli: Cli) -> Result<()> {
                 // and UpdatePrimaryRegion answer nothing: with --output json, nothing is
                 // printed, as the AWS CLI does; the text says what happened.
                 KeyCommand::Enable { key } => {
-                    let m = kms.enable_key(&key_ref(&key)?)?;
+                    let m = kms.enable_key(&key_id_ref(&kms, &key)?)?;
                     print::key_state(&m, json);
                 }
                 KeyCommand::Disable { key, force } => {
                     let m = kms
-                        .disable_key(&key_ref(&key)?, force)
+                        .disable_key(&key_id_ref(&kms, &key)?, force)
                         .map_err(in_use_hint(&key))?;
                     print::key_state(&m, json);
                 }
                 KeyCommand::Rotation(cmd) => {
                     let (s, answers) = match cmd {
                         RotationCommand::Enable { key, period_days } => (
-                            kms.enable_key_rotation(&key_ref(&key)?, Some(period_days))?,
+                            kms.enable_key_rotation(&key_id_ref(&kms, &key)?, Some(period_days))?,
                             false,
                         ),
                         RotationCommand::Disable { key } => {
-                            (kms.disable_key_rotation(&key_ref(&key)?)?, false)
+                            (kms.disable_key_rotation(&key_id_ref(&kms, &key)?)?, false)
                         }
                         RotationCommand::Status { key } => {
-                            (kms.key_rotation_status(&key_ref(&key)?)?, true)
+                            (kms.key_rotation_status(&key_id_ref(&kms, &key)?)?, true)
                         }
                     };
                     print::rotation_status(&s, answers, json);
                 }
                 KeyCommand::Rotate { key } => {
-                    let v = kms.rotate_key_on_demand(&key_ref(&key)?)?;
+                    let v = kms.rotate_key_on_demand(&key_id_ref(&kms, &key)?)?;
                     if json {
                         print::response(&crate::api::kms::KeyIdResponse { key_id: v.key_id });
                     } else {
@@ -495,13 +506,13 @@ fn dispatch(cli: Cli) -> Result<()> {
                     include_key_material,
                 } => print::key_versions(
                     &kms.list_key_rotations(
-                        &key_ref(&key)?,
+                        &key_id_ref(&kms, &key)?,
                         include_key_material == args::IncludeKeyMaterial::AllKeyMaterial,
                     )?,
                     json,
                 ),
                 KeyCommand::Replicate { key, to } => {
-                    let r = kms.replicate_key(&key_ref(&key)?, &Region::new(&to)?)?;
+                    let r = kms.replicate_key(&key_id_ref(&kms, &key)?, &Region::new(&to)?)?;
                     if json {
                         print::response(&r);
                     } else {
@@ -509,14 +520,15 @@ fn dispatch(cli: Cli) -> Result<()> {
                     }
                 }
                 KeyCommand::UpdatePrimaryRegion { key, to } => {
-                    let m = kms.update_primary_region(&key_ref(&key)?, &Region::new(&to)?)?;
+                    let m =
+                        kms.update_primary_region(&key_id_ref(&kms, &key)?, &Region::new(&to)?)?;
                     if !json {
                         print::key_metadata(&m, false);
                     }
                 }
                 KeyCommand::UsageReport { key, scan } => {
-                    let versions = kms.list_key_rotations(&key_ref(&key)?, true)?;
-                    let arn = kms.describe_key(&key_ref(&key)?)?.arn;
+                    let versions = kms.list_key_rotations(&key_id_ref(&kms, &key)?, true)?;
+                    let arn = kms.describe_key(&key_id_ref(&kms, &key)?)?.arn;
                     let mut files = Vec::new();
                     for dir in &scan {
                         files.extend(files::find_sealed(dir)?);
@@ -526,12 +538,12 @@ fn dispatch(cli: Cli) -> Result<()> {
                 }
                 KeyCommand::ScheduleDeletion { key, days, force } => {
                     let m = kms
-                        .schedule_key_deletion(&key_ref(&key)?, Some(days), force)
+                        .schedule_key_deletion(&key_id_ref(&kms, &key)?, Some(days), force)
                         .map_err(in_use_hint(&key))?;
                     print::deletion(&m, json);
                 }
                 KeyCommand::CancelDeletion { key } => {
-                    let m = kms.cancel_key_deletion(&key_ref(&key)?)?;
+                    let m = kms.cancel_key_deletion(&key_id_ref(&kms, &key)?)?;
                     if json {
                         print::response(&crate::api::kms::KeyIdResponse { key_id: m.arn });
                     } else {
