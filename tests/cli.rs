@@ -1817,3 +1817,71 @@ fn key_commands_take_an_alias_where_kms_needs_an_id() {
     let log = fx.ok(&["audit", "log", "--event", "DescribeKey"]);
     assert!(log.lines().count() >= 16, "{log}");
 }
+
+/// Argument errors are one `cofre:` line (with the possible values and clap's tip) and the usage
+/// hint; `--output FILE` by mistake points at `-o`.
+#[test]
+fn usage_errors_are_one_line_and_a_hint() {
+    let fx = Fx::init();
+    fx.write("p", b"x");
+    for (args, needles) in [
+        (
+            &["encrypt", "--bogus", "p"][..],
+            &["unexpected argument '--bogus'", "Usage: cofre encrypt"][..],
+        ),
+        (
+            &["encrypt", "-k", "alias/x", "--output", "out.cofre", "p"],
+            &["possible values: text, json", "use -o FILE"],
+        ),
+        (
+            &["key", "create", "--spec", "NOPE"],
+            &["invalid value 'NOPE'", "RSA_2048", "HMAC_512"],
+        ),
+    ] {
+        let out = run(&mut fx.cmd(args), USAGE);
+        assert!(out.stdout.is_empty());
+        let err = String::from_utf8(out.stderr).unwrap();
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines.len(), 2, "{err}");
+        assert!(lines[0].starts_with("cofre: "), "{err}");
+        assert!(
+            lines[1].starts_with("Usage: ") || lines[1].starts_with("For more information"),
+            "{err}"
+        );
+        for n in needles {
+            assert!(err.contains(n), "{n:?} not in {err}");
+        }
+    }
+}
+
+/// `cofre completions SHELL` prints a script the shell takes; `cofre man` a roff page naming
+/// every command.
+#[test]
+fn completions_and_the_man_page() {
+    let fx = Fx::init();
+    let bash = fx.ok(&["completions", "bash"]);
+    for sub in ["encrypt", "volume", "snapshot", "serve", "access-key"] {
+        assert!(
+            bash.contains(sub),
+            "{sub} missing from the bash completions"
+        );
+    }
+    fx.write("cofre.bash", bash.as_bytes());
+    let checked = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(fx.path("cofre.bash"))
+        .output()
+        .unwrap();
+    assert!(checked.status.success(), "{checked:?}");
+    assert!(fx.ok(&["completions", "zsh"]).starts_with("#compdef cofre"));
+    assert!(fx
+        .ok(&["completions", "fish"])
+        .contains("complete -c cofre"));
+    let man = fx.ok(&["man"]);
+    assert!(man.contains(".TH cofre 1"), "{man}");
+    for sub in ["encrypt", "decrypt", "volume", "snapshot", "serve", "audit"] {
+        assert!(man.contains(sub), "{sub} missing from the man page");
+    }
+    let out = run(&mut fx.cmd(&["completions", "tcsh"]), USAGE);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("possible values: bash"));
+}

@@ -189,6 +189,14 @@ pub enum Command {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Print a shell completion script: `source <(cofre completions bash)`, or save it where
+    /// the shell looks (zsh: a folder of $fpath as _cofre; fish: ~/.config/fish/completions)
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print cofre's man page (roff): `cofre man > cofre.1; man ./cofre.1`
+    Man,
 }
 
 #[derive(Debug, Subcommand)]

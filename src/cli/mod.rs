@@ -42,7 +42,7 @@ use args::{
     KeyCommand, PolicyCommand, PrincipalCommand, PrincipalPolicyCommand, RegionCommand,
     RotationCommand, SnapshotCommand, Toggle, VolumeCommand,
 };
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
@@ -51,9 +51,15 @@ pub fn run() -> Result<()> {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            // Help and version go to stdout with success; usage errors exit 2.
+            // Help and version go to stdout with success; usage errors exit 2, as one
+            // `cofre:` line and the usage hint.
             let code = e.exit_code();
-            let _ = e.print();
+            let help = clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand;
+            if e.use_stderr() && e.kind() != help {
+                eprint!("{}", usage_error(&e.render().to_string()));
+            } else {
+                let _ = e.print();
+            }
             std::process::exit(code);
         }
     };
@@ -66,6 +72,33 @@ pub fn run() -> Result<()> {
     // unless the command failed on its own.
     let printed = print::finish();
     done.and(printed)
+}
+
+/// A usage error as clap renders it (`error: …`, indented details, a tip, `Usage: …`, a pointer
+/// to `--help`), as cofre reports errors: one `cofre:` line holding the error, its possible
+/// values and tip, then the usage line (or the pointer to `--help`).
+fn usage_error(rendered: &str) -> String {
+    let mut lines = rendered.lines().map(str::trim).filter(|l| !l.is_empty());
+    let mut message = lines
+        .next()
+        .unwrap_or("bad arguments")
+        .trim_start_matches("error: ")
+        .to_owned();
+    let mut hint = String::new();
+    for l in lines {
+        if let Some(values) = l.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            message = format!("{message} ({values})");
+        } else if let Some(tip) = l.strip_prefix("tip: ") {
+            message = format!("{message}; {tip}");
+        } else if l.starts_with("Usage: ") || (hint.is_empty() && l.starts_with("For more")) {
+            hint = l.to_owned();
+        }
+    }
+    // `--output` is the format; a file name there was meant for `-o`.
+    if message.contains("for '--output <OUTPUT>'") {
+        message.push_str("; --output chooses text or json: to write to a file, use -o FILE");
+    }
+    format!("cofre: {message}\n{hint}\n")
 }
 
 /// The home folder: `--home`, else `COFRE_HOME`, else `$XDG_DATA_HOME/cofre`, else
@@ -1043,6 +1076,18 @@ fn dispatch(cli: Cli) -> Result<()> {
         }
         Command::Demo { size, dir } => {
             crate::demo::run(size, dir.as_deref(), &mut std::io::stdout())?;
+        }
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "cofre", &mut script);
+            out!("{}", String::from_utf8_lossy(&script));
+        }
+        Command::Man => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut page)
+                .map_err(|e| Error::io("rendering", Path::new("the man page"), e))?;
+            out!("{}", String::from_utf8_lossy(&page));
         }
     }
     Ok(())
