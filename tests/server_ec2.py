@@ -121,6 +121,9 @@ def awscli_scenario():
             region="eu-west-1")
     assert r["KmsKeyId"] == key["Arn"] and r["SnapshotId"] == copy, r
     assert aws("ec2", "get-ebs-encryption-by-default") == {"EbsEncryptionByDefault": False}
+    # The filled volume grows to 2 GiB (the test reads it back).
+    m = aws("ec2", "modify-volume", "--volume-id", vol, "--size", "2")["VolumeModification"]
+    assert m["TargetSize"] == 2 and m["ModificationState"] == "completed", m
     print("ids", snap, copy, r["VolumeId"])
 
 
@@ -200,6 +203,14 @@ def boto3_scenario():
     v = ec2.create_volume(Size=1, Encrypted=True, AvailabilityZone="us-east-1a")
     assert v["KmsKeyId"] == key["Arn"], v
     assert ec2.reset_ebs_default_kms_key_id()["KmsKeyId"].endswith(":alias/aws/ebs")
+    # ModifyVolume grows a volume (never shrinks it); its data stays.
+    m = ec2.modify_volume(VolumeId=made[0], Size=3, VolumeType="gp3")["VolumeModification"]
+    assert (m["OriginalSize"], m["TargetSize"], m["TargetVolumeType"]) == (1, 3, "gp3"), m
+    grown = ec2.describe_volumes(VolumeIds=[made[0]])["Volumes"][0]
+    assert (grown["Size"], grown["VolumeType"]) == (3, "gp3"), grown
+    raises("InvalidParameterValue", ec2.modify_volume, VolumeId=made[0], Size=2)
+    raises("InvalidVolume.NotFound", ec2.modify_volume, VolumeId="vol-0123456789abcdef0", Size=9)
+    assert ec2.describe_volumes(VolumeIds=[made[0]])["Volumes"][0]["Size"] == 3
     # Deletes.
     ec2.delete_snapshot(SnapshotId=snaps[6]["SnapshotId"])
     raises("InvalidSnapshot.NotFound", ec2.describe_snapshots, SnapshotIds=[snaps[6]["SnapshotId"]])

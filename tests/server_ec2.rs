@@ -133,6 +133,28 @@ fn the_aws_cli_creates_snapshots_and_copies_one_encrypted_to_another_region() {
         std::fs::read(&exported).unwrap() == std::fs::read(&img).unwrap(),
         "the copy's bytes differ from the original's"
     );
+    // The volume ModifyVolume grew keeps its bytes, and reads zeros past its old end.
+    let out = server
+        .cofre()
+        .args(["volume", "read", &vol, "--offset", "0", "--length"])
+        .arg((4u64 << 20).to_string())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let original = std::fs::read(&img).unwrap();
+    assert!(out.stdout[..original.len()] == original[..]);
+    assert!(out.stdout[original.len()..].iter().all(|b| *b == 0));
+    assert_eq!(out.stdout.len(), 4 << 20);
+    let v: serde_json::Value = serde_json::from_str(&cofre(
+        &server,
+        &["--output", "json", "volume", "describe", &vol],
+    ))
+    .unwrap();
+    assert_eq!(v["Volumes"][0]["Size"], 2);
     // The CLI sees what the server made: the copy names its source.
     let d: serde_json::Value = serde_json::from_str(&cofre(
         &server,

@@ -35,6 +35,7 @@ mod copy;
 mod describe;
 mod ids;
 mod map;
+mod modify;
 mod scrub;
 mod session;
 mod snapshot;

@@ -663,7 +663,7 @@ fn image_size(file: &File, path: &std::path::Path) -> Result<u64> {
     )))
 }
 
-fn check_size(bytes: u64, t: VolumeType, any_bytes: bool) -> Result<()> {
+pub(crate) fn check_size(bytes: u64, t: VolumeType, any_bytes: bool) -> Result<()> {
     let (min, max) = t.size_range_gib();
     let gib = bytes.div_ceil(GIB);
     if gib > max || (!any_bytes && gib < min) {

@@ -11,6 +11,8 @@
 //! key the caller may not use is `UnauthorizedOperation` (403), one EBS cannot use
 //! `KMSKeyNotAccessibleFault`.
 //!
+//! ModifyVolume grows a volume (never shrinks it) and may change its type, at once.
+//!
 //! CopySnapshot is sent to the destination region, as with AWS: the SigV4 scope's region is
 //! the destination, `SourceRegion` the source; the copy is the CLI's (`snapshot copy`): the
 //! data key re-wrapped under the destination key, blocks linked, not sealed again.
@@ -37,6 +39,7 @@ pub const OPERATIONS: &[&str] = &[
     "CreateVolume",
     "DescribeVolumes",
     "DeleteVolume",
+    "ModifyVolume",
     "CreateSnapshot",
     "DescribeSnapshots",
     "DeleteSnapshot",
@@ -161,6 +164,27 @@ fn handle(kms: &Kms, operation: &str, body: &[u8]) -> Result<String> {
         "DeleteVolume" => {
             ebs.delete_volume(p.required("VolumeId")?)?;
             x.push_str("<return>true</return>");
+        }
+        "ModifyVolume" => {
+            let id = p.required("VolumeId")?;
+            let size = p.int("Size")?.map(gib).transpose()?;
+            let volume_type = match p.get("VolumeType") {
+                Some(_) => Some(p.volume_type()?),
+                None => None,
+            };
+            let (old, new) = ebs.modify_volume(id, size, volume_type)?;
+            let now = crate::store::format_time(kms.home().now());
+            x.push_str("<volumeModification>");
+            el(&mut x, "volumeId", &new.volume_id);
+            el(&mut x, "modificationState", "completed");
+            el(&mut x, "targetSize", &new.size.to_string());
+            el(&mut x, "targetVolumeType", new.volume_type);
+            el(&mut x, "originalSize", &old.size.to_string());
+            el(&mut x, "originalVolumeType", old.volume_type);
+            el(&mut x, "progress", "100");
+            el(&mut x, "startTime", &now);
+            el(&mut x, "endTime", &now);
+            x.push_str("</volumeModification>");
         }
         "CreateSnapshot" => {
             let s = ebs.create_snapshot_tagged(
