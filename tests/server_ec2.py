@@ -22,10 +22,11 @@ import urllib.request
 import xml.etree.ElementTree as ET
 
 import boto3
-import botocore
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
+
+from server_clients import raises
 
 ENDPOINT = os.environ["AWS_ENDPOINT_URL"]
 ACCOUNT = os.environ["ACCOUNT"]
@@ -54,16 +55,6 @@ def client(service, region="us-east-1", key=None, secret=None):
         service, region_name=region, endpoint_url=ENDPOINT,
         aws_access_key_id=key or os.environ["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=secret or os.environ["AWS_SECRET_ACCESS_KEY"])
-
-
-def raises(code, fn, *args, **kwargs):
-    try:
-        fn(*args, **kwargs)
-    except botocore.exceptions.ClientError as e:
-        got = e.response["Error"]["Code"]
-        assert got == code, f"expected {code}, got {got}: {e}"
-        return e
-    raise AssertionError(f"expected {code}, but the call succeeded")
 
 
 def query(params, region="us-east-1", key=None, secret=None):

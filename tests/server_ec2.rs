@@ -9,7 +9,6 @@ mod common;
 
 use common::{venv_python, Server};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 fn clients_python() -> PathBuf {
     venv_python(
@@ -26,44 +25,16 @@ fn clients_python() -> PathBuf {
 
 /// Runs scenario `name` of tests/server_ec2.py; returns its output.
 fn scenario(server: &Server, name: &str, env: &[(&str, &str)]) -> String {
-    let mut c = Command::new(clients_python());
-    c.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/server_ec2.py"))
-        .arg(name)
-        .env("ACCOUNT", &server.account);
-    server.client_env(&mut c);
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    let out = c.output().expect("python runs");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success() && stdout.contains(&format!("ok {name}")),
-        "scenario {name} failed:\n{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
+    server.scenario(&clients_python(), "tests/server_ec2.py", name, env)
 }
 
 /// `cofre ARGS` on the server's home, which must succeed; its stdout.
 fn cofre(server: &Server, args: &[&str]) -> String {
-    let out = server.cofre().args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "cofre {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    String::from_utf8(server.cofre_ok(args)).unwrap()
 }
 
-/// The events of the server's trail in `region`.
 fn trail(server: &Server, region: &str) -> Vec<serde_json::Value> {
-    cofre(
-        server,
-        &["--region", region, "--output", "json", "audit", "log"],
-    )
-    .lines()
-    .map(|l| serde_json::from_str(l).expect("one event per line"))
-    .collect()
+    server.trail(region)
 }
 
 /// A 3 MiB image with something different in every block, and a hole of zeros.
@@ -134,21 +105,13 @@ fn the_aws_cli_creates_snapshots_and_copies_one_encrypted_to_another_region() {
         "the copy's bytes differ from the original's"
     );
     // The volume ModifyVolume grew keeps its bytes, and reads zeros past its old end.
-    let out = server
-        .cofre()
-        .args(["volume", "read", &vol, "--offset", "0", "--length"])
-        .arg((4u64 << 20).to_string())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let read = server.cofre_ok(&[
+        "volume", "read", &vol, "--offset", "0", "--length", "4194304",
+    ]);
     let original = std::fs::read(&img).unwrap();
-    assert!(out.stdout[..original.len()] == original[..]);
-    assert!(out.stdout[original.len()..].iter().all(|b| *b == 0));
-    assert_eq!(out.stdout.len(), 4 << 20);
+    assert!(read[..original.len()] == original[..]);
+    assert!(read[original.len()..].iter().all(|b| *b == 0));
+    assert_eq!(read.len(), 4 << 20);
     let v: serde_json::Value = serde_json::from_str(&cofre(
         &server,
         &["--output", "json", "volume", "describe", &vol],

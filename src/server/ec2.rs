@@ -152,13 +152,7 @@ fn handle(kms: &Kms, operation: &str, body: &[u8]) -> Result<String> {
         }
         "DescribeVolumes" => {
             let page = ebs.describe_volumes(&p.list("VolumeId"), &p.filters()?, &p.page()?)?;
-            x.push_str("<volumeSet>");
-            for v in &page.items {
-                x.push_str("<item>");
-                volume(&mut x, v);
-                x.push_str("</item>");
-            }
-            x.push_str("</volumeSet>");
+            set(&mut x, "volumeSet", &page.items, volume);
             next_token(&mut x, page.next_token);
         }
         "DeleteVolume" => {
@@ -201,13 +195,7 @@ fn handle(kms: &Kms, operation: &str, body: &[u8]) -> Result<String> {
                 &p.filters()?,
                 &p.page()?,
             )?;
-            x.push_str("<snapshotSet>");
-            for s in &page.items {
-                x.push_str("<item>");
-                snapshot(&mut x, s);
-                x.push_str("</item>");
-            }
-            x.push_str("</snapshotSet>");
+            set(&mut x, "snapshotSet", &page.items, snapshot);
             next_token(&mut x, page.next_token);
         }
         "DeleteSnapshot" => {
@@ -274,16 +262,12 @@ fn handle(kms: &Kms, operation: &str, body: &[u8]) -> Result<String> {
         }
         "DescribeTags" => {
             let page = ebs.describe_tags(&p.filters()?, &p.page()?)?;
-            x.push_str("<tagSet>");
-            for t in &page.items {
-                x.push_str("<item>");
-                el(&mut x, "resourceId", &t.resource_id);
-                el(&mut x, "resourceType", t.resource_type);
-                el(&mut x, "key", &t.key);
-                el(&mut x, "value", &t.value);
-                x.push_str("</item>");
-            }
-            x.push_str("</tagSet>");
+            set(&mut x, "tagSet", &page.items, |x, t| {
+                el(x, "resourceId", &t.resource_id);
+                el(x, "resourceType", t.resource_type);
+                el(x, "key", &t.key);
+                el(x, "value", &t.value);
+            });
             next_token(&mut x, page.next_token);
         }
         _ => unreachable!("checked against OPERATIONS"),
@@ -334,18 +318,25 @@ fn next_token(x: &mut String, token: Option<String>) {
     }
 }
 
-fn tags(x: &mut String, t: &BTreeMap<String, String>) {
-    if t.is_empty() {
-        return;
-    }
-    x.push_str("<tagSet>");
-    for tag in tag_list(t) {
+/// A list: `<name><item>…</item>…</name>`.
+fn set<T>(x: &mut String, name: &str, items: &[T], member: impl Fn(&mut String, &T)) {
+    let _ = write!(x, "<{name}>");
+    for i in items {
         x.push_str("<item>");
-        el(x, "key", &tag.key);
-        el(x, "value", &tag.value);
+        member(x, i);
         x.push_str("</item>");
     }
-    x.push_str("</tagSet>");
+    let _ = write!(x, "</{name}>");
+}
+
+/// A `tagSet`, left out when empty.
+fn tags(x: &mut String, t: &BTreeMap<String, String>) {
+    if !t.is_empty() {
+        set(x, "tagSet", &tag_list(t), |x, tag| {
+            el(x, "key", &tag.key);
+            el(x, "value", &tag.value);
+        });
+    }
 }
 
 /// A `Volume`'s members.
