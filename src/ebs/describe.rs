@@ -228,6 +228,30 @@ fn check_combination(ids: &[String], page: &PageRequest, what: &str) -> Result<(
     Ok(())
 }
 
+/// The records of `all` that `ids` name (each well formed and present), or all if none.
+fn chosen<'h, R>(
+    all: &'h BTreeMap<String, R>,
+    ids: &[String],
+    kind: &str,
+    region: &crate::keyring::Region,
+) -> Result<Vec<&'h R>> {
+    if ids.is_empty() {
+        return Ok(all.values().collect());
+    }
+    let prefix = if kind == "volume" { "vol-" } else { "snap-" };
+    for id in ids {
+        super::check_id(id, prefix, kind)?;
+    }
+    if let Some(missing) = ids.iter().find(|id| !all.contains_key(*id)) {
+        return Err(not_found(kind, missing, region));
+    }
+    Ok(all
+        .iter()
+        .filter(|(id, _)| ids.contains(id))
+        .map(|(_, r)| r)
+        .collect())
+}
+
 impl Ebs<'_> {
     /// DescribeVolumes: the volumes named (each must exist), else all, that pass `filters`.
     pub fn describe_volumes(
@@ -241,18 +265,9 @@ impl Ebs<'_> {
             |_| {
                 check_combination(ids, page, "Volume")?;
                 check_filters(filters, VOLUME_FILTERS)?;
-                for id in ids {
-                    super::check_id(id, "vol-", "volume")?;
-                }
                 let head = self.region.load_head()?;
-                if let Some(missing) = ids.iter().find(|id| !head.volumes.contains_key(*id)) {
-                    return Err(not_found("volume", missing, self.kms.region()));
-                }
                 let mut out = Vec::new();
-                for r in head.volumes.values() {
-                    if !ids.is_empty() && !ids.contains(&r.volume_id) {
-                        continue;
-                    }
+                for r in chosen(&head.volumes, ids, "volume", self.kms.region())? {
                     let v = self.describe(r, self.region.load_map(&r.map)?.blocks.len() as u64);
                     if passes(&v, filters, &volume_values) {
                         out.push((v.volume_id.clone(), v));
@@ -278,20 +293,11 @@ impl Ebs<'_> {
             |_| {
                 check_combination(ids, page, "Snapshot")?;
                 check_filters(filters, SNAPSHOT_FILTERS)?;
-                for id in ids {
-                    super::check_id(id, "snap-", "snapshot")?;
-                }
                 let account = self.kms.home().account_id();
                 let mine = owners.is_empty() || owners.iter().any(|o| o == "self" || o == account);
                 let head = self.region.load_head()?;
-                if let Some(missing) = ids.iter().find(|id| !head.snapshots.contains_key(*id)) {
-                    return Err(not_found("snapshot", missing, self.kms.region()));
-                }
                 let mut out = Vec::new();
-                for r in head.snapshots.values() {
-                    if !ids.is_empty() && !ids.contains(&r.snapshot_id) {
-                        continue;
-                    }
+                for r in chosen(&head.snapshots, ids, "snapshot", self.kms.region())? {
                     let s = self.describe_snapshot_record(r)?;
                     if mine && passes(&s, filters, &snapshot_values) {
                         out.push((s.snapshot_id.clone(), s));
