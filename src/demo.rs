@@ -269,6 +269,7 @@ fn ebs_steps(
         encrypted: true,
         kms_key: None,
         volume_type: VolumeType::Gp3,
+        tags: Default::default(),
         quiet: true,
     })?;
     let imp = t.elapsed().as_secs_f64();
@@ -294,6 +295,7 @@ fn ebs_steps(
         kms_key: Some("alias/demo-dr".parse()?),
         reencrypt: false,
         description: None,
+        tags: Default::default(),
         quiet: true,
     })?;
     w(out, format!(
@@ -308,6 +310,7 @@ fn ebs_steps(
         encrypted: false,
         kms_key: None,
         volume_type: VolumeType::Gp3,
+        tags: Default::default(),
         quiet: true,
     })?;
     let exported = root.join("restored.img");

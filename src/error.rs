@@ -99,6 +99,8 @@ pub enum Ec2Code {
     InvalidAction,
     /// An EC2 Query request with no Action.
     MissingAction,
+    /// An EC2 request without a parameter its operation needs.
+    MissingParameter,
     /// An EC2 request not signed at all.
     MissingAuthenticationToken,
     /// An EC2 request whose Authorization header is not a whole SigV4 signature.
@@ -123,6 +125,7 @@ impl fmt::Display for Ec2Code {
             Ec2Code::UnrelatedSnapshots => "ValidationException (UNRELATED_SNAPSHOTS)",
             Ec2Code::InvalidAction => "InvalidAction",
             Ec2Code::MissingAction => "MissingAction",
+            Ec2Code::MissingParameter => "MissingParameter",
             Ec2Code::MissingAuthenticationToken => "MissingAuthenticationToken",
             Ec2Code::IncompleteSignature => "IncompleteSignature",
             Ec2Code::AuthFailure => "AuthFailure",

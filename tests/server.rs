@@ -31,44 +31,12 @@ fn clients_python() -> PathBuf {
 
 /// Runs a scenario of tests/server_clients.py against `server`, with extra environment.
 fn scenario(server: &Server, name: &str, env: &[(&str, &str)]) {
-    let mut c = Command::new(clients_python());
-    c.arg(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/server_clients.py"
-    ))
-    .arg(name)
-    .env("ACCOUNT", &server.account);
-    server.client_env(&mut c);
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    let out = c.output().expect("python runs");
-    assert!(
-        out.status.success()
-            && String::from_utf8_lossy(&out.stdout).contains(&format!("ok {name}")),
-        "scenario {name} failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    server.scenario(&clients_python(), "tests/server_clients.py", name, env);
 }
 
 /// The events of the server's trail in `region`.
 fn trail(server: &Server, region: &str) -> Vec<serde_json::Value> {
-    let out = server
-        .cofre()
-        .args(["--region", region, "--output", "json", "audit", "log"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("one event per line"))
-        .collect()
+    server.trail(region)
 }
 
 #[test]

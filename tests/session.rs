@@ -41,6 +41,7 @@ fn volume(ebs: &Ebs, size: u64) -> String {
         encrypted: true,
         kms_key: None,
         volume_type: VolumeType::Gp3,
+        tags: Default::default(),
         quiet: true,
     })
     .unwrap()
@@ -150,6 +151,7 @@ fn a_session_reads_as_its_model_and_flushes_exactly_it() {
             encrypted: true,
             kms_key: None,
             volume_type: VolumeType::Gp3,
+            tags: Default::default(),
             quiet: true,
         })
         .unwrap()

@@ -3,6 +3,25 @@
 
 use crate::ebs::{Snapshot, Volume};
 use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// A `Tag`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Tag {
+    pub key: String,
+    pub value: String,
+}
+
+/// A `TagList` of a tag map (left out of a response when empty).
+pub fn tag_list(tags: &BTreeMap<String, String>) -> Vec<Tag> {
+    tags.iter()
+        .map(|(k, v)| Tag {
+            key: k.clone(),
+            value: v.clone(),
+        })
+        .collect()
+}
 
 /// A `Volume` of CreateVolume and DescribeVolumes (cofre's own byte and block counts left out).
 #[derive(Debug, Clone, Serialize)]
@@ -18,6 +37,8 @@ pub struct Ec2Volume {
     pub create_time: String,
     pub volume_type: &'static str,
     pub availability_zone: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<Tag>,
 }
 
 impl From<&Volume> for Ec2Volume {
@@ -32,6 +53,7 @@ impl From<&Volume> for Ec2Volume {
             create_time: v.create_time.clone(),
             volume_type: v.volume_type,
             availability_zone: v.availability_zone.clone(),
+            tags: tag_list(&v.tags),
         }
     }
 }
@@ -53,6 +75,8 @@ pub struct Ec2Snapshot {
     pub progress: &'static str,
     pub description: String,
     pub owner_id: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<Tag>,
 }
 
 impl From<&Snapshot> for Ec2Snapshot {
@@ -69,6 +93,7 @@ impl From<&Snapshot> for Ec2Snapshot {
             progress: s.progress,
             description: s.description.clone(),
             owner_id: s.owner_id.clone(),
+            tags: tag_list(&s.tags),
         }
     }
 }

@@ -705,6 +705,7 @@ fn dispatch(cli: Cli) -> Result<()> {
                         encrypted,
                         kms_key: kms_key.as_deref().map(key_ref).transpose()?,
                         volume_type,
+                        tags: Default::default(),
                         quiet: cli.quiet,
                     })?;
                     print::volume_created(&v, json);
@@ -806,6 +807,7 @@ fn dispatch(cli: Cli) -> Result<()> {
                         kms_key: kms_key.as_deref().map(key_ref).transpose()?,
                         reencrypt,
                         description,
+                        tags: Default::default(),
                         quiet: cli.quiet,
                     })?;
                     print::copy(&r, json, cli.quiet);

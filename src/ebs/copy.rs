@@ -26,6 +26,8 @@ pub struct CopySnapshotRequest {
     /// Seal every block again under a new data key instead of re-wrapping the old one.
     pub reencrypt: bool,
     pub description: Option<String>,
+    /// TagSpecifications of the copy.
+    pub tags: std::collections::BTreeMap<String, String>,
     pub quiet: bool,
 }
 
@@ -66,6 +68,7 @@ impl Ebs<'_> {
                 if let Some(d) = &req.description {
                     check_description(d)?;
                 }
+                super::check_tags(&req.tags)?;
                 let src_kms = self.kms.in_region(req.source_region.clone())?;
                 let src = Ebs::new(&src_kms)?;
                 // Hold off removals in both regions, from before the snapshot is read until
@@ -138,6 +141,7 @@ impl Ebs<'_> {
                     map: map_hash,
                     source_region: Some(req.source_region.to_string()),
                     source_snapshot_id: Some(req.source_snapshot_id.clone()),
+                    tags: req.tags.clone(),
                 };
                 self.region.update(|h| {
                     h.snapshots.insert(id.clone(), record.clone());

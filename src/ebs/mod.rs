@@ -32,20 +32,25 @@
 mod block;
 mod cache;
 mod copy;
+mod describe;
 mod ids;
 mod map;
+mod modify;
 mod scrub;
 mod session;
 mod snapshot;
+mod tags;
 mod volume;
 
 pub use block::{is_zero, BlockHash, BlockStore, LineageCipher, Placed, BLOCK_SIZE};
 pub use copy::{CopyReport, CopySnapshotRequest};
+pub use describe::{Filter, Page, PageRequest};
 pub use ids::{check_id, new_id};
 pub use map::BlockMap;
 pub use scrub::{GcReport, VerifyReport};
 pub use session::{Extent, SessionMode, VolumeSession, CLEAN_LIMIT, DIRTY_LIMIT};
 pub use snapshot::{ChangedBlocks, Snapshot};
+pub use tags::{check_tags, TagDescription};
 pub use volume::{CreateVolumeRequest, Volume, VolumeSource, VolumeType};
 
 use crate::crypto::SecretKey;
@@ -106,6 +111,9 @@ pub struct VolumeRecord {
     pub lineage: Lineage,
     /// Hash of its current [`BlockMap`], hex.
     pub map: String,
+    /// Tags (EC2's TagSpecifications, CreateTags; the EBS direct APIs' StartSnapshot Tags).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
 }
 
 /// A snapshot, as the head stores it.
@@ -126,6 +134,9 @@ pub struct SnapshotRecord {
     pub source_region: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_snapshot_id: Option<String>,
+    /// Tags (EC2's TagSpecifications, CreateTags; the EBS direct APIs' StartSnapshot Tags).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
 }
 
 /// Everything EBS keeps about one region.

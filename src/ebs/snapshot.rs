@@ -6,6 +6,7 @@ use crate::error::{Ec2Code, Error, Result};
 use crate::kms::Call;
 use crate::store;
 use serde::Serialize;
+use std::collections::BTreeMap;
 
 /// Longest snapshot description EC2 accepts.
 pub const MAX_DESCRIPTION: usize = 255;
@@ -36,6 +37,8 @@ pub struct Snapshot {
     pub source_region: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source_snapshot_id: Option<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
 }
 
 /// What ListChangedBlocks reports.
@@ -52,11 +55,22 @@ impl Ebs<'_> {
     /// CreateSnapshot of volume `volume_id`: records its current map, in time independent of
     /// its size.
     pub fn create_snapshot(&self, volume_id: &str, description: &str) -> Result<Snapshot> {
+        self.create_snapshot_tagged(volume_id, description, &BTreeMap::new())
+    }
+
+    /// CreateSnapshot with TagSpecifications.
+    pub fn create_snapshot_tagged(
+        &self,
+        volume_id: &str,
+        description: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<Snapshot> {
         self.kms.audited(
             Call::ec2("CreateSnapshot", false).param("volumeId", volume_id),
             |_| {
                 super::check_id(volume_id, "vol-", "volume")?;
                 check_description(description)?;
+                super::check_tags(tags)?;
                 let id = new_id("snap-");
                 let record = self.region.update(|h| {
                     let v = h
@@ -73,6 +87,7 @@ impl Ebs<'_> {
                         map: v.map.clone(),
                         source_region: None,
                         source_snapshot_id: None,
+                        tags: tags.clone(),
                     };
                     h.snapshots.insert(id.clone(), r.clone());
                     Ok(r)
@@ -101,6 +116,7 @@ impl Ebs<'_> {
             stored_blocks: stored,
             source_region: r.source_region.clone(),
             source_snapshot_id: r.source_snapshot_id.clone(),
+            tags: r.tags.clone(),
         })
     }
 

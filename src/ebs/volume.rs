@@ -10,6 +10,7 @@ use crate::kms::KeyRef;
 use crate::store::{self, OutputFile};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::unix::fs::FileExt;
@@ -78,6 +79,8 @@ pub struct CreateVolumeRequest {
     /// KmsKeyId (needs `encrypted`).
     pub kms_key: Option<KeyRef>,
     pub volume_type: VolumeType,
+    /// TagSpecifications (checked with [`super::check_tags`]).
+    pub tags: BTreeMap<String, String>,
     /// No progress bar.
     pub quiet: bool,
 }
@@ -106,6 +109,8 @@ pub struct Volume {
     pub availability_zone: String,
     /// Blocks stored (not all zeros), cofre's own field.
     pub stored_blocks: u64,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
 }
 
 impl Ebs<'_> {
@@ -118,6 +123,7 @@ impl Ebs<'_> {
                 "--kms-key needs --encrypted (as KmsKeyId needs Encrypted=true)",
             ));
         }
+        super::check_tags(&req.tags)?;
         let volume_id = new_id("vol-");
         // Held from before the head is read: a snapshot this restores cannot lose its blocks
         // to a concurrent delete until the new volume names them.
@@ -213,6 +219,7 @@ impl Ebs<'_> {
             snapshot_id,
             lineage,
             map: map_hash,
+            tags: req.tags.clone(),
         };
         self.region.update(|h| {
             h.volumes.insert(volume_id.clone(), record.clone());
@@ -327,7 +334,7 @@ impl Ebs<'_> {
             .ok_or_else(|| not_found("volume", id, self.kms.region()))
     }
 
-    fn describe(&self, r: &VolumeRecord, stored_blocks: u64) -> Volume {
+    pub(crate) fn describe(&self, r: &VolumeRecord, stored_blocks: u64) -> Volume {
         Volume {
             volume_id: r.volume_id.clone(),
             size: r.size_bytes.div_ceil(GIB),
@@ -340,6 +347,7 @@ impl Ebs<'_> {
             volume_type: r.volume_type.name(),
             availability_zone: format!("{}a", self.kms.region()),
             stored_blocks,
+            tags: r.tags.clone(),
         }
     }
 
@@ -655,7 +663,7 @@ fn image_size(file: &File, path: &std::path::Path) -> Result<u64> {
     )))
 }
 
-fn check_size(bytes: u64, t: VolumeType, any_bytes: bool) -> Result<()> {
+pub(crate) fn check_size(bytes: u64, t: VolumeType, any_bytes: bool) -> Result<()> {
     let (min, max) = t.size_range_gib();
     let gib = bytes.div_ceil(GIB);
     if gib > max || (!any_bytes && gib < min) {

@@ -247,6 +247,8 @@ impl Audited for crate::ebs::ChangedBlocks {}
 impl Audited for crate::ebs::CopyReport {}
 impl Audited for crate::ebs::VerifyReport {}
 impl Audited for crate::ebs::GcReport {}
+impl<T> Audited for crate::ebs::Page<T> {}
+impl Audited for (crate::ebs::Volume, crate::ebs::Volume) {}
 
 /// A KMS response shape (PascalCase members) as CloudTrail logs it: camelCase members.
 fn camel_case(v: Value) -> Value {

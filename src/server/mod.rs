@@ -13,6 +13,7 @@
 //! finish (their audit records are written before they are answered), and exits.
 
 pub mod client;
+pub mod ec2;
 pub mod kms;
 pub mod sigv4;
 
@@ -508,7 +509,7 @@ impl Api {
         };
         match self {
             Api::Kms => Call::new(known(crate::api::kms_requests::OPERATIONS), false),
-            Api::Ec2 => Call::ec2(known(&[]), false),
+            Api::Ec2 => Call::ec2(known(ec2::OPERATIONS), false),
             Api::Ebs => Call::ebs(known(EBS_OPERATIONS), false),
         }
     }
@@ -612,7 +613,8 @@ fn handle(
             Ok(b) => respond(api, 200, request_id, b),
             Err(e) => respond_err(api, request_id, &e),
         },
-        Api::Ec2 | Api::Ebs => respond_err(
+        Api::Ec2 => ec2::answer(&kms, &operation, body, request_id),
+        Api::Ebs => respond_err(
             api,
             request_id,
             &Error::usage(format!(

@@ -174,26 +174,65 @@ impl Server {
         c
     }
 
-    /// A new access key for `principal`: (id, secret).
-    pub fn access_key(&self, principal: &str) -> (String, String) {
-        let out = self
-            .cofre()
-            .args([
-                "--principal",
-                principal,
-                "--output",
-                "json",
-                "access-key",
-                "create",
-            ])
-            .output()
-            .unwrap();
+    /// `cofre ARGS` on the server's home, which must succeed: its stdout.
+    pub fn cofre_ok(&self, args: &[&str]) -> Vec<u8> {
+        let out = self.cofre().args(args).output().unwrap();
         assert!(
             out.status.success(),
-            "{}",
+            "cofre {args:?}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        out.stdout
+    }
+
+    /// The events of the server's trail in `region`.
+    pub fn trail(&self, region: &str) -> Vec<serde_json::Value> {
+        String::from_utf8(self.cofre_ok(&["--region", region, "--output", "json", "audit", "log"]))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("one event per line"))
+            .collect()
+    }
+
+    /// Runs scenario `name` of the Python script `script` (a path under the crate) with
+    /// `python`, signing as the account root, with extra environment; it must print
+    /// `ok NAME`. Returns its output.
+    pub fn scenario(
+        &self,
+        python: &Path,
+        script: &str,
+        name: &str,
+        env: &[(&str, &str)],
+    ) -> String {
+        let mut c = Command::new(python);
+        c.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join(script))
+            .arg(name)
+            .env("ACCOUNT", &self.account);
+        self.client_env(&mut c);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let out = c.output().expect("python runs");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success() && stdout.contains(&format!("ok {name}")),
+            "scenario {name} of {script} failed:\n{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    }
+
+    /// A new access key for `principal`: (id, secret).
+    pub fn access_key(&self, principal: &str) -> (String, String) {
+        let out = self.cofre_ok(&[
+            "--principal",
+            principal,
+            "--output",
+            "json",
+            "access-key",
+            "create",
+        ]);
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         (
             v["AccessKey"]["AccessKeyId"].as_str().unwrap().to_owned(),
             v["AccessKey"]["SecretAccessKey"]
