@@ -115,6 +115,14 @@ const CHECKED: &[&str] = &[
 /// modes are checked.
 const EXEMPT: &[(&str, &str)] = &[
     (
+        "completions",
+        "cofre-only: prints a shell completion script (tests/cli.rs checks it)",
+    ),
+    (
+        "man",
+        "cofre-only: prints the man page in roff (tests/cli.rs checks it)",
+    ),
+    (
         "serve",
         "a server: it answers the KMS API over HTTP (tests/server.rs drives it with the SDKs)",
     ),
