@@ -13,6 +13,7 @@
 //! finish (their audit records are written before they are answered), and exits.
 
 pub mod client;
+pub mod ebs;
 pub mod kms;
 pub mod sigv4;
 
@@ -522,7 +523,7 @@ impl Api {
 }
 
 /// The EBS direct APIs' operations.
-const EBS_OPERATIONS: &[&str] = &[
+pub(crate) const EBS_OPERATIONS: &[&str] = &[
     "StartSnapshot",
     "PutSnapshotBlock",
     "CompleteSnapshot",
@@ -619,7 +620,8 @@ fn handle(
             Ok(b) => respond(api, 200, request_id, b),
             Err(e) => respond_err(api, request_id, &e),
         },
-        Api::Ec2 | Api::Ebs => respond_err(
+        Api::Ebs => ebs::handle(&kms, parts, body, request_id),
+        Api::Ec2 => respond_err(
             api,
             request_id,
             &Error::usage(format!(
