@@ -217,7 +217,23 @@ def upload_scenario():
 def denied_scenario():
     """A user no policy lets use a customer key cannot make snapshots under it, nor read the
     root's snapshots under it: AccessDeniedException (403), and nothing is made."""
-    arn = cofre_json("key", "create")["KeyMetadata"]["Arn"]
+    account = os.environ["ACCOUNT"]
+    alice_arn = f"arn:aws:iam::{account}:user/alice"
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "root", "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
+             "Action": "kms:*", "Resource": "*"},
+            {"Sid": "alice-not-through-ebs", "Effect": "Deny", "Principal": {"AWS": alice_arn},
+             "Action": "kms:*", "Resource": "*",
+             "Condition": {"StringEquals": {"kms:ViaService": f"ec2.{REGION}.amazonaws.com"}}},
+        ],
+    }
+    kms = client("kms")
+    arn = kms.create_key(Policy=json.dumps(policy))["KeyMetadata"]["Arn"]
+    # Alice may use the key directly: the Deny is for requests EBS makes for her.
+    alice_kms = client("kms", key=os.environ["ALICE_KEY"], secret=os.environ["ALICE_SECRET"])
+    alice_kms.encrypt(KeyId=arn, Plaintext=b"direct")
     root = client()
     snap = root.start_snapshot(VolumeSize=1, Encrypted=True, KmsKeyArn=arn)["SnapshotId"]
     data = os.urandom(BLOCK)

@@ -25,7 +25,8 @@ fn scenario(server: &Server, name: &str, env: &[(&str, &str)]) {
         .arg(name)
         .env("COFRE", env!("CARGO_BIN_EXE_cofre"))
         .env("COFRE_HOME", server.home.path())
-        .env("WORK", work.path());
+        .env("WORK", work.path())
+        .env("ACCOUNT", &server.account);
     server.client_env(&mut c);
     for (k, v) in env {
         c.env(k, v);
