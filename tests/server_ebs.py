@@ -253,6 +253,22 @@ def denied_scenario():
     assert got["BlockData"].read() == data
 
 
+def crash_scenario():
+    """Starts a snapshot, writes blocks, says so, and keeps writing until the server dies."""
+    ebs = client()
+    snap = ebs.start_snapshot(VolumeSize=1, Encrypted=True)["SnapshotId"]
+    for i in range(4):
+        put(ebs, snap, i, os.urandom(BLOCK))
+    print(f"pending {snap}", flush=True)
+    try:
+        for i in range(4, 2048):
+            put(ebs, snap, i, os.urandom(BLOCK))
+    except (botocore.exceptions.EndpointConnectionError,
+            botocore.exceptions.ConnectionClosedError):
+        return
+    raise AssertionError("the server was not killed")
+
+
 if __name__ == "__main__":
     name = sys.argv[1]
     globals()[f"{name}_scenario"]()

@@ -182,8 +182,12 @@ pub(crate) fn as_ebs(e: Error) -> Error {
 }
 
 fn check_snapshot_id(id: &str) -> Result<()> {
-    super::check_id(id, "snap-", "snapshot")
-        .map_err(|_| invalid("INVALID_SNAPSHOT_ID", format!("{id:?} is not a snapshot id (snap- and hex digits)")))
+    super::check_id(id, "snap-", "snapshot").map_err(|_| {
+        invalid(
+            "INVALID_SNAPSHOT_ID",
+            format!("{id:?} is not a snapshot id (snap- and hex digits)"),
+        )
+    })
 }
 
 fn decode_b64(s: &str) -> Option<Vec<u8>> {
@@ -221,7 +225,14 @@ impl Ebs<'_> {
             .expect("32 bytes")
     }
 
-    fn entry_mac(&self, id: &str, index: u64, flag: u8, hash: &[u8; 32], sha: &[u8; 32]) -> [u8; 32] {
+    fn entry_mac(
+        &self,
+        id: &str,
+        index: u64,
+        flag: u8,
+        hash: &[u8; 32],
+        sha: &[u8; 32],
+    ) -> [u8; 32] {
         let mut m = LABEL_JOURNAL.to_vec();
         m.extend_from_slice(id.as_bytes());
         m.push(0);
@@ -277,7 +288,12 @@ impl Ebs<'_> {
             if name.starts_with(store::TMP_PREFIX) {
                 continue;
             }
-            let bad = || Error::StoreCorrupt(format!("journal entry {} is damaged", entry.path().display()));
+            let bad = || {
+                Error::StoreCorrupt(format!(
+                    "journal entry {} is damaged",
+                    entry.path().display()
+                ))
+            };
             let index = (name.len() == 16)
                 .then(|| u64::from_str_radix(name, 16).ok())
                 .flatten()
@@ -307,7 +323,11 @@ impl Ebs<'_> {
     pub(crate) fn pending_blocks(&self, head: &Head) -> Result<HashSet<BlockHash>> {
         let mut used = HashSet::new();
         for r in head.snapshots.values().filter(|r| r.pending.is_some()) {
-            used.extend(self.read_journal(&r.snapshot_id)?.values().filter_map(|e| e.block));
+            used.extend(
+                self.read_journal(&r.snapshot_id)?
+                    .values()
+                    .filter_map(|e| e.block),
+            );
         }
         Ok(used)
     }
@@ -372,10 +392,9 @@ impl Ebs<'_> {
         super::snapshot::check_description(&description)
             .map_err(|e| invalid("INVALID_PARAMETER_VALUE", e.wire_message()))?;
         if req.tags.len() > 50
-            || req
-                .tags
-                .iter()
-                .any(|(k, v)| k.is_empty() || k.len() > 128 || v.len() > 256 || k.starts_with("aws:"))
+            || req.tags.iter().any(|(k, v)| {
+                k.is_empty() || k.len() > 128 || v.len() > 256 || k.starts_with("aws:")
+            })
         {
             return Err(invalid(
                 "INVALID_TAG",
@@ -393,7 +412,10 @@ impl Ebs<'_> {
             .as_deref()
             .map(|k| {
                 if !k.starts_with("arn:") {
-                    return Err(invalid("INVALID_CUSTOMER_KEY", "KmsKeyArn must be a key ARN"));
+                    return Err(invalid(
+                        "INVALID_CUSTOMER_KEY",
+                        "KmsKeyArn must be a key ARN",
+                    ));
                 }
                 k.parse::<KeyRef>()
                     .map_err(|_| invalid("INVALID_CUSTOMER_KEY", "KmsKeyArn must be a key ARN"))
@@ -402,7 +424,10 @@ impl Ebs<'_> {
         let token = req.client_token.as_deref();
         if let Some(t) = token {
             if t.is_empty() || t.len() > 255 {
-                return Err(invalid("INVALID_PARAMETER_VALUE", "ClientToken must be 1 to 255 characters"));
+                return Err(invalid(
+                    "INVALID_PARAMETER_VALUE",
+                    "ClientToken must be 1 to 255 characters",
+                ));
             }
         }
         let block_count = req.volume_size * GIB_BLOCKS;
@@ -512,7 +537,9 @@ impl Ebs<'_> {
         let same = r.volume_size_bytes == req.volume_size << 30
             && r.description == req.description.clone().unwrap_or_default()
             && r.tags == req.tags
-            && r.pending.as_ref().map(|p| &p.parent_snapshot_id)
+            && r.pending
+                .as_ref()
+                .map(|p| &p.parent_snapshot_id)
                 .is_none_or(|p| *p == req.parent_snapshot_id);
         if !same {
             return Err(Error::ebs(
@@ -580,10 +607,16 @@ impl Ebs<'_> {
             ));
         }
         if req.checksum_algorithm != "SHA256" {
-            return Err(invalid("INVALID_PARAMETER_VALUE", "x-amz-Checksum-Algorithm must be SHA256"));
+            return Err(invalid(
+                "INVALID_PARAMETER_VALUE",
+                "x-amz-Checksum-Algorithm must be SHA256",
+            ));
         }
         if req.progress.is_some_and(|p| p > 100) {
-            return Err(invalid("INVALID_PARAMETER_VALUE", "x-amz-Progress must be 0 to 100"));
+            return Err(invalid(
+                "INVALID_PARAMETER_VALUE",
+                "x-amz-Progress must be 0 to 100",
+            ));
         }
         let sha = self.sha256(req.data);
         if decode_b64(req.checksum).as_deref() != Some(&sha[..]) {
@@ -602,9 +635,8 @@ impl Ebs<'_> {
         } else {
             let (h, _) = match &open.cipher {
                 Some(c) => {
-                    let mut buf = Zeroizing::new(Vec::with_capacity(
-                        super::block::SEALED_BLOCK_LEN,
-                    ));
+                    let mut buf =
+                        Zeroizing::new(Vec::with_capacity(super::block::SEALED_BLOCK_LEN));
                     buf.resize(SALT_LEN, 0);
                     buf.extend_from_slice(req.data);
                     c.seal_stored(req.index, &mut buf);
@@ -614,14 +646,7 @@ impl Ebs<'_> {
             };
             Some(h)
         };
-        self.write_entry(
-            req.snapshot_id,
-            req.index,
-            &Entry {
-                block,
-                sha256: sha,
-            },
-        )?;
+        self.write_entry(req.snapshot_id, req.index, &Entry { block, sha256: sha })?;
         Ok(b64(&sha))
     }
 
@@ -638,7 +663,10 @@ impl Ebs<'_> {
             Call::ebs("CompleteSnapshot", false)
                 .param("snapshotId", id)
                 .param("changedBlocksCount", changed_blocks),
-            |_| self.complete_inner(id, changed_blocks, checksum).map_err(as_ebs),
+            |_| {
+                self.complete_inner(id, changed_blocks, checksum)
+                    .map_err(as_ebs)
+            },
         )
     }
 
@@ -720,7 +748,14 @@ impl Ebs<'_> {
         Ok(())
     }
 
-    fn block_mac(&self, key: &SecretKey, id: &str, index: u64, hash: &BlockHash, expiry: u64) -> [u8; 32] {
+    fn block_mac(
+        &self,
+        key: &SecretKey,
+        id: &str,
+        index: u64,
+        hash: &BlockHash,
+        expiry: u64,
+    ) -> [u8; 32] {
         let mut h = blake3::Hasher::new_keyed(key.expose());
         h.update(LABEL_BLOCK_TOKEN);
         h.update(self.kms.region().as_str().as_bytes());
@@ -733,7 +768,14 @@ impl Ebs<'_> {
         *h.finalize().as_bytes()
     }
 
-    fn block_token(&self, key: &SecretKey, id: &str, index: u64, hash: &BlockHash, expiry: u64) -> String {
+    fn block_token(
+        &self,
+        key: &SecretKey,
+        id: &str,
+        index: u64,
+        hash: &BlockHash,
+        expiry: u64,
+    ) -> String {
         let mut t = expiry.to_be_bytes().to_vec();
         t.extend_from_slice(&self.block_mac(key, id, index, hash, expiry));
         b64(&t)
@@ -751,7 +793,13 @@ impl Ebs<'_> {
 
     /// Where a listing starts: the page token's index if given (checked), else
     /// StartingBlockIndex, else 0.
-    fn page_start(&self, key: &SecretKey, scope: &str, next_token: Option<&str>, starting: Option<u64>) -> Result<u64> {
+    fn page_start(
+        &self,
+        key: &SecretKey,
+        scope: &str,
+        next_token: Option<&str>,
+        starting: Option<u64>,
+    ) -> Result<u64> {
         match next_token {
             Some(t) => {
                 let raw = decode_b64(t).filter(|r| r.len() == 24);
@@ -760,7 +808,10 @@ impl Ebs<'_> {
                     .map(|r| u64::from_be_bytes(r[..8].try_into().expect("8 bytes")));
                 match next {
                     Some(n) if self.page_token(key, scope, n) == t => Ok(n),
-                    _ => Err(invalid("INVALID_PAGE_TOKEN", "the NextToken was not issued for this listing")),
+                    _ => Err(invalid(
+                        "INVALID_PAGE_TOKEN",
+                        "the NextToken was not issued for this listing",
+                    )),
                 }
             }
             None => Ok(starting.unwrap_or(0)),
@@ -864,9 +915,14 @@ impl Ebs<'_> {
                             break;
                         }
                         let t1 = a.as_ref().and_then(|a| {
-                            ma.blocks.get(&i).map(|h| self.block_token(&key, &a.snapshot_id, i, h, exp))
+                            ma.blocks
+                                .get(&i)
+                                .map(|h| self.block_token(&key, &a.snapshot_id, i, h, exp))
                         });
-                        let t2 = mb.blocks.get(&i).map(|h| self.block_token(&key, second, i, h, exp));
+                        let t2 = mb
+                            .blocks
+                            .get(&i)
+                            .map(|h| self.block_token(&key, second, i, h, exp));
                         changed.push((i, t1, t2));
                     }
                     Ok(ChangedBlockPage {
@@ -891,21 +947,41 @@ impl Ebs<'_> {
                 (|| {
                     let r = self.readable(id)?;
                     let map = self.region.load_map(&r.map)?;
-                    let bad = || invalid("INVALID_BLOCK_TOKEN", format!("the BlockToken is not one issued for block {index} of {id}"));
-                    let raw = decode_b64(token).filter(|t| t.len() == 40).ok_or_else(bad)?;
+                    let bad = || {
+                        invalid(
+                            "INVALID_BLOCK_TOKEN",
+                            format!("the BlockToken is not one issued for block {index} of {id}"),
+                        )
+                    };
+                    let raw = decode_b64(token)
+                        .filter(|t| t.len() == 40)
+                        .ok_or_else(bad)?;
                     let expiry = u64::from_be_bytes(raw[..8].try_into().expect("8 bytes"));
                     let h = map.blocks.get(&index).ok_or_else(bad)?;
                     let mac: [u8; 32] = raw[8..].try_into().expect("32 bytes");
-                    if !super::constant_time_eq(&mac, &self.block_mac(&self.token_key(), id, index, h, expiry)) {
+                    if !super::constant_time_eq(
+                        &mac,
+                        &self.block_mac(&self.token_key(), id, index, h, expiry),
+                    ) {
                         return Err(bad());
                     }
                     if expiry < epoch(self.kms.home().now()) {
-                        return Err(invalid("INVALID_BLOCK_TOKEN", "the BlockToken has expired; list the blocks again"));
+                        return Err(invalid(
+                            "INVALID_BLOCK_TOKEN",
+                            "the BlockToken has expired; list the blocks again",
+                        ));
                     }
                     let open = self.open_lineage(&r.lineage)?;
                     let mut data = Zeroizing::new(vec![0u8; BLOCK_SIZE]);
                     let mut stored = Zeroizing::new(Vec::new());
-                    read_block(&self.region.blocks, &open, index, Some(h), &mut stored, &mut data)?;
+                    read_block(
+                        &self.region.blocks,
+                        &open,
+                        index,
+                        Some(h),
+                        &mut stored,
+                        &mut data,
+                    )?;
                     let checksum = b64(&self.sha256(&data));
                     Ok(BlockData { data, checksum })
                 })()
@@ -925,6 +1001,9 @@ fn page_size(max: Option<u64>) -> Result<u64> {
     match max {
         None => Ok(10_000),
         Some(m) if (100..=10_000).contains(&m) => Ok(m),
-        Some(_) => Err(invalid("INVALID_PARAMETER_VALUE", "MaxResults must be 100 to 10000")),
+        Some(_) => Err(invalid(
+            "INVALID_PARAMETER_VALUE",
+            "MaxResults must be 100 to 10000",
+        )),
     }
 }

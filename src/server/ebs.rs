@@ -65,7 +65,11 @@ impl Req<'_> {
 }
 
 fn bad(message: impl Into<String>) -> Error {
-    Error::ebs(EbsCode::ValidationException, "INVALID_PARAMETER_VALUE", message)
+    Error::ebs(
+        EbsCode::ValidationException,
+        "INVALID_PARAMETER_VALUE",
+        message,
+    )
 }
 
 fn number(what: &str, v: Option<&str>) -> Result<Option<u64>> {
@@ -146,18 +150,26 @@ fn run(ebs: &Ebs, op: &str, req: &Req, request_id: &str) -> Result<Answer> {
         }
         "CompleteSnapshot" => {
             let id = req.segment(2);
-            let count = number("x-amz-ChangedBlocksCount", req.header("x-amz-changedblockscount"))
-                .and_then(|c| c.ok_or_else(|| bad("x-amz-ChangedBlocksCount is required")))
-                .map_err(refuse)?;
+            let count = number(
+                "x-amz-ChangedBlocksCount",
+                req.header("x-amz-changedblockscount"),
+            )
+            .and_then(|c| c.ok_or_else(|| bad("x-amz-ChangedBlocksCount is required")))
+            .map_err(refuse)?;
             let checksum = req.header("x-amz-checksum").map(|c| {
                 (
                     c,
                     req.header("x-amz-checksum-algorithm").unwrap_or("SHA256"),
-                    req.header("x-amz-checksum-aggregation-method").unwrap_or("LINEAR"),
+                    req.header("x-amz-checksum-aggregation-method")
+                        .unwrap_or("LINEAR"),
                 )
             });
             ebs.complete_snapshot(id, count, checksum)?;
-            Ok(json_answer(202, request_id, json!({ "Status": "completed" })))
+            Ok(json_answer(
+                202,
+                request_id,
+                json!({ "Status": "completed" }),
+            ))
         }
         "ListSnapshotBlocks" => {
             let id = req.segment(1);
@@ -217,9 +229,13 @@ fn run(ebs: &Ebs, op: &str, req: &Req, request_id: &str) -> Result<Answer> {
             let index = number("the block index", Some(req.segment(3)))
                 .map(|i| i.expect("given"))
                 .map_err(refuse)?;
-            let token = req
-                .query("blockToken")
-                .ok_or_else(|| refuse(Error::ebs(EbsCode::ValidationException, "INVALID_BLOCK_TOKEN", "blockToken is required")))?;
+            let token = req.query("blockToken").ok_or_else(|| {
+                refuse(Error::ebs(
+                    EbsCode::ValidationException,
+                    "INVALID_BLOCK_TOKEN",
+                    "blockToken is required",
+                ))
+            })?;
             let block = ebs.get_snapshot_block(id, index, &token)?;
             let len = block.data.len().to_string();
             let mut r = respond(Api::Ebs, 200, request_id, block.data);
@@ -232,14 +248,19 @@ fn run(ebs: &Ebs, op: &str, req: &Req, request_id: &str) -> Result<Answer> {
             set(&mut r, "x-amz-Checksum-Algorithm", "SHA256");
             Ok(r)
         }
-        _ => Err(refuse(bad("no EBS direct API operation has this method and path"))),
+        _ => Err(refuse(bad(
+            "no EBS direct API operation has this method and path",
+        ))),
     }
 }
 
 fn paging(req: &Req) -> Result<(Option<u64>, Option<u64>)> {
     Ok((
         number("maxResults", req.query("maxResults").as_deref())?,
-        number("startingBlockIndex", req.query("startingBlockIndex").as_deref())?,
+        number(
+            "startingBlockIndex",
+            req.query("startingBlockIndex").as_deref(),
+        )?,
     ))
 }
 
@@ -278,9 +299,13 @@ fn start_request(body: &[u8]) -> Result<StartSnapshotRequest> {
         }
     }
     Ok(StartSnapshotRequest {
-        volume_size: b
-            .volume_size
-            .ok_or_else(|| Error::ebs(EbsCode::ValidationException, "INVALID_VOLUME_SIZE", "VolumeSize is required"))?,
+        volume_size: b.volume_size.ok_or_else(|| {
+            Error::ebs(
+                EbsCode::ValidationException,
+                "INVALID_VOLUME_SIZE",
+                "VolumeSize is required",
+            )
+        })?,
         parent_snapshot_id: b.parent_snapshot_id,
         encrypted: b.encrypted,
         kms_key_arn: b.kms_key_arn,
@@ -293,7 +318,9 @@ fn start_request(body: &[u8]) -> Result<StartSnapshotRequest> {
 
 /// StartSnapshot's answer.
 fn started(ebs: &Ebs, r: &SnapshotRecord) -> Value {
-    let start = crate::store::parse_time(&r.start_time).map(epoch).unwrap_or(0.0);
+    let start = crate::store::parse_time(&r.start_time)
+        .map(epoch)
+        .unwrap_or(0.0);
     let tags: Vec<Value> = r
         .tags
         .iter()
@@ -309,7 +336,11 @@ fn started(ebs: &Ebs, r: &SnapshotRecord) -> Value {
         "Description": r.description,
         "Tags": tags,
     });
-    if let Some(p) = r.pending.as_ref().and_then(|p| p.parent_snapshot_id.as_ref()) {
+    if let Some(p) = r
+        .pending
+        .as_ref()
+        .and_then(|p| p.parent_snapshot_id.as_ref())
+    {
         v["ParentSnapshotId"] = json!(p);
     }
     if let Some(dk) = &r.lineage.data_key {
