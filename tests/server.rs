@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{venv_python, Server};
+use common::{python_scenario, venv_python, Server};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
@@ -31,25 +31,8 @@ fn clients_python() -> PathBuf {
 
 /// Runs a scenario of tests/server_clients.py against `server`, with extra environment.
 fn scenario(server: &Server, name: &str, env: &[(&str, &str)]) {
-    let mut c = Command::new(clients_python());
-    c.arg(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/server_clients.py"
-    ))
-    .arg(name)
-    .env("ACCOUNT", &server.account);
-    server.client_env(&mut c);
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    let out = c.output().expect("python runs");
-    assert!(
-        out.status.success()
-            && String::from_utf8_lossy(&out.stdout).contains(&format!("ok {name}")),
-        "scenario {name} failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/server_clients.py");
+    python_scenario(&clients_python(), script, server, name, env);
 }
 
 /// The events of the server's trail in `region`.

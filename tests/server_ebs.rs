@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{venv_python, Server};
+use common::{python_scenario, venv_python, Server};
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -25,26 +25,17 @@ fn clients_python() -> PathBuf {
 /// Runs a scenario of tests/server_ebs.py against `server`.
 fn scenario(server: &Server, name: &str, env: &[(&str, &str)]) {
     let work = tempfile::tempdir().unwrap();
-    let mut c = Command::new(clients_python());
-    c.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/server_ebs.py"))
-        .arg(name)
-        .env("COFRE", env!("CARGO_BIN_EXE_cofre"))
-        .env("COFRE_HOME", server.home.path())
-        .env("WORK", work.path())
-        .env("ACCOUNT", &server.account);
-    server.client_env(&mut c);
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    let out = c.output().expect("python runs");
-    assert!(
-        out.status.success()
-            && String::from_utf8_lossy(&out.stdout).contains(&format!("ok {name}")),
-        "scenario {name} failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let home = server.home.path().to_str().unwrap();
+    let more = [
+        ("COFRE", env!("CARGO_BIN_EXE_cofre")),
+        ("COFRE_HOME", home),
+        ("WORK", work.path().to_str().unwrap()),
+    ];
+    let env: Vec<(&str, &str)> = more.iter().chain(env).copied().collect();
+    python_scenario(&clients_python(), SCRIPT, server, name, &env);
 }
+
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/server_ebs.py");
 
 #[test]
 fn boto3_uploads_an_image_block_by_block_diffs_a_child_and_the_cli_restores_it() {
@@ -84,7 +75,7 @@ fn files(dir: &Path) -> usize {
 fn kill_9_while_blocks_are_written_leaves_a_pending_snapshot_and_a_sound_store() {
     let mut server = Server::start();
     let mut c = Command::new(clients_python());
-    c.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/server_ebs.py"))
+    c.arg(SCRIPT)
         .arg("crash")
         .env("WORK", server.home.path())
         .stdout(Stdio::piped());

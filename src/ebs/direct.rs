@@ -768,19 +768,6 @@ impl Ebs<'_> {
         *h.finalize().as_bytes()
     }
 
-    fn block_token(
-        &self,
-        key: &SecretKey,
-        id: &str,
-        index: u64,
-        hash: &BlockHash,
-        expiry: u64,
-    ) -> String {
-        let mut t = expiry.to_be_bytes().to_vec();
-        t.extend_from_slice(&self.block_mac(key, id, index, hash, expiry));
-        b64(&t)
-    }
-
     fn page_token(&self, key: &SecretKey, scope: &str, next: u64) -> String {
         let mut h = blake3::Hasher::new_keyed(key.expose());
         h.update(LABEL_PAGE_TOKEN);
@@ -856,7 +843,13 @@ impl Ebs<'_> {
                             next = Some(self.page_token(&key, id, *i));
                             break;
                         }
-                        blocks.push((*i, self.block_token(&key, id, *i, h, epoch(expiry))));
+                        blocks.push((
+                            *i,
+                            block_token(
+                                epoch(expiry),
+                                &self.block_mac(&key, id, *i, h, epoch(expiry)),
+                            ),
+                        ));
                     }
                     Ok(BlockPage {
                         blocks,
@@ -915,14 +908,14 @@ impl Ebs<'_> {
                             break;
                         }
                         let t1 = a.as_ref().and_then(|a| {
-                            ma.blocks
-                                .get(&i)
-                                .map(|h| self.block_token(&key, &a.snapshot_id, i, h, exp))
+                            ma.blocks.get(&i).map(|h| {
+                                block_token(exp, &self.block_mac(&key, &a.snapshot_id, i, h, exp))
+                            })
                         });
                         let t2 = mb
                             .blocks
                             .get(&i)
-                            .map(|h| self.block_token(&key, second, i, h, exp));
+                            .map(|h| block_token(exp, &self.block_mac(&key, second, i, h, exp)));
                         changed.push((i, t1, t2));
                     }
                     Ok(ChangedBlockPage {
@@ -989,6 +982,13 @@ impl Ebs<'_> {
             },
         )
     }
+}
+
+/// A block token: its expiry and its MAC, base64.
+fn block_token(expiry: u64, mac: &[u8; 32]) -> String {
+    let mut t = expiry.to_be_bytes().to_vec();
+    t.extend_from_slice(mac);
+    b64(&t)
 }
 
 fn same_token<'h>(head: &'h Head, token: &str) -> Option<&'h SnapshotRecord> {

@@ -181,15 +181,12 @@ fn run(ebs: &Ebs, op: &str, req: &Req, request_id: &str) -> Result<Answer> {
                 .iter()
                 .map(|(i, t)| json!({ "BlockIndex": i, "BlockToken": t }))
                 .collect();
-            let mut v = json!({
-                "Blocks": blocks,
-                "ExpiryTime": epoch(page.expiry_time),
-                "VolumeSize": page.volume_size,
-                "BlockSize": BLOCK_SIZE,
-            });
-            if let Some(n) = page.next_token {
-                v["NextToken"] = json!(n);
-            }
+            let v = listing(
+                ("Blocks", blocks),
+                page.expiry_time,
+                page.volume_size,
+                page.next_token,
+            );
             Ok(json_answer(200, request_id, v))
         }
         "ListChangedBlocks" => {
@@ -213,15 +210,12 @@ fn run(ebs: &Ebs, op: &str, req: &Req, request_id: &str) -> Result<Answer> {
                     c
                 })
                 .collect();
-            let mut v = json!({
-                "ChangedBlocks": changed,
-                "ExpiryTime": epoch(page.expiry_time),
-                "VolumeSize": page.volume_size,
-                "BlockSize": BLOCK_SIZE,
-            });
-            if let Some(n) = page.next_token {
-                v["NextToken"] = json!(n);
-            }
+            let v = listing(
+                ("ChangedBlocks", changed),
+                page.expiry_time,
+                page.volume_size,
+                page.next_token,
+            );
             Ok(json_answer(200, request_id, v))
         }
         "GetSnapshotBlock" => {
@@ -252,6 +246,25 @@ fn run(ebs: &Ebs, op: &str, req: &Req, request_id: &str) -> Result<Answer> {
             "no EBS direct API operation has this method and path",
         ))),
     }
+}
+
+/// A page of ListSnapshotBlocks or ListChangedBlocks.
+fn listing(
+    (name, items): (&str, Vec<Value>),
+    expiry: SystemTime,
+    volume_size: u64,
+    next: Option<String>,
+) -> Value {
+    let mut v = json!({
+        name: items,
+        "ExpiryTime": epoch(expiry),
+        "VolumeSize": volume_size,
+        "BlockSize": BLOCK_SIZE,
+    });
+    if let Some(n) = next {
+        v["NextToken"] = json!(n);
+    }
+    v
 }
 
 fn paging(req: &Req) -> Result<(Option<u64>, Option<u64>)> {

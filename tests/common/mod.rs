@@ -243,3 +243,28 @@ impl Drop for Server {
         }
     }
 }
+
+/// Runs `python script name` with the environment of a client of `server` (and `env`), and
+/// checks it exits 0 after printing `ok NAME`.
+pub fn python_scenario(
+    python: &Path,
+    script: &str,
+    server: &Server,
+    name: &str,
+    env: &[(&str, &str)],
+) {
+    let mut c = Command::new(python);
+    c.arg(script).arg(name).env("ACCOUNT", &server.account);
+    server.client_env(&mut c);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let out = c.output().expect("python runs");
+    assert!(
+        out.status.success()
+            && String::from_utf8_lossy(&out.stdout).contains(&format!("ok {name}")),
+        "scenario {name} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
