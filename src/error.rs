@@ -133,6 +133,40 @@ impl fmt::Display for Ec2Code {
     }
 }
 
+/// The EBS direct APIs' exceptions (the `ebs` 2019-11-02 model), with their HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EbsCode {
+    /// 400, with a `ValidationExceptionReason`.
+    ValidationException,
+    /// 404, with a `ResourceNotFoundExceptionReason`.
+    ResourceNotFoundException,
+    /// 409: a client token reused for a different request.
+    ConflictException,
+    /// 403, with an `AccessDeniedExceptionReason`.
+    AccessDeniedException,
+    /// 500.
+    InternalServerException,
+}
+
+impl EbsCode {
+    /// The HTTP status the model gives it.
+    pub fn http_status(self) -> u16 {
+        match self {
+            EbsCode::ValidationException => 400,
+            EbsCode::ResourceNotFoundException => 404,
+            EbsCode::ConflictException => 409,
+            EbsCode::AccessDeniedException => 403,
+            EbsCode::InternalServerException => 500,
+        }
+    }
+}
+
+impl fmt::Display for EbsCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
 /// Everything that can go wrong in cofre.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -145,6 +179,14 @@ pub enum Error {
     /// An EBS request failed with the named EC2 error code.
     #[error("{code}: {message}")]
     Ec2 { code: Ec2Code, message: String },
+    /// An EBS direct API request failed with the named exception and its reason (one of the
+    /// model's `…ExceptionReason` values).
+    #[error("{code} ({reason}): {message}")]
+    Ebs {
+        code: EbsCode,
+        reason: &'static str,
+        message: String,
+    },
     /// A block, block map or record of the EBS store failed its integrity check.
     #[error("{0}; the store was damaged or tampered with (`cofre verify` scrubs the region)")]
     StoreCorrupt(String),
@@ -220,6 +262,7 @@ impl Error {
         match self {
             Error::Kms { code, .. } => code.to_string(),
             Error::Ec2 { code, .. } => code.to_string(),
+            Error::Ebs { code, .. } => code.to_string(),
             Error::Usage(_) | Error::OutputExists(_) | Error::SameFile(_) | Error::KeyInUse(_)
                 if ec2 =>
             {
@@ -240,7 +283,9 @@ impl Error {
     /// in front of it.
     pub fn wire_message(&self) -> String {
         match self {
-            Error::Kms { message, .. } | Error::Ec2 { message, .. } => message.clone(),
+            Error::Kms { message, .. }
+            | Error::Ec2 { message, .. }
+            | Error::Ebs { message, .. } => message.clone(),
             e => e.to_string(),
         }
     }
@@ -257,6 +302,8 @@ impl Error {
             }
         ) {
             403
+        } else if let Error::Ebs { code, .. } = self {
+            code.http_status()
         } else if matches!(
             self,
             Error::Ec2 {
@@ -315,6 +362,11 @@ impl Error {
                 | Ec2Code::InvalidSnapshotInUse => ExitCode::Access,
                 _ => ExitCode::Usage,
             },
+            Error::Ebs { code, .. } => match code {
+                EbsCode::ValidationException => ExitCode::Usage,
+                EbsCode::InternalServerException => ExitCode::Failure,
+                _ => ExitCode::Access,
+            },
             Error::ContextMismatch(_) => ExitCode::Access,
             Error::KeyInUse(_) => ExitCode::Usage,
             Error::NotCofre
@@ -346,6 +398,16 @@ impl Error {
         }
     }
 
+    /// An error of the EBS direct APIs: `code` with `reason`, one of the model's
+    /// `…ExceptionReason` values.
+    pub fn ebs(code: EbsCode, reason: &'static str, message: impl Into<String>) -> Self {
+        Error::Ebs {
+            code,
+            reason,
+            message: message.into(),
+        }
+    }
+
     /// A usage error.
     pub fn usage(message: impl Into<String>) -> Self {
         Error::Usage(message.into())
@@ -370,6 +432,15 @@ impl Error {
             },
             Error::Ec2 { code, message } => Error::Ec2 {
                 code: *code,
+                message: message.clone(),
+            },
+            Error::Ebs {
+                code,
+                reason,
+                message,
+            } => Error::Ebs {
+                code: *code,
+                reason,
                 message: message.clone(),
             },
             Error::StoreCorrupt(m) => Error::StoreCorrupt(m.clone()),

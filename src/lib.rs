@@ -61,6 +61,6 @@ mod truncation;
 pub use context::RequestContext;
 pub use crypto::Backend;
 pub use envelope::EncryptionContext;
-pub use error::{AwsService, Ec2Code, Error, ExitCode, KmsCode, Result};
+pub use error::{AwsService, EbsCode, Ec2Code, Error, ExitCode, KmsCode, Result};
 pub use keyring::{Home, Region};
 pub use kms::{CreateKeyRequest, KeyRef, Kms};

@@ -76,6 +76,7 @@ impl Ebs<'_> {
                 let _src_writing = src.region.writing()?;
                 let _dst_writing = self.region.writing()?;
                 let snap = src.snapshot_record(&req.source_snapshot_id)?;
+                snap.check_completed()?;
                 let map = src.region.load_map(&snap.map)?;
                 let head = self.region.load_head()?;
                 let src_encrypted = snap.lineage.data_key.is_some();
@@ -142,6 +143,8 @@ impl Ebs<'_> {
                     source_region: Some(req.source_region.to_string()),
                     source_snapshot_id: Some(req.source_snapshot_id.clone()),
                     tags: req.tags.clone(),
+                    client_token: None,
+                    pending: None,
                 };
                 self.region.update(|h| {
                     h.snapshots.insert(id.clone(), record.clone());

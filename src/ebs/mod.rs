@@ -33,6 +33,7 @@ mod block;
 mod cache;
 mod copy;
 mod describe;
+mod direct;
 mod ids;
 mod map;
 mod modify;
@@ -45,6 +46,10 @@ mod volume;
 pub use block::{is_zero, BlockHash, BlockStore, LineageCipher, Placed, BLOCK_SIZE};
 pub use copy::{CopyReport, CopySnapshotRequest};
 pub use describe::{Filter, Page, PageRequest};
+pub(crate) use direct::as_ebs;
+pub use direct::{
+    BlockData, BlockPage, ChangedBlockPage, PendingSnapshot, PutBlock, StartSnapshotRequest,
+};
 pub use ids::{check_id, new_id};
 pub use map::BlockMap;
 pub use scrub::{GcReport, VerifyReport};
@@ -137,6 +142,40 @@ pub struct SnapshotRecord {
     /// Tags (EC2's TagSpecifications, CreateTags; the EBS direct APIs' StartSnapshot Tags).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tags: BTreeMap<String, String>,
+    /// StartSnapshot's ClientToken: a retry with it answers this snapshot again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_token: Option<String>,
+    /// Set while the snapshot is written block by block (StartSnapshot until
+    /// CompleteSnapshot): its blocks so far are in its journal ([`direct`]), `map` is where it
+    /// started (its parent's map, or an empty one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<PendingSnapshot>,
+}
+
+impl SnapshotRecord {
+    /// `completed`, `pending`, or `error` (pending past its timeout).
+    pub fn state(&self, now: std::time::SystemTime) -> &'static str {
+        match &self.pending {
+            None => "completed",
+            Some(p) if p.expired(now) => "error",
+            Some(_) => "pending",
+        }
+    }
+
+    /// Refuses a snapshot that is not completed: only completed snapshots are restored,
+    /// copied, attached or compared.
+    pub fn check_completed(&self) -> Result<()> {
+        if self.pending.is_some() {
+            return Err(Error::ec2(
+                Ec2Code::IncorrectState,
+                format!(
+                    "snapshot {} is pending; complete it first (CompleteSnapshot)",
+                    self.snapshot_id
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Everything EBS keeps about one region.

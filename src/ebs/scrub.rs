@@ -135,7 +135,11 @@ impl Ebs<'_> {
             problems.sort();
             report.problems.extend(problems);
             report.blocks_checked = work.len() as u64;
-            let used: HashSet<BlockHash> = work.keys().map(|(_, _, h)| *h).collect();
+            let mut used: HashSet<BlockHash> = work.keys().map(|(_, _, h)| *h).collect();
+            match self.pending_blocks(&head) {
+                Ok(p) => used.extend(p),
+                Err(e) => report.problems.push(e.to_string()),
+            }
             for entry in self.region.blocks.scan()? {
                 match entry {
                     Ok(h) if !used.contains(&h) => report.orphans += 1,
@@ -179,6 +183,9 @@ impl Ebs<'_> {
         for m in &live_maps {
             used.extend(self.region.load_map(m)?.blocks.into_values());
         }
+        // Blocks written to pending snapshots, and the journals of those no longer pending.
+        used.extend(self.pending_blocks(&head)?);
+        report.temporary_files_removed += self.remove_stale_journals(&head)?;
         for entry in self.region.blocks.scan()? {
             match entry {
                 Ok(h) if !used.contains(&h) => {

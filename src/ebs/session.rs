@@ -209,6 +209,7 @@ impl<'k> Ebs<'k> {
                     )
                 })?;
                 let r = self.snapshot_record(id)?;
+                r.check_completed()?;
                 session = Some(self.session(
                     id,
                     r.volume_size_bytes,

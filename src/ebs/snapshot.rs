@@ -88,6 +88,8 @@ impl Ebs<'_> {
                         source_region: None,
                         source_snapshot_id: None,
                         tags: tags.clone(),
+                        client_token: None,
+                        pending: None,
                     };
                     h.snapshots.insert(id.clone(), r.clone());
                     Ok(r)
@@ -103,14 +105,14 @@ impl Ebs<'_> {
         Ok(Snapshot {
             snapshot_id: r.snapshot_id.clone(),
             volume_id: r.volume_id.clone(),
-            state: "completed",
+            state: r.state(self.kms.home().now()),
             volume_size: r.volume_size_bytes.div_ceil(1 << 30),
             volume_size_bytes: r.volume_size_bytes,
             encrypted: dk.is_some(),
             kms_key_id: dk.map(|d| d.kms_key_id.clone()),
             data_encryption_key_id: dk.map(|_| r.lineage.id.clone()),
             start_time: r.start_time.clone(),
-            progress: "100%",
+            progress: if r.pending.is_some() { "0%" } else { "100%" },
             description: r.description.clone(),
             owner_id: self.kms.home().account_id().to_owned(),
             stored_blocks: stored,
@@ -182,6 +184,8 @@ impl Ebs<'_> {
         self.kms.audited(Call::ebs("ListChangedBlocks", true).param("firstSnapshotId", first).param("secondSnapshotId", second), |_| {
         let a = self.snapshot_record(first)?;
         let b = self.snapshot_record(second)?;
+        a.check_completed()?;
+        b.check_completed()?;
         if a.lineage.id != b.lineage.id {
             return Err(Error::ec2(
                 Ec2Code::UnrelatedSnapshots,

@@ -164,6 +164,7 @@ impl Ebs<'_> {
                     .snapshots
                     .get(id)
                     .ok_or_else(|| not_found("snapshot", id, self.kms.region()))?;
+                snap.check_completed()?;
                 let size = size.unwrap_or(snap.volume_size_bytes);
                 if size < snap.volume_size_bytes {
                     return Err(Error::ec2(

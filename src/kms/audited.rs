@@ -249,6 +249,14 @@ impl Audited for crate::ebs::VerifyReport {}
 impl Audited for crate::ebs::GcReport {}
 impl<T> Audited for crate::ebs::Page<T> {}
 impl Audited for (crate::ebs::Volume, crate::ebs::Volume) {}
+impl Audited for crate::ebs::SnapshotRecord {
+    fn key_arn(&self) -> Option<String> {
+        self.lineage.data_key.as_ref().map(|d| d.kms_key_id.clone())
+    }
+}
+impl Audited for crate::ebs::BlockPage {}
+impl Audited for crate::ebs::ChangedBlockPage {}
+impl Audited for crate::ebs::BlockData {}
 
 /// A KMS response shape (PascalCase members) as CloudTrail logs it: camelCase members.
 fn camel_case(v: Value) -> Value {

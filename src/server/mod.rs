@@ -13,6 +13,7 @@
 //! finish (their audit records are written before they are answered), and exits.
 
 pub mod client;
+pub mod ebs;
 pub mod ec2;
 pub mod kms;
 pub mod sigv4;
@@ -516,7 +517,7 @@ impl Api {
 }
 
 /// The EBS direct APIs' operations.
-const EBS_OPERATIONS: &[&str] = &[
+pub(crate) const EBS_OPERATIONS: &[&str] = &[
     "StartSnapshot",
     "PutSnapshotBlock",
     "CompleteSnapshot",
@@ -614,14 +615,7 @@ fn handle(
             Err(e) => respond_err(api, request_id, &e),
         },
         Api::Ec2 => ec2::answer(&kms, &operation, body, request_id),
-        Api::Ebs => respond_err(
-            api,
-            request_id,
-            &Error::usage(format!(
-                "cofre serve does not answer {} requests yet",
-                api.signing_name()
-            )),
-        ),
+        Api::Ebs => ebs::handle(&kms, parts, body, request_id),
     }
 }
 

@@ -226,9 +226,11 @@ pub fn verify(
             amz_format(now - MAX_SKEW)
         )));
     }
-    let body_hash = hex::encode(backend.digest(Hash::Sha256, req.body));
+    let mut body_hash = hex::encode(backend.digest(Hash::Sha256, req.body));
     if let Some(claimed) = req.header("x-amz-content-sha256") {
-        if claimed != body_hash {
+        if claimed == UNSIGNED_PAYLOAD && unsigned_payload_allowed(req, auth) {
+            body_hash = UNSIGNED_PAYLOAD.to_owned();
+        } else if claimed != body_hash {
             return Err(invalid(
                 "x-amz-content-sha256 does not match the body's SHA-256 (cofre takes no unsigned payloads)".into(),
             ));
@@ -241,6 +243,18 @@ pub fn verify(
     } else {
         Err(invalid("The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method.".into()))
     }
+}
+
+/// What a client sends as `x-amz-content-sha256` for a body it does not sign.
+const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
+
+/// Only the EBS direct APIs' PutSnapshotBlock sends its body unsigned (the model's
+/// `v4-unsigned-body`): its signed `x-amz-Checksum` header carries the data's SHA-256, which
+/// the service checks against the body before it stores anything.
+fn unsigned_payload_allowed(req: &Request, auth: &Authorization) -> bool {
+    auth.service == "ebs"
+        && req.method == "PUT"
+        && auth.signed_headers.iter().any(|h| h == "x-amz-checksum")
 }
 
 /// The signature of a canonical request: HMAC-SHA256 of the string to sign under the key

@@ -257,6 +257,13 @@ impl Server {
             .env_remove("AWS_PROFILE");
     }
 
+    /// Kills the server with SIGKILL (a crash at whatever it was doing); the home stays.
+    pub fn kill(&mut self) {
+        let mut child = self.child.take().expect("running");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
     /// Stops the server with SIGTERM and returns its exit status.
     pub fn stop(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("running");
