@@ -1223,6 +1223,11 @@ fn audit_log_filters_by_event_key_errors_time_and_caller() {
         s(&["--since", "2026-01-01T00:00:01Z", "--until", t2]),
         [5, 6, 7]
     );
+    // A date is that whole day (UTC).
+    assert_eq!(s(&["--since", "2026-01-02"]), [5, 6, 7]);
+    assert_eq!(s(&["--since", "2026-01-02", "--until", "2026-01-02"]), [5]);
+    assert_eq!(s(&["--until", "2026-01-01"]), [1, 2, 3, 4]);
+    assert!(s(&["--since", "2026-01-04"]).is_empty());
     assert_eq!(s(&["--principal", BOB]), [3, 4]);
     assert_eq!(s(&["--principal", OPS]), [6]);
     assert_eq!(s(&["--principal", ROOT]), [1, 2, 5, 7]);

@@ -775,10 +775,11 @@ pub enum AuditCommand {
     /// Print the region's events (a table, or JSON lines with --output json); --principal
     /// filters by caller
     Log {
-        /// Events at or after this time (RFC 3339)
+        /// Events at or after this time (RFC 3339), or from the start of this date (2028-01-01,
+        /// UTC)
         #[arg(long, value_name = "TIME")]
         since: Option<String>,
-        /// Events at or before this time (RFC 3339)
+        /// Events at or before this time (RFC 3339), or to the end of this date (UTC)
         #[arg(long, value_name = "TIME")]
         until: Option<String>,
         /// Only this API (CreateKey, Decrypt, CreateVolume…)

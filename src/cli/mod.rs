@@ -101,6 +101,25 @@ fn usage_error(rendered: &str) -> String {
     format!("cofre: {message}\n{hint}\n")
 }
 
+/// A `--since` / `--until` bound: an RFC 3339 time, or a date (`2026-12-01`, UTC) meaning the
+/// start of that day, or for `until` its last second.
+fn time_bound(s: &str, until: bool) -> Result<std::time::SystemTime> {
+    let is_date = s.len() == 10
+        && s.bytes()
+            .enumerate()
+            .all(|(i, b)| matches!(i, 4 | 7) == (b == b'-') && (b == b'-' || b.is_ascii_digit()));
+    if is_date {
+        let time = if until { "23:59:59" } else { "00:00:00" };
+        return crate::store::parse_time(&format!("{s}T{time}Z"));
+    }
+    crate::store::parse_time(s).map_err(|_| {
+        Error::usage(format!(
+            "bad time {s:?}: use a date (2028-01-01, UTC) or an RFC 3339 time \
+             (2028-01-01T00:00:00Z)"
+        ))
+    })
+}
+
 /// The home folder: `--home`, else `COFRE_HOME`, else `$XDG_DATA_HOME/cofre`, else
 /// `~/.local/share/cofre`.
 fn home_dir(flag: Option<PathBuf>) -> Result<PathBuf> {
@@ -910,8 +929,8 @@ fn dispatch(cli: Cli) -> Result<()> {
                     key,
                     errors,
                 } => {
-                    let since = since.as_deref().map(crate::store::parse_time).transpose()?;
-                    let until = until.as_deref().map(crate::store::parse_time).transpose()?;
+                    let since = since.as_deref().map(|t| time_bound(t, false)).transpose()?;
+                    let until = until.as_deref().map(|t| time_bound(t, true)).transpose()?;
                     let who = principal_arn(None);
                     let events: Vec<_> = trail
                         .events()?
