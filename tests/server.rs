@@ -7,27 +7,12 @@
 
 mod common;
 
-use common::{venv_python, Server};
+use common::{clients_python, Server};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
-
-const CLIENTS: &[&str] = &[
-    "boto3>=1.40,<2",
-    "awscli>=1.40,<2",
-    "aws-encryption-sdk>=4,<5",
-];
-
-fn clients_python() -> PathBuf {
-    venv_python(
-        "clients-venv",
-        CLIENTS,
-        "import boto3, awscli, aws_encryption_sdk",
-        "COFRE_CLIENTS_PYTHON",
-    )
-}
 
 /// Runs a scenario of tests/server_clients.py against `server`, with extra environment.
 fn scenario(server: &Server, name: &str, env: &[(&str, &str)]) {

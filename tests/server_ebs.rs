@@ -4,23 +4,10 @@
 
 mod common;
 
-use common::{venv_python, Server};
+use common::{clients_python, Server};
 use std::io::BufRead;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
-
-fn clients_python() -> PathBuf {
-    venv_python(
-        "clients-venv",
-        &[
-            "boto3>=1.40,<2",
-            "awscli>=1.40,<2",
-            "aws-encryption-sdk>=4,<5",
-        ],
-        "import boto3, awscli, aws_encryption_sdk",
-        "COFRE_CLIENTS_PYTHON",
-    )
-}
 
 /// Runs a scenario of tests/server_ebs.py against `server`.
 fn scenario(server: &Server, name: &str, env: &[(&str, &str)]) {

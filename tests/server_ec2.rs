@@ -7,21 +7,8 @@
 
 mod common;
 
-use common::{venv_python, Server};
+use common::{clients_python, Server};
 use std::path::{Path, PathBuf};
-
-fn clients_python() -> PathBuf {
-    venv_python(
-        "clients-venv",
-        &[
-            "boto3>=1.40,<2",
-            "awscli>=1.40,<2",
-            "aws-encryption-sdk>=4,<5",
-        ],
-        "import boto3, awscli",
-        "COFRE_CLIENTS_PYTHON",
-    )
-}
 
 /// Runs scenario `name` of tests/server_ec2.py; returns its output.
 fn scenario(server: &Server, name: &str, env: &[(&str, &str)]) -> String {

@@ -15,6 +15,21 @@ pub fn target_dir() -> PathBuf {
         .to_owned()
 }
 
+/// The python of the clients venv the server tests share: boto3, the AWS CLI and the AWS
+/// Encryption SDK (or `COFRE_CLIENTS_PYTHON`).
+pub fn clients_python() -> PathBuf {
+    venv_python(
+        "clients-venv",
+        &[
+            "boto3>=1.40,<2",
+            "awscli>=1.40,<2",
+            "aws-encryption-sdk>=4,<5",
+        ],
+        "import boto3, awscli, aws_encryption_sdk",
+        "COFRE_CLIENTS_PYTHON",
+    )
+}
+
 /// A python of a venv `TARGET/<name>` in which `probe` imports, made the first time with
 /// `pip install` of `packages` (needs python3 and PyPI once). `env_override` names a variable
 /// that may point at a ready python instead. Two test processes making it at once don't
