@@ -8,8 +8,11 @@
 //!
 //! These tests need `openssl` on PATH and fail (never skip) without it.
 
+mod common;
+
 use assert_cmd::prelude::*;
 use base64::Engine as _;
+use common::ENV;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -23,18 +26,6 @@ use tempfile::TempDir;
 const USAGE: i32 = 2;
 const ACCESS: i32 = 3;
 const INTEGRITY: i32 = 4;
-
-/// Variables that choose cofre's home, region or clock: removed from every command so the
-/// environment the tests run in can't leak in.
-const ENV: [&str; 7] = [
-    "COFRE_HOME",
-    "XDG_DATA_HOME",
-    "HOME",
-    "COFRE_REGION",
-    "AWS_REGION",
-    "AWS_DEFAULT_REGION",
-    "COFRE_NOW",
-];
 
 /// The folder `COFRE_HOME` names for offline commands; it must never come to exist.
 const NOWHERE: &str = "nowhere";

@@ -25,6 +25,7 @@
 //! scenario, is noticed, and asserts that the cases cover exactly the operations in [`CHECKED`].
 
 mod common;
+use common::ENV;
 
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -351,18 +352,6 @@ const ALWAYS: &[(&str, &[&str])] = &[
 const ACCOUNT: &str = "111122223333";
 const EAST: &str = "us-east-1";
 const WEST: &str = "eu-west-1";
-
-/// Variables that choose cofre's home, region, caller or clock: removed from every command.
-const ENV: [&str; 8] = [
-    "COFRE_HOME",
-    "XDG_DATA_HOME",
-    "HOME",
-    "COFRE_REGION",
-    "AWS_REGION",
-    "AWS_DEFAULT_REGION",
-    "COFRE_NOW",
-    "COFRE_PRINCIPAL",
-];
 
 // ── The tests ─────────────────────────────────────────────────────────────────────────────
 

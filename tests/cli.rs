@@ -3,8 +3,11 @@
 //! 2 usage, 3 access / not found / disabled / region / context, 4 integrity) and its one-line
 //! `cofre: …` message on stderr.
 
+mod common;
+
 use assert_cmd::prelude::*;
 use assert_cmd::Command;
+use common::ENV;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::fs;
@@ -30,18 +33,6 @@ const FAILURE: i32 = 1;
 const USAGE: i32 = 2;
 const ACCESS: i32 = 3;
 const INTEGRITY: i32 = 4;
-
-/// Variables that choose cofre's home, region or clock: removed from every command so the
-/// environment the tests run in can't leak in.
-const ENV: [&str; 7] = [
-    "COFRE_HOME",
-    "XDG_DATA_HOME",
-    "HOME",
-    "COFRE_REGION",
-    "AWS_REGION",
-    "AWS_DEFAULT_REGION",
-    "COFRE_NOW",
-];
 
 /// The built binary with a clean environment and no home chosen.
 fn std_cofre() -> std::process::Command {

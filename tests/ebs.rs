@@ -6,7 +6,10 @@
 //!
 //! Every test runs the built binary against its own temporary home, with `--quiet`.
 
+mod common;
+
 use assert_cmd::Command;
+use common::ENV;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::fs;
@@ -30,20 +33,6 @@ const NO_SNAP: &str = "snap-0123456789abcdef0";
 const USAGE: i32 = 2;
 const ACCESS: i32 = 3;
 const INTEGRITY: i32 = 4;
-
-/// Variables that choose cofre's home, region, clock, threads or panic output: removed so the
-/// environment the tests run in can't leak in.
-const ENV: [&str; 9] = [
-    "RAYON_NUM_THREADS",
-    "RUST_BACKTRACE",
-    "COFRE_HOME",
-    "XDG_DATA_HOME",
-    "HOME",
-    "COFRE_REGION",
-    "AWS_REGION",
-    "AWS_DEFAULT_REGION",
-    "COFRE_NOW",
-];
 
 /// `n` pseudo-random bytes from `seed` (xorshift): no two blocks alike, none all zeros.
 fn random(seed: u64, n: usize) -> Vec<u8> {

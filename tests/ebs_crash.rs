@@ -20,6 +20,9 @@
 //! and fsync hundreds of MiB; on a disk that doubles the run time), else in the usual
 //! temporary folder.
 
+mod common;
+
+use common::ENV;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fs;
@@ -58,18 +61,6 @@ const KINDS: [&str; 6] = [
 /// Records kept at most per kind and region, so the checks after each kill stay quick.
 const CAP: usize = 3;
 const SEED: u64 = 0xc0f1_e0eb_5c4a_5e11;
-
-/// Variables that choose cofre's home, region or clock: removed so the environment the tests
-/// run in can't leak in.
-const ENV: [&str; 7] = [
-    "COFRE_HOME",
-    "XDG_DATA_HOME",
-    "HOME",
-    "COFRE_REGION",
-    "AWS_REGION",
-    "AWS_DEFAULT_REGION",
-    "COFRE_NOW",
-];
 
 // ── Helpers ───────────────────────────────────────────────────────────────────────────────
 

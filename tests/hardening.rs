@@ -4,7 +4,10 @@
 //!
 //! Every test runs the built binary against its own temporary home, with `--quiet`.
 
+mod common;
+
 use assert_cmd::Command;
+use common::ENV;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::fs;
@@ -22,20 +25,6 @@ const BLOCK: usize = 512 * 1024;
 
 const INTEGRITY: i32 = 4;
 const USAGE: i32 = 2;
-
-/// Variables that choose cofre's home, region, clock or threads: removed so the environment the
-/// tests run in can't leak in.
-const ENV: [&str; 9] = [
-    "RAYON_NUM_THREADS",
-    "RUST_BACKTRACE",
-    "COFRE_HOME",
-    "XDG_DATA_HOME",
-    "HOME",
-    "COFRE_REGION",
-    "AWS_REGION",
-    "AWS_DEFAULT_REGION",
-    "COFRE_NOW",
-];
 
 /// `n` pseudo-random bytes from `seed` (xorshift): no two blocks alike, none all zeros.
 fn random(seed: u64, n: usize) -> Vec<u8> {

@@ -19,6 +19,9 @@
 //!   `e2fsck -fn` and the files read back through NBD again. Where the machine forbids FUSE or
 //!   a loop mount, the test says so on stderr and does the rest another way.
 
+mod common;
+
+use common::ENV;
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -36,18 +39,6 @@ const KIB: usize = 1024;
 const MIB: usize = 1024 * 1024;
 const BLOCK: usize = 512 * KIB;
 const ACCESS: i32 = 3;
-
-/// Variables that choose cofre's home, region or clock: removed so the environment can't leak in.
-const ENV: [&str; 8] = [
-    "COFRE_HOME",
-    "XDG_DATA_HOME",
-    "HOME",
-    "COFRE_REGION",
-    "AWS_REGION",
-    "AWS_DEFAULT_REGION",
-    "COFRE_NOW",
-    "COFRE_PRINCIPAL",
-];
 
 struct Home {
     dir: TempDir,

@@ -7,6 +7,21 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
+/// Variables that choose cofre's home, region, clock, caller, threads or panic output: every
+/// test removes them from the cofre it runs, so the environment it runs in can't leak in.
+pub const ENV: [&str; 10] = [
+    "RAYON_NUM_THREADS",
+    "RUST_BACKTRACE",
+    "COFRE_HOME",
+    "XDG_DATA_HOME",
+    "HOME",
+    "COFRE_REGION",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "COFRE_NOW",
+    "COFRE_PRINCIPAL",
+];
+
 /// The target folder (CARGO_TARGET_TMPDIR is TARGET/tmp).
 pub fn target_dir() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR"))
