@@ -5,6 +5,7 @@
 # The usual order in a script:
 #   bench_args "$@"          SIZE, ROUNDS, WARM, BASE from the arguments and COFRE_BENCH_* env
 #   bench_build              REPO, TARGET, COFRE: `cargo build --release` of the repository
+#                            (or COFRE_BENCH_BIN, a binary to measure instead: no build)
 #   bench_need_space N       dies unless BASE has N × SIZE + 64 MiB free
 #   bench_find_gnu_time      GNU_TIME: /usr/bin/time if it is GNU time, else empty
 #   bench_workdir PREFIX     WORK: a fresh folder in BASE, removed on exit
@@ -46,9 +47,14 @@ bench_build() {
     REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
     TARGET=${CARGO_TARGET_DIR:-target}
     [[ $TARGET == /* ]] || TARGET=$REPO/$TARGET
-    echo "building cofre (cargo build --release)..." >&2
-    (cd "$REPO" && cargo build --release --quiet) || die "cargo build --release failed"
-    COFRE=$TARGET/release/cofre
+    if [[ -n ${COFRE_BENCH_BIN:-} ]]; then
+        # A binary given (say, of an earlier commit, for a before/after): no build.
+        COFRE=$COFRE_BENCH_BIN
+    else
+        echo "building cofre (cargo build --release)..." >&2
+        (cd "$REPO" && cargo build --release --quiet) || die "cargo build --release failed"
+        COFRE=$TARGET/release/cofre
+    fi
     [[ -x $COFRE ]] || die "no binary at $COFRE"
 }
 

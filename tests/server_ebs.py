@@ -211,6 +211,22 @@ def upload_scenario():
     refused = [e for e in events if e["eventSource"] == "ebs.amazonaws.com"
                and e.get("errorCode") == "ValidationException"]
     assert refused, "refusals are recorded"
+    # The lineage's data key was opened for this caller by the first block written, and kept
+    # for the 12 other blocks read or written within the minute a kept key lasts; the only
+    # other Decrypt is StartSnapshot's check that the caller may use the parent's key.
+    served = [e["eventTime"] for e in events
+              if e["eventName"] == "Decrypt" and e["userAgent"].startswith("Boto3")]
+    assert len(served) == 2, served
+
+    # A kept data key is not a way around a disabled key: the next block is refused.
+    key = cofre_json("key", "create")["KeyMetadata"]["Arn"]
+    third = ebs.start_snapshot(VolumeSize=1, Encrypted=True, KmsKeyArn=key)["SnapshotId"]
+    put(ebs, third, 0, image[:BLOCK])
+    cofre("key", "disable", key, "--force")
+    raises("ValidationException", "INVALID_CUSTOMER_KEY", put, ebs=ebs, snap=third, index=1,
+           data=image[:BLOCK])
+    cofre("key", "enable", key)
+    put(ebs, third, 1, image[:BLOCK])
     print(json.dumps({"snapshot": snap, "child": cid}))
 
 

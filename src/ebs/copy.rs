@@ -101,7 +101,7 @@ impl Ebs<'_> {
                 } else {
                     let lineage = match &key {
                         Some(k) => {
-                            let data_key = src.unwrap_data_key(&snap.lineage)?;
+                            let data_key = src.unwrap_data_key(&snap.lineage, false)?;
                             self.rewrap_lineage(&snap.lineage, k, &data_key)?
                         }
                         None => snap.lineage.clone(),

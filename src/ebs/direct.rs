@@ -464,7 +464,7 @@ impl Ebs<'_> {
                     (None, None) => parent.lineage.clone(),
                     (Some(dk), want) => {
                         // The caller must be able to use the parent's key (Decrypt).
-                        let data_key = self.unwrap_data_key(&parent.lineage)?;
+                        let data_key = self.unwrap_data_key(&parent.lineage, false)?;
                         match want {
                             Some(k) if self.encryption_key_arn(k)? != dk.kms_key_id => {
                                 self.rewrap_lineage(&parent.lineage, k, &data_key)?
@@ -628,7 +628,7 @@ impl Ebs<'_> {
                 ),
             ));
         }
-        let open = self.open_lineage(&r.lineage)?;
+        let open = self.open_lineage_kept(&r.lineage)?;
         let _writing = self.region.writing()?;
         let block = if is_zero(req.data) {
             None
@@ -964,7 +964,7 @@ impl Ebs<'_> {
                             "the BlockToken has expired; list the blocks again",
                         ));
                     }
-                    let open = self.open_lineage(&r.lineage)?;
+                    let open = self.open_lineage_kept(&r.lineage)?;
                     let mut data = Zeroizing::new(vec![0u8; BLOCK_SIZE]);
                     let mut stored = Zeroizing::new(Vec::new());
                     read_block(

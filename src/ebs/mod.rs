@@ -607,11 +607,21 @@ impl<'k> Ebs<'k> {
 
     /// Decrypt of a lineage's data key (nothing to do for an unencrypted lineage).
     pub(crate) fn open_lineage(&self, lineage: &Lineage) -> Result<OpenLineage> {
+        self.open_lineage_as(lineage, false)
+    }
+
+    /// [`Ebs::open_lineage`] for a request of the EBS direct APIs: the data key is opened once
+    /// a minute per caller and snapshot, not once per block ([`Kms::decrypt_envelope_key_kept`]).
+    pub(crate) fn open_lineage_kept(&self, lineage: &Lineage) -> Result<OpenLineage> {
+        self.open_lineage_as(lineage, true)
+    }
+
+    fn open_lineage_as(&self, lineage: &Lineage, kept: bool) -> Result<OpenLineage> {
         let cipher = match &lineage.data_key {
             None => None,
             Some(_) => Some(LineageCipher::new(
                 self.kms.home().backend(),
-                self.unwrap_data_key(lineage)?,
+                self.unwrap_data_key(lineage, kept)?,
                 &lineage.id,
             )),
         };
@@ -643,7 +653,7 @@ impl<'k> Ebs<'k> {
     }
 
     /// The plaintext data key of an encrypted lineage: Decrypt.
-    fn unwrap_data_key(&self, lineage: &Lineage) -> Result<SecretKey> {
+    fn unwrap_data_key(&self, lineage: &Lineage, kept: bool) -> Result<SecretKey> {
         let dk = lineage.data_key.as_ref().expect("encrypted lineage");
         let wrapped = wrapped_key(dk)?;
         let aad = data_key_aad(
@@ -652,8 +662,13 @@ impl<'k> Ebs<'k> {
             &lineage.id,
             &dk.context_volume_id,
         );
-        self.kms
-            .decrypt_envelope_key(&wrapped, &ebs_context(&dk.context_volume_id), EBS, &aad)
+        let context = ebs_context(&dk.context_volume_id);
+        if kept {
+            self.kms
+                .decrypt_envelope_key_kept(&wrapped, &context, EBS, &aad)
+        } else {
+            self.kms.decrypt_envelope_key(&wrapped, &context, EBS, &aad)
+        }
     }
 }
 

@@ -6,12 +6,17 @@
 //! record is used only while its file still looks as it did when read ([`FileStamp`]: inode,
 //! size, modification and change times); this process's own writes replace their entries
 //! directly. A one-shot CLI process reads each record once anyway: the cache costs it nothing.
+//!
+//! It also keeps, for a minute, data keys a service opened for a caller (the EBS direct APIs:
+//! one Decrypt per caller and snapshot, not one per block), as EBS keeps an attached volume's
+//! data key; see [`OPENED_KEY_TTL`].
 
 use super::KeyRecord;
+use crate::crypto::SecretKey;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 /// How long a region's upkeep (due rotations and deletions) is taken as done: requests within
 /// it skip the index reads. Rotations and deletions come due in days; a second late is nothing.
@@ -19,6 +24,14 @@ pub const UPKEEP_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The most key records kept; past it the cache starts over (a region may hold 100,000 keys).
 const MAX_RECORDS: usize = 16_384;
+
+/// How long a data key opened for a caller is used again by the same caller without another
+/// Decrypt (each use still checks that the KMS key is enabled): a policy or grant change reaches
+/// such a caller at most this late.
+pub const OPENED_KEY_TTL: Duration = Duration::from_secs(60);
+
+/// The most opened data keys kept; past it the expired ones go, then all.
+const MAX_OPENED: usize = 1024;
 
 /// What a file looked like: inode, size, modification and change times (seconds, nanoseconds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +61,8 @@ pub(super) struct Caches {
     records: Mutex<HashMap<PathBuf, (FileStamp, Arc<KeyRecord>)>>,
     regions: Mutex<HashSet<PathBuf>>,
     upkept: Mutex<HashMap<String, SystemTime>>,
+    /// Opened data keys by the digest of who opened what (zeroized when dropped).
+    opened: Mutex<HashMap<[u8; 32], (Instant, SecretKey)>>,
 }
 
 fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -98,5 +113,25 @@ impl Caches {
         }
         upkept.insert(region.to_owned(), now);
         false
+    }
+
+    /// The data key opened as `id` less than [`OPENED_KEY_TTL`] ago.
+    pub(super) fn opened_key(&self, id: &[u8; 32]) -> Option<SecretKey> {
+        locked(&self.opened)
+            .get(id)
+            .filter(|(at, _)| at.elapsed() < OPENED_KEY_TTL)
+            .map(|(_, k)| k.clone())
+    }
+
+    /// Keeps the data key opened as `id`.
+    pub(super) fn keep_opened_key(&self, id: [u8; 32], key: &SecretKey) {
+        let mut opened = locked(&self.opened);
+        if opened.len() >= MAX_OPENED {
+            opened.retain(|_, (at, _)| at.elapsed() < OPENED_KEY_TTL);
+            if opened.len() >= MAX_OPENED {
+                opened.clear();
+            }
+        }
+        opened.insert(id, (Instant::now(), key.clone()));
     }
 }

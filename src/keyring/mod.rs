@@ -24,7 +24,7 @@ mod index;
 mod key;
 mod region;
 
-mod cache;
+pub(crate) mod cache;
 pub use access_keys::{is_access_key_id, AccessKey, AccessKeyInfo, NewAccessKey};
 pub use alias::{validate_alias_name, AliasEntry, AliasTable};
 pub use cache::{FileStamp, UPKEEP_INTERVAL};
@@ -208,6 +208,17 @@ impl Home {
     /// The time now, by the home's clock.
     pub fn now(&self) -> std::time::SystemTime {
         self.clock.now()
+    }
+
+    /// A data key this process opened as `id` (a digest of caller, key and ciphertext) within
+    /// the last [`cache::OPENED_KEY_TTL`].
+    pub(crate) fn opened_data_key(&self, id: &[u8; 32]) -> Option<SecretKey> {
+        self.caches.opened_key(id)
+    }
+
+    /// Remembers a data key opened as `id`.
+    pub(crate) fn keep_opened_data_key(&self, id: [u8; 32], key: &SecretKey) {
+        self.caches.keep_opened_key(id, key)
     }
 
     /// The home folder.

@@ -89,6 +89,70 @@ impl Kms {
         })
     }
 
+    /// Decrypt of a data key a service keeps open for its caller: the first call is a Decrypt
+    /// like [`Kms::decrypt_envelope_key`] (authorized and recorded); the same caller's calls for
+    /// the same ciphertext within [`OPENED_KEY_TTL`](crate::keyring::cache::OPENED_KEY_TTL) reuse the key this process opened, after
+    /// checking that the KMS key is still enabled. The EBS direct APIs open a snapshot's data
+    /// key this way once a minute, not once per block, as EBS keeps an attached volume's key.
+    pub fn decrypt_envelope_key_kept(
+        &self,
+        wrapped: &WrappedKey,
+        context: &EncryptionContext,
+        via: Via,
+        aad: &[u8],
+    ) -> Result<SecretKey> {
+        let id = self.opened_key_id(wrapped, context, via, aad);
+        if let Some(key) = self.home.opened_data_key(&id) {
+            if self.still_enabled(&wrapped.key_arn)? {
+                return Ok(key);
+            }
+        }
+        let key = self.decrypt_envelope_key(wrapped, context, via, aad)?;
+        self.home.keep_opened_data_key(id, &key);
+        Ok(key)
+    }
+
+    /// Whether the key a kept data key was opened with is still enabled (else the caller goes
+    /// through Decrypt again and gets its error).
+    fn still_enabled(&self, arn: &str) -> Result<bool> {
+        let Ok(KeyRef::Arn { id, .. }) = arn.parse::<KeyRef>() else {
+            return Ok(false);
+        };
+        let store = self.store()?;
+        Ok(store
+            .load_key(&id)?
+            .is_some_and(|r| check_usable(&r.key_metadata).is_ok()))
+    }
+
+    /// Who opened which ciphertext, how: the name of a kept data key.
+    fn opened_key_id(
+        &self,
+        wrapped: &WrappedKey,
+        context: &EncryptionContext,
+        via: Via,
+        aad: &[u8],
+    ) -> [u8; 32] {
+        let mut h = blake3::Hasher::new_derive_key("cofre 2026 opened data key");
+        let mut field = |bytes: &[u8]| {
+            h.update(&(bytes.len() as u64).to_le_bytes());
+            h.update(bytes);
+        };
+        field(self.ctx.principal().arn().as_bytes());
+        for token in self.ctx.grant_tokens() {
+            field(token.as_bytes());
+        }
+        field(b"");
+        field(self.region.as_str().as_bytes());
+        field(via.unwrap_or("").as_bytes());
+        field(wrapped.key_arn.as_bytes());
+        field(&wrapped.material_id);
+        field(&wrapped.nonce);
+        field(&wrapped.sealed);
+        field(&context.encoded());
+        field(aad);
+        *h.finalize().as_bytes()
+    }
+
     /// The current material of `key` for sealing a data key; a service may use (and first
     /// create) its own AWS managed key, `alias/aws/<service>`.
     fn wrapping_key(&self, key: &KeyRef, via: Via, call: &Call) -> Result<MasterKey> {
