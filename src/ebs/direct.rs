@@ -635,8 +635,9 @@ impl Ebs<'_> {
         } else {
             let (h, _) = match &open.cipher {
                 Some(c) => {
-                    let mut buf =
-                        Zeroizing::new(Vec::with_capacity(super::block::SEALED_BLOCK_LEN));
+                    // Sealed in place: once seal_stored returns the buffer holds only
+                    // ciphertext, so it needs no wiping (the request's buffer is wiped).
+                    let mut buf = Vec::with_capacity(super::block::SEALED_BLOCK_LEN);
                     buf.resize(SALT_LEN, 0);
                     buf.extend_from_slice(req.data);
                     c.seal_stored(req.index, &mut buf);

@@ -226,16 +226,19 @@ pub fn verify(
             amz_format(now - MAX_SKEW)
         )));
     }
-    let mut body_hash = hex::encode(backend.digest(Hash::Sha256, req.body));
-    if let Some(claimed) = req.header("x-amz-content-sha256") {
-        if claimed == UNSIGNED_PAYLOAD && unsigned_payload_allowed(req, auth) {
-            body_hash = UNSIGNED_PAYLOAD.to_owned();
-        } else if claimed != body_hash {
+    // An unsigned body is not hashed here: the service checks its signed checksum instead.
+    let claimed = req.header("x-amz-content-sha256");
+    let body_hash = if claimed == Some(UNSIGNED_PAYLOAD) && unsigned_payload_allowed(req, auth) {
+        UNSIGNED_PAYLOAD.to_owned()
+    } else {
+        let hash = hex::encode(backend.digest(Hash::Sha256, req.body));
+        if claimed.is_some_and(|c| c != hash) {
             return Err(invalid(
                 "x-amz-content-sha256 does not match the body's SHA-256 (cofre takes no unsigned payloads)".into(),
             ));
         }
-    }
+        hash
+    };
     let canonical = canonical_request(req, &auth.signed_headers, &body_hash)?;
     let expected = signature(backend, secret, auth, amz_date, &canonical);
     if constant_time_eq(expected.as_bytes(), auth.signature.as_bytes()) {
