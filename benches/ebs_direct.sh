@@ -32,24 +32,7 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
 trap cleanup EXIT
 
-# cofre: its first start prints the root's access key, read through a fifo (never a file).
-mkfifo "$WORK/cofre.out"
-"$COFRE" --home "$WORK/home" serve --listen 127.0.0.1:0 > "$WORK/cofre.out" 2> "$WORK/cofre.log" &
-COFRE_PID=$!
-PIDS+=($COFRE_PID)
-exec {fd}< "$WORK/cofre.out"
-while IFS= read -r -t 60 -u "$fd" line; do
-    if [[ $line == export\ * ]]; then
-        for kv in ${line#export }; do
-            case $kv in
-                AWS_ACCESS_KEY_ID=*) COFRE_KEY=${kv#*=} ;;
-                AWS_SECRET_ACCESS_KEY=*) COFRE_SECRET=${kv#*=} ;;
-            esac
-        done
-    fi
-    [[ $line == listening\ on\ * ]] && COFRE_URL=${line#listening on } && break
-done
-cat <&"$fd" > /dev/null &
+bench_serve "$WORK/home"
 PORT=$(( 20000 + RANDOM % 20000 ))
 "$VENV/bin/moto_server" -H 127.0.0.1 -p "$PORT" > "$WORK/moto.log" 2>&1 &
 MOTO_PID=$!
@@ -67,8 +50,8 @@ run() {
         "$(dirname "${BASH_SOURCE[0]}")/ebs_direct.py" "$1" "$SIZE" 8 "$4")
     awk -v b="$before" -v a="$(cpu "$5")" '/^seconds/ {printf "%s %.2f %s\n", $2, a - b, $4}' <<< "$out"
 }
-median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-col() { local n=$1; shift; printf '%s\n' "$@" | awk -v n="$n" '{print $n}' | median; }
+# col N ROW...: the median of column N of the rows.
+col() { local n=$1; shift; median $(printf '%s\n' "$@" | awk -v n="$n" '{print $n}'); }
 C=() M=()
 echo "uploading $(( SIZE >> 20 )) MiB with 8 threads, $ROUNDS rounds (load: $(cut -d' ' -f1-3 /proc/loadavg))" >&2
 for r in $(seq "$ROUNDS"); do

@@ -132,3 +132,30 @@ median() {
 
 # max_of NUM...: the largest (integers).
 max_of() { printf '%s\n' "$@" | sort -n | tail -n 1; }
+
+# bench_serve HOME: starts `cofre serve` on a free loopback port with the home HOME (made on
+# first start, which prints the root's access key: read through a fifo, never a file). Sets
+# COFRE_URL, COFRE_KEY, COFRE_SECRET and COFRE_PID, and adds the PID to PIDS (the caller kills
+# PIDS when it exits). The server's log is WORK/cofre.log.
+bench_serve() {
+    local line kv fd
+    mkfifo "$WORK/cofre.out"
+    "$COFRE" --home "$1" serve --listen 127.0.0.1:0 > "$WORK/cofre.out" 2> "$WORK/cofre.log" &
+    COFRE_PID=$!
+    PIDS+=("$COFRE_PID")
+    exec {fd}< "$WORK/cofre.out"
+    COFRE_URL=""
+    while IFS= read -r -t 60 -u "$fd" line; do
+        if [[ $line == export\ * ]]; then
+            for kv in ${line#export }; do
+                case $kv in
+                    AWS_ACCESS_KEY_ID=*) COFRE_KEY=${kv#*=} ;;
+                    AWS_SECRET_ACCESS_KEY=*) COFRE_SECRET=${kv#*=} ;;
+                esac
+            done
+        fi
+        [[ $line == listening\ on\ * ]] && COFRE_URL=${line#listening on } && break
+    done
+    [[ -n $COFRE_URL && -n ${COFRE_KEY:-} ]] || die "cofre serve did not start: $(tail -n 5 "$WORK/cofre.log")"
+    cat <&"$fd" > /dev/null &
+}

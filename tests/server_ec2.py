@@ -20,6 +20,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import xml.etree.ElementTree as ET
+from datetime import datetime
 
 import boto3
 from botocore.auth import SigV4Auth
@@ -51,10 +52,81 @@ def aws_fails(code, *args, region="us-east-1"):
 
 
 def client(service, region="us-east-1", key=None, secret=None):
-    return boto3.client(
+    c = boto3.client(
         service, region_name=region, endpoint_url=ENDPOINT,
         aws_access_key_id=key or os.environ["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=secret or os.environ["AWS_SECRET_ACCESS_KEY"])
+    if service == "ec2":
+        c.meta.events.register("before-parse.ec2", check_against_model)
+    return c
+
+
+# Every answer an ec2 client of these scenarios gets is checked against botocore's ec2 model
+# before boto3 parses it: boto3 itself skips elements it does not know and keeps any text, so
+# a misnamed element or a malformed value would otherwise go unseen.
+CHECKED = {"answers": 0, "problems": []}
+
+
+def check_against_model(operation_model, response_dict, **_):
+    if response_dict["status_code"] != 200 or operation_model.output_shape is None:
+        return
+    root = ET.fromstring(response_dict["body"])
+    name = operation_model.name
+    problems = CHECKED["problems"]
+    if root.tag != f"{NS}{name}Response":
+        problems.append(f"{name}: root element {root.tag}, not {name}Response in EC2's namespace")
+    if root.find(f"{NS}requestId") is None:
+        problems.append(f"{name}: no requestId")
+    check_element(operation_model.output_shape, root, name, problems, top=True)
+    CHECKED["answers"] += 1
+
+
+def check_element(shape, elem, path, problems, top=False):
+    """Appends to `problems` what in `elem` the model's `shape` does not allow."""
+    kind = shape.type_name
+    if kind == "structure":
+        members = {m.serialization.get("name", n): m for n, m in shape.members.items()}
+        for child in elem:
+            tag = child.tag.replace(NS, "")
+            if top and tag == "requestId":
+                continue
+            if tag not in members:
+                problems.append(f"{path}/{tag}: not a member of {shape.name}")
+            else:
+                check_element(members[tag], child, f"{path}/{tag}", problems)
+    elif kind == "list":
+        item = shape.member.serialization.get("name", "item")
+        for i, child in enumerate(elem):
+            if child.tag.replace(NS, "") != item:
+                problems.append(f"{path}[{i}]: <{child.tag}>, not <{item}>")
+            check_element(shape.member, child, f"{path}[{i}]", problems)
+    else:
+        text = elem.text or ""
+        ok = {
+            "boolean": lambda t: t in ("true", "false"),
+            "integer": lambda t: t.lstrip("-").isdigit(),
+            "long": lambda t: t.lstrip("-").isdigit(),
+            "timestamp": lambda t: bool(datetime.fromisoformat(t.replace("Z", "+00:00"))),
+        }.get(kind, lambda t: True)
+        try:
+            good = ok(text)
+        except ValueError:
+            good = False
+        if not good:
+            problems.append(f"{path}: {text!r} is not a {kind}")
+        if kind == "string" and shape.enum and text not in shape.enum:
+            problems.append(f"{path}: {text!r} is not one of {shape.name}'s values")
+
+
+def model_checked(scenario):
+    """Runs `scenario`, then asserts that every ec2 answer it got matched the model."""
+    def run():
+        scenario()
+        assert CHECKED["answers"] > 0, "no answer was checked against the model"
+        assert not CHECKED["problems"], "answers that differ from the ec2 model:\n" + "\n".join(
+            CHECKED["problems"])
+        print(f"model-checked {CHECKED['answers']} answers")
+    return run
 
 
 def query(params, region="us-east-1", key=None, secret=None):
@@ -261,5 +333,5 @@ def refusals_scenario():
 
 if __name__ == "__main__":
     {"awscli": lambda: (awscli_scenario(), print("ok awscli")),
-     "boto3": boto3_scenario,
-     "refusals": refusals_scenario}[sys.argv[1]]()
+     "boto3": model_checked(boto3_scenario),
+     "refusals": model_checked(refusals_scenario)}[sys.argv[1]]()
