@@ -73,6 +73,7 @@ pub enum Command {
         /// [default: RSASSA_PSS_SHA_256 for RSA keys; the curve's ECDSA for ECC keys]
         #[arg(long, value_enum)]
         algorithm: Option<crate::kms::SigningAlgorithm>,
+        /// Overwrite existing output files
         #[arg(short, long)]
         force: bool,
     },
@@ -192,6 +193,7 @@ pub enum Command {
     /// Print a shell completion script: `source <(cofre completions bash)`, or save it where
     /// the shell looks (zsh: a folder of $fpath as _cofre; fish: ~/.config/fish/completions)
     Completions {
+        /// The shell to print completions for
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
@@ -258,6 +260,7 @@ pub enum KeyCommand {
         /// pem (as `openssl pkey -pubin` reads by default) or der
         #[arg(long, value_enum, default_value = "pem")]
         format: KeyFormat,
+        /// Overwrite existing output files
         #[arg(short, long)]
         force: bool,
     },
@@ -272,13 +275,16 @@ pub enum KeyCommand {
     ImportParams {
         /// Key id, key ARN or alias (looked up first)
         key: String,
+        /// The RSA wrapping key to make for the import
         #[arg(long, value_enum, default_value = "RSA_2048")]
         wrapping_spec: crate::kms::WrappingKeySpec,
+        /// How the key material will be wrapped (the algorithm `key import` expects)
         #[arg(long, value_enum, default_value = "RSAES_OAEP_SHA_256")]
         wrapping_algorithm: crate::kms::WrappingAlgorithm,
         /// Folder for WrappingPublicKey.bin and ImportToken.bin
         #[arg(long, value_name = "DIR")]
         out_dir: PathBuf,
+        /// Overwrite existing output files
         #[arg(short, long)]
         force: bool,
     },
@@ -427,11 +433,13 @@ pub enum KmsCommand {
     Encrypt {
         /// Key id, key ARN, alias name or alias ARN
         key: String,
+        /// File holding the plaintext
         #[arg(long, value_name = "FILE")]
         plaintext_file: PathBuf,
         /// Encryption context pair (repeatable; symmetric keys only)
         #[arg(short = 'c', long = "context", value_name = "K=V")]
         context: Vec<String>,
+        /// Encryption algorithm: SYMMETRIC_DEFAULT, or an RSAES_OAEP_* for an RSA key
         #[arg(long, value_enum, default_value = "SYMMETRIC_DEFAULT")]
         algorithm: crate::kms::EncryptionAlgorithm,
         #[command(flatten)]
@@ -442,13 +450,16 @@ pub enum KmsCommand {
     /// Decrypt a ciphertext blob (symmetric blobs name their key; RSA needs --key and
     /// --algorithm); the plaintext goes to -o FILE or stdout
     Decrypt {
+        /// File holding the ciphertext blob
         #[arg(long, value_name = "FILE")]
         ciphertext_file: PathBuf,
         /// The key (must match the blob's, for symmetric ciphertexts)
         #[arg(long, value_name = "KEY")]
         key: Option<String>,
+        /// Encryption context the ciphertext was made with (repeatable)
         #[arg(short = 'c', long = "context", value_name = "K=V")]
         context: Vec<String>,
+        /// Encryption algorithm the ciphertext was made with
         #[arg(long, value_enum, default_value = "SYMMETRIC_DEFAULT")]
         algorithm: crate::kms::EncryptionAlgorithm,
         #[command(flatten)]
@@ -458,18 +469,25 @@ pub enum KmsCommand {
     },
     /// Decrypt under one key and encrypt under another, inside cofre
     ReEncrypt {
+        /// File holding the ciphertext blob
         #[arg(long, value_name = "FILE")]
         ciphertext_file: PathBuf,
+        /// Key to encrypt the plaintext under again
         #[arg(long, value_name = "KEY")]
         destination_key: String,
+        /// Key the ciphertext is under (needed for an RSA key)
         #[arg(long, value_name = "KEY")]
         source_key: Option<String>,
+        /// Encryption context the ciphertext was made with (repeatable)
         #[arg(long = "source-context", value_name = "K=V")]
         source_context: Vec<String>,
+        /// Encryption context of the new ciphertext (repeatable)
         #[arg(long = "destination-context", value_name = "K=V")]
         destination_context: Vec<String>,
+        /// Encryption algorithm the ciphertext was made with
         #[arg(long, value_enum, default_value = "SYMMETRIC_DEFAULT")]
         source_algorithm: crate::kms::EncryptionAlgorithm,
+        /// Encryption algorithm of the new ciphertext
         #[arg(long, value_enum, default_value = "SYMMETRIC_DEFAULT")]
         destination_algorithm: crate::kms::EncryptionAlgorithm,
         #[command(flatten)]
@@ -480,6 +498,7 @@ pub enum KmsCommand {
     /// A data key: random bytes, and the same encrypted under KEY
     #[command(group(clap::ArgGroup::new("length").args(["bytes", "key_spec"])))]
     GenerateDataKey {
+        /// Symmetric key to wrap the data key under
         key: String,
         /// Length in bytes, 1 to 1024
         #[arg(long)]
@@ -488,6 +507,7 @@ pub enum KmsCommand {
         /// with neither --key-spec nor --bytes, the CLI asks for AES_256
         #[arg(long, value_enum)]
         key_spec: Option<crate::kms::DataKeySpec>,
+        /// Encryption context bound to the wrapped data key (repeatable)
         #[arg(short = 'c', long = "context", value_name = "K=V")]
         context: Vec<String>,
         /// Only the encrypted copy (GenerateDataKeyWithoutPlaintext)
@@ -503,6 +523,7 @@ pub enum KmsCommand {
             required_unless_present = "without_plaintext"
         )]
         plaintext_out: Option<PathBuf>,
+        /// Overwrite existing output files
         #[arg(short, long)]
         force: bool,
         #[command(flatten)]
@@ -510,9 +531,12 @@ pub enum KmsCommand {
     },
     /// A key pair whose private key is encrypted under KEY
     GenerateDataKeyPair {
+        /// Symmetric key to wrap the private key under
         key: String,
+        /// The kind of key pair (RSA or ECC)
         #[arg(long, value_enum)]
         pair_spec: crate::kms::DataKeyPairSpec,
+        /// Encryption context bound to the wrapped private key (repeatable)
         #[arg(short = 'c', long = "context", value_name = "K=V")]
         context: Vec<String>,
         /// Only the encrypted private key (GenerateDataKeyPairWithoutPlaintext)
@@ -531,6 +555,7 @@ pub enum KmsCommand {
             required_unless_present = "without_plaintext"
         )]
         private_key_out: Option<PathBuf>,
+        /// Overwrite existing output files
         #[arg(short, long)]
         force: bool,
         #[command(flatten)]
@@ -538,17 +563,22 @@ pub enum KmsCommand {
     },
     /// N random bytes (1 to 1024)
     GenerateRandom {
+        /// How many random bytes (1 to 1024)
         bytes: usize,
         #[command(flatten)]
         out: BinaryOut,
     },
     /// Sign a message (RAW, at most 4096 bytes) or a digest (DIGEST) with a SIGN_VERIFY key
     Sign {
+        /// Asymmetric SIGN_VERIFY key to sign with
         key: String,
+        /// File holding the message, or its digest with --message-type DIGEST
         #[arg(long, value_name = "FILE")]
         message_file: PathBuf,
+        /// RAW: the message itself (at most 4,096 bytes); DIGEST: its hash
         #[arg(long, value_enum, default_value = "RAW")]
         message_type: crate::kms::MessageType,
+        /// Signing algorithm (one the key supports)
         #[arg(long, value_enum)]
         algorithm: crate::kms::SigningAlgorithm,
         #[command(flatten)]
@@ -558,13 +588,18 @@ pub enum KmsCommand {
     },
     /// Check a signature; exits 4 (KMSInvalidSignatureException) if it is not valid
     Verify {
+        /// Asymmetric SIGN_VERIFY key the signature was made with
         key: String,
+        /// File holding the message, or its digest with --message-type DIGEST
         #[arg(long, value_name = "FILE")]
         message_file: PathBuf,
+        /// RAW: the message itself (at most 4,096 bytes); DIGEST: its hash
         #[arg(long, value_enum, default_value = "RAW")]
         message_type: crate::kms::MessageType,
+        /// Signing algorithm the signature was made with
         #[arg(long, value_enum)]
         algorithm: crate::kms::SigningAlgorithm,
+        /// File holding the signature to check
         #[arg(long, value_name = "FILE")]
         signature_file: PathBuf,
         #[command(flatten)]
@@ -572,9 +607,12 @@ pub enum KmsCommand {
     },
     /// The HMAC of a message (at most 4096 bytes) with a GENERATE_VERIFY_MAC key
     GenerateMac {
+        /// HMAC key to compute the MAC with
         key: String,
+        /// File holding the message (at most 4,096 bytes)
         #[arg(long, value_name = "FILE")]
         message_file: PathBuf,
+        /// MAC algorithm (the key's)
         #[arg(long, value_enum)]
         algorithm: crate::kms::MacAlgorithm,
         #[command(flatten)]
@@ -584,11 +622,15 @@ pub enum KmsCommand {
     },
     /// Check an HMAC; exits 4 (KMSInvalidMacException) if it does not match
     VerifyMac {
+        /// HMAC key the MAC was made with
         key: String,
+        /// File holding the message (at most 4,096 bytes)
         #[arg(long, value_name = "FILE")]
         message_file: PathBuf,
+        /// MAC algorithm the MAC was made with
         #[arg(long, value_enum)]
         algorithm: crate::kms::MacAlgorithm,
+        /// File holding the MAC to check
         #[arg(long, value_name = "FILE")]
         mac_file: PathBuf,
         #[command(flatten)]
@@ -650,25 +692,37 @@ pub enum VolumeCommand {
     /// List the region's volumes
     List,
     /// Describe a volume
-    Describe { volume: String },
+    Describe {
+        /// Volume id (vol-...)
+        volume: String,
+    },
     /// Delete a volume (blocks its snapshots use stay)
-    Delete { volume: String },
+    Delete {
+        /// Volume id (vol-...)
+        volume: String,
+    },
     /// Read bytes of a volume
     Read {
+        /// Volume id (vol-...)
         volume: String,
+        /// First byte to read (K, M, G suffixes allowed)
         #[arg(long, value_parser = parse_size)]
         offset: u64,
+        /// How many bytes to read (K, M, G suffixes allowed)
         #[arg(long, value_parser = parse_size)]
         length: u64,
         /// Write here instead of stdout
         #[arg(short = 'o', long = "out", value_name = "FILE")]
         out: Option<PathBuf>,
+        /// Overwrite existing output files
         #[arg(short, long)]
         force: bool,
     },
     /// Write a file (or stdin) into a volume at an offset
     Write {
+        /// Volume id (vol-...)
         volume: String,
+        /// Where in the volume to write (K, M, G suffixes allowed)
         #[arg(long, value_parser = parse_size)]
         offset: u64,
         /// Data to write (- or nothing for stdin)
@@ -676,6 +730,7 @@ pub enum VolumeCommand {
     },
     /// Serve a volume as a disk over NBD until Ctrl-C or SIGTERM (then flush and exit 0)
     Attach {
+        /// Volume id (vol-...); also the NBD export name
         volume: String,
         /// Where to listen: unix:PATH, or ADDR:PORT on a loopback address (:PORT is 127.0.0.1)
         #[arg(long, value_name = "unix:PATH|ADDR:PORT")]
@@ -686,12 +741,15 @@ pub enum VolumeCommand {
     },
     /// Write a volume out as a raw image
     Export {
+        /// Volume id (vol-...)
         volume: String,
+        /// Raw image file to write
         #[arg(short = 'o', long = "out", value_name = "FILE")]
         out: PathBuf,
         /// Leave zero blocks as holes
         #[arg(long)]
         sparse: bool,
+        /// Overwrite existing output files
         #[arg(short, long)]
         force: bool,
     },
@@ -701,20 +759,34 @@ pub enum VolumeCommand {
 pub enum SnapshotCommand {
     /// Snapshot a volume (copies no data); prints the snapshot id
     Create {
+        /// Volume to snapshot (vol-...)
         volume: String,
+        /// Description of the snapshot
         #[arg(long, default_value = "")]
         description: String,
     },
     /// List the region's snapshots
     List,
     /// Describe a snapshot
-    Describe { snapshot: String },
+    Describe {
+        /// Snapshot id (snap-...)
+        snapshot: String,
+    },
     /// Delete a snapshot (frees only blocks nothing else uses)
-    Delete { snapshot: String },
+    Delete {
+        /// Snapshot id (snap-...)
+        snapshot: String,
+    },
     /// List the block indexes that differ between two snapshots of one lineage
-    Diff { first: String, second: String },
+    Diff {
+        /// The earlier snapshot (snap-...)
+        first: String,
+        /// The later snapshot of the same lineage (snap-...)
+        second: String,
+    },
     /// Serve a snapshot as a read-only disk over NBD until Ctrl-C or SIGTERM
     Attach {
+        /// Snapshot id (snap-...); served read-only
         snapshot: String,
         /// Where to listen: unix:PATH, or ADDR:PORT on a loopback address (:PORT is 127.0.0.1)
         #[arg(long, value_name = "unix:PATH|ADDR:PORT")]
@@ -722,7 +794,9 @@ pub enum SnapshotCommand {
     },
     /// Copy a snapshot from another region into --region, re-wrapping its data key
     Copy {
+        /// Snapshot id (snap-...) in the source region
         snapshot: String,
+        /// Region the snapshot is in
         #[arg(long, value_name = "REGION")]
         source_region: String,
         /// Key in the destination region [default: its EBS default key]
@@ -734,6 +808,7 @@ pub enum SnapshotCommand {
         /// Seal every block again under a new data key instead of re-wrapping
         #[arg(long)]
         reencrypt: bool,
+        /// Description of the copy
         #[arg(long)]
         description: Option<String>,
     },
@@ -743,6 +818,7 @@ pub enum SnapshotCommand {
 pub enum EbsCommand {
     /// Encryption by default for new volumes and copies in the region
     DefaultEncryption {
+        /// enable, disable, or show the setting (status)
         #[arg(value_enum)]
         action: Toggle,
     },
@@ -755,8 +831,11 @@ pub enum EbsCommand {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Toggle {
+    /// Encrypt new volumes and snapshot copies by default
     Enable,
+    /// Stop encrypting new volumes by default
     Disable,
+    /// Print the setting
     Status,
 }
 
@@ -765,7 +844,10 @@ pub enum DefaultKeyCommand {
     /// Print the default key's ARN
     Get,
     /// Make KEY the default
-    Set { key: String },
+    Set {
+        /// Symmetric key id, key ARN or alias for new encrypted volumes
+        key: String,
+    },
     /// Back to alias/aws/ebs
     Reset,
 }
@@ -801,9 +883,12 @@ pub enum AuditCommand {
 pub enum RegionCommand {
     /// Keep REGION's folder in DIR (another disk, say); --reset puts it back under the home
     SetPath {
+        /// Region whose folder to set
         region: String,
+        /// Folder to keep the region's data in
         #[arg(required_unless_present = "reset")]
         dir: Option<PathBuf>,
+        /// Keep the region in the home again
         #[arg(long, conflicts_with = "dir")]
         reset: bool,
     },
@@ -833,6 +918,7 @@ pub enum GrantCommand {
         /// Who may retire the grant
         #[arg(long, value_name = "ARN")]
         retiring_principal: Option<String>,
+        /// Name of the grant: a retry with the same name and fields returns the same grant
         #[arg(long)]
         name: Option<String>,
     },
@@ -844,15 +930,22 @@ pub enum GrantCommand {
     /// Retire a grant (its retiring principal, its grantee if it grants RetireGrant, or the
     /// root of the account that created it), named by KEY and GRANT_ID or by its token
     Retire {
+        /// Key of the grant (with GRANT_ID), unless --grant-token is given
         #[arg(required_unless_present = "grant_token", requires = "grant_id")]
         key: Option<String>,
+        /// Id of the grant
         grant_id: Option<String>,
         /// The grant's token (from `key grant create`) in place of KEY and GRANT_ID
         #[arg(long, value_name = "TOKEN", conflicts_with = "key")]
         grant_token: Option<String>,
     },
     /// Revoke a grant (needs kms:RevokeGrant in the key policy)
-    Revoke { key: String, grant_id: String },
+    Revoke {
+        /// Key of the grant
+        key: String,
+        /// Id of the grant
+        grant_id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -877,9 +970,15 @@ pub enum PrincipalPolicyCommand {
         file: PathBuf,
     },
     /// Print a principal's identity policy
-    Get { arn: String },
+    Get {
+        /// The principal's IAM ARN
+        arn: String,
+    },
     /// Remove a principal's identity policy (it has the account's full trust again)
-    Delete { arn: String },
+    Delete {
+        /// The principal's IAM ARN
+        arn: String,
+    },
     /// List the principals with an identity policy
     List,
 }
@@ -895,6 +994,7 @@ pub enum PolicyCommand {
     Put {
         /// Key id, key ARN or alias (looked up first)
         key: String,
+        /// JSON key policy document
         file: PathBuf,
         /// Accept a policy that would stop you from changing it later
         #[arg(long)]
@@ -1075,6 +1175,33 @@ mod tests {
     #[test]
     fn cli_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    /// Every argument and option of every command says what it is for in `--help` (a
+    /// newcomer reads `--help`, not the source). Lists every one that does not.
+    #[test]
+    fn every_argument_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if arg.is_hide_set() || matches!(id, "help" | "version") {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "cofre", &mut missing);
+        assert!(
+            missing.is_empty(),
+            "without help text:\n{}",
+            missing.join("\n")
+        );
     }
 
     #[test]
